@@ -1,0 +1,62 @@
+# Lookalike — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+MODEL ?= resnet50
+WEIGHTS ?=
+RANDOM_WEIGHTS ?=
+MODELS ?= efficientnet_lite0
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup mar serve stop demo test test-fast lint format bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v java >/dev/null || { echo "error: TorchServe needs Java 17: apt-get install -y openjdk-17-jre-headless" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --disable-pip-version-check -q -e '.[dev]'
+	@touch $@
+
+setup: $(STAMP) ## create .venv and install everything (idempotent)
+
+mar: $(STAMP) ## build model_store/MODEL.mar (MODEL=resnet50|efficientnet_lite0, WEIGHTS=file, RANDOM_WEIGHTS=1)
+	$(PY) -m lookalike.archive --model $(MODEL) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(RANDOM_WEIGHTS),--random-weights)
+
+serve: $(STAMP) ## start TorchServe with MODELS (comma-separated .mar names) and return once they answer
+	@for m in $$(echo $(MODELS) | tr , ' '); do \
+	  [ -f model_store/$$m.mar ] || $(PY) -m lookalike.archive --model $$m || exit 1; done
+	$(PY) -m lookalike.server start --models $(MODELS)
+
+stop: ## stop everything `make serve` / `make demo` started
+	@[ -x $(PY) ] && $(PY) -m lookalike.server stop || true
+
+demo: $(STAMP) ## the main job: build, serve, embed real photos and show their nearest neighbours
+	$(PY) -m lookalike.demo
+
+test: $(STAMP) ## lint, then the whole test suite (starts real TorchServe instances)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## the tests that do not start TorchServe
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff check + format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP) ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: $(STAMP) ## embedding benchmark: raw in-process vs served, per precision and batch size (table + JSON)
+	$(PY) loadtest/bench_embed.py
+
+clean: stop ## remove run state and built archives (keeps .venv)
+	rm -rf run build reports model_store/*.mar

@@ -1,0 +1,56 @@
+"""Which precision a worker runs at: detected from the hardware, never assumed.
+
+bf16 pays on CPUs with AMX or AVX512-BF16 and on CUDA; fp16 only on CUDA. `auto`
+picks the fastest the hardware supports and falls back to fp32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+
+import torch
+
+from .errors import ConfigError
+
+_BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU feature flags the kernel reports (empty where unknown, e.g. not Linux)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_has_bf16(flags: Iterable[str] | None = None) -> bool:
+    return bool(_BF16_CPU_FLAGS & frozenset(cpu_flags() if flags is None else flags))
+
+
+def resolve_precision(requested: str, device: torch.device, flags: Iterable[str] | None = None) -> str:
+    """The precision to run: `requested` if the hardware supports it; `auto` -> best supported."""
+    cuda = device.type == "cuda"
+    bf16_ok = cuda or cpu_has_bf16(flags)
+    if requested == "auto":
+        return "bf16" if bf16_ok else "fp32"
+    if requested == "bf16" and not bf16_ok:
+        raise ConfigError(
+            "precision bf16 needs a GPU or a CPU with AMX or AVX512-BF16, and this CPU has neither; "
+            "use precision fp32 or auto"
+        )
+    if requested == "fp16" and not cuda:
+        raise ConfigError("precision fp16 is for GPUs only; use fp32, bf16 or auto on a CPU")
+    return requested
+
+
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """The autocast context for `precision` (a no-op for fp32)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=_DTYPES[precision])

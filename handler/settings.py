@@ -1,0 +1,75 @@
+"""Handler settings: one frozen dataclass, read from the `handler:` section of model-config.yaml.
+
+Environment variables prefixed `LOOKALIKE_` override a key at worker start
+(`LOOKALIKE_PRECISION=fp32` forces fp32), so ops can change a knob without
+rebuilding the archive.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import ConfigError
+
+ENV_PREFIX = "LOOKALIKE_"
+
+
+@dataclasses.dataclass(frozen=True)
+class HandlerSettings:
+    backbone: str = "resnet50"
+    # Written by the archive builder from the backbone registry; checked at start-up.
+    dimension: int | None = None
+    # fp32 | bf16 | fp16 | auto (best the hardware supports).
+    precision: str = "fp32"
+    # "file": the archive's serialized weights; "random": seeded random weights (tests, benchmarks).
+    weights: str = "file"
+    seed: int = 0
+    # Upload limits. 16 MiB of bytes; 40 megapixels (PIL's own default bomb limit is ~89 MP).
+    max_image_bytes: int = 16 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    min_image_side: int = 16
+    # Torch intra-op threads per worker; 0 leaves torch's default (all cores).
+    threads: int = 0
+
+    @classmethod
+    def from_model_config(
+        cls, model_yaml_config: Mapping[str, Any] | None, environ: Mapping[str, str] | None = None
+    ) -> HandlerSettings:
+        """Build from the parsed model-config.yaml (its `handler:` section) plus env overrides."""
+        section = dict((model_yaml_config or {}).get("handler") or {})
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(section) - set(fields))
+        if unknown:
+            raise ConfigError(f"unknown handler settings in model-config.yaml: {', '.join(unknown)}")
+        env = os.environ if environ is None else environ
+        for name in fields:
+            value = env.get(ENV_PREFIX + name.upper())
+            if value is not None and value != "":
+                section[name] = value
+        try:
+            kwargs = {name: _coerce(fields[name].type, value) for name, value in section.items()}
+        except ValueError as exc:
+            raise ConfigError(f"bad handler setting: {exc}") from exc
+        settings = cls(**kwargs)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.precision not in ("fp32", "bf16", "fp16", "auto"):
+            raise ConfigError(f"precision must be fp32, bf16, fp16 or auto, not {self.precision!r}")
+        if self.weights not in ("file", "random"):
+            raise ConfigError(f"weights must be 'file' or 'random', not {self.weights!r}")
+        for name in ("max_image_bytes", "max_image_pixels", "min_image_side"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive")
+
+
+def _coerce(type_name: str, value: Any) -> Any:
+    if "int" in str(type_name):
+        if value is None:
+            return None
+        return int(value)
+    return str(value)

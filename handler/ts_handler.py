@@ -1,0 +1,87 @@
+"""The TorchServe entry point: a thin `BaseHandler` subclass over the pure modules.
+
+preprocess: N request dicts -> decoded, resized uint8 pixels, and a per-request error for each bad one
+inference:  uint8 `[M,3,S,S]` -> float32 `[M,D]` L2-normalised vectors
+postprocess: N JSON answers; a bad request gets its own 4xx, its neighbours their vectors
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+from ts.torch_handler.base_handler import BaseHandler
+
+from handler.batch import Batch
+from handler.decode import Limits, decode_image
+from handler.embedder import Embedder
+from handler.errors import BadPayload, ImageError
+from handler.payload import image_bytes, option
+from handler.settings import HandlerSettings
+from handler.wire import ENCODINGS, encode_error, encode_vector
+
+logger = logging.getLogger(__name__)
+
+ENCODING_HEADER = "X-Lookalike-Encoding"
+
+
+class EmbeddingHandler(BaseHandler):
+    def initialize(self, context) -> None:
+        properties = context.system_properties
+        settings = HandlerSettings.from_model_config(context.model_yaml_config)
+        if torch.cuda.is_available() and properties.get("gpu_id") is not None:
+            device = torch.device(f"cuda:{properties['gpu_id']}")
+        else:
+            device = torch.device("cpu")
+        serialized = (context.manifest.get("model") or {}).get("serializedFile")
+        weights = os.path.join(properties["model_dir"], serialized) if serialized else None
+        self.settings = settings
+        self.limits = Limits(settings.max_image_bytes, settings.max_image_pixels, settings.min_image_side)
+        self.embedder = Embedder.load(settings, weights, device)
+        self.model = self.embedder.model
+        self.device = device
+        self.initialized = True
+
+    def preprocess(self, data: list[dict]) -> Batch:
+        batch = Batch(size=len(data))
+        for idx, request in enumerate(data):
+            try:
+                encoding = option(request, "encoding") or self._header(idx, ENCODING_HEADER) or "base64"
+                if encoding not in ENCODINGS:
+                    raise BadPayload(f"encoding must be one of {', '.join(ENCODINGS)}, not {encoding!r}")
+                img = decode_image(image_bytes(request), self.limits)
+                batch.pixels.append(self.embedder.pixels(img))
+            except ImageError as exc:
+                batch.errors[idx] = exc
+                continue
+            batch.rows.append(idx)
+            batch.encodings.append(encoding)
+        return batch
+
+    def _header(self, idx: int, name: str) -> str | None:
+        """A request header by case-insensitive name (TorchServe keeps the sender's case)."""
+        for key, value in self.context.get_all_request_header(idx).items():
+            if key.lower() == name.lower() and isinstance(value, str):
+                return value
+        return None
+
+    def inference(self, batch: Batch, *args, **kwargs) -> Batch:
+        if batch.pixels:
+            batch.vectors = self.embedder.embed_pixels(torch.stack(batch.pixels))
+        return batch
+
+    def postprocess(self, batch: Batch) -> list[bytes]:
+        answers: list[bytes] = [b""] * batch.size
+        for idx, exc in batch.errors.items():
+            logger.info("request %d refused with %d: %s", idx, exc.status, exc.reason)
+            self.context.set_response_status(exc.status, exc.reason, idx)
+            self.context.set_response_content_type(idx, "application/json")
+            answers[idx] = encode_error(exc.status, exc.reason)
+        if batch.vectors is not None:
+            vectors = batch.vectors.numpy()
+            model_id = self.embedder.backbone.id
+            for row, (idx, encoding) in enumerate(zip(batch.rows, batch.encodings, strict=True)):
+                self.context.set_response_content_type(idx, "application/json")
+                answers[idx] = encode_vector(vectors[row], model_id, encoding)
+        return answers
