@@ -78,6 +78,9 @@ class EmbeddingHandler(BaseHandler):
             self.context.set_response_status(exc.status, exc.reason, idx)
             self.context.set_response_content_type(idx, "application/json")
             answers[idx] = encode_error(exc.status, exc.reason)
+        for idx in range(batch.size):
+            # Ops see how full batches run (tune maxBatchDelay with it).
+            self.context.set_response_header(idx, "X-Lookalike-Batch", str(batch.size))
         if batch.vectors is not None:
             vectors = batch.vectors.numpy()
             model_id = self.embedder.backbone.id

@@ -13,7 +13,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -59,12 +58,14 @@ def read_properties(path: Path) -> dict[str, str]:
         if not line or line.startswith(("#", "!")):
             continue
         key, _, value = line.partition("=")
-        props[key.strip()] = value.strip()
+        props[key.strip()] = value.strip().replace("\\\\", "\\")
     return props
 
 
 def write_properties(path: Path, props: dict[str, str]) -> None:
-    path.write_text("".join(f"{key}={value}\n" for key, value in props.items()))
+    """Write `props`, doubling backslashes as the .properties format requires."""
+    lines = [f"{key}={value}".replace("\\", "\\\\") for key, value in props.items()]
+    path.write_text("\n".join(lines) + "\n")
 
 
 @dataclass
@@ -112,7 +113,8 @@ class TorchServe:
             grpc_management_port=str(self.ports["grpc_management"]),
             model_store=str(self.store.resolve()),
             load_models=",".join(f"{name}={mar}" for name, mar in self.models.items()),
-            allowed_urls="^file://" + re.escape(str(self.store.resolve())) + "/[^/]+\\\\.mar$",
+            # \Q...\E quotes the path literally in Java's regex syntax.
+            allowed_urls=f"^file://\\Q{self.store.resolve()}\\E/[^/]+\\.mar$",
             disable_token_authorization="false" if self.token_auth else "true",
             python=sys.executable,
             vmargs=f"-Dlog4j.configurationFile=file://{LOG_CONFIG} -Xmx1g -XX:+UseContainerSupport",

