@@ -22,6 +22,13 @@ from .transforms import normalize_batch, resize_crop
 logger = logging.getLogger(__name__)
 
 
+def worker_device(gpu_id: int | str | None) -> torch.device:
+    """The GPU TorchServe assigned (`gpu_id`) when CUDA is available, else the CPU."""
+    if gpu_id is not None and torch.cuda.is_available():
+        return torch.device("cuda", int(gpu_id))
+    return torch.device("cpu")
+
+
 class Embedder:
     """A loaded backbone on one device at one precision."""
 
@@ -55,7 +62,14 @@ class Embedder:
             raise ConfigError(f"weights file for {backbone.id} not found: {weights_path}")
         precision = resolve_precision(settings.precision, device)
         model = backbone.build(weights_path)
-        logger.info("loaded %s (%d-d) on %s at %s", backbone.id, backbone.dimension, device, precision)
+        logger.info(
+            "loaded %s (%d-d) on %s at %s, %d threads",
+            backbone.id,
+            backbone.dimension,
+            device,
+            precision,
+            torch.get_num_threads(),
+        )
         return cls(backbone, model, device, precision)
 
     @property

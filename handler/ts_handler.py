@@ -15,7 +15,7 @@ from ts.torch_handler.base_handler import BaseHandler
 
 from handler.batch import Batch
 from handler.decode import Limits, decode_image
-from handler.embedder import Embedder
+from handler.embedder import Embedder, worker_device
 from handler.errors import BadPayload, ImageError
 from handler.payload import image_bytes, option
 from handler.settings import HandlerSettings
@@ -30,10 +30,7 @@ class EmbeddingHandler(BaseHandler):
     def initialize(self, context) -> None:
         properties = context.system_properties
         settings = HandlerSettings.from_model_config(context.model_yaml_config)
-        if torch.cuda.is_available() and properties.get("gpu_id") is not None:
-            device = torch.device(f"cuda:{properties['gpu_id']}")
-        else:
-            device = torch.device("cpu")
+        device = worker_device(properties.get("gpu_id"))
         serialized = (context.manifest.get("model") or {}).get("serializedFile")
         weights = os.path.join(properties["model_dir"], serialized) if serialized else None
         self.settings = settings

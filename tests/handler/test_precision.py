@@ -42,3 +42,11 @@ def test_cpu_flags_parse(tmp_path):
     info.write_text("processor : 0\nflags : fpu avx2 amx_bf16 amx_tile\n")
     assert cpu_has_bf16(cpu_flags(str(info)))
     assert cpu_flags(str(tmp_path / "missing")) == frozenset()
+
+
+def test_worker_device_falls_back_to_cpu_without_cuda(monkeypatch):
+    from handler.embedder import worker_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert worker_device(0) == CPU
+    assert worker_device(None) == CPU
