@@ -100,7 +100,10 @@ class TorchServe:
         """The bearer keys TorchServe wrote ({"inference": ..., "management": ...}); empty without auth."""
         if not self.token_auth or not self.key_file.exists():
             return {}
-        doc = json.loads(self.key_file.read_text())
+        try:
+            doc = json.loads(self.key_file.read_text())
+        except ValueError:  # TorchServe is still writing it
+            return {}
         return {kind: doc[kind]["key"] for kind in ("inference", "management") if kind in doc}
 
     def config(self) -> dict[str, str]:
