@@ -36,7 +36,7 @@ def image_bytes(request: Mapping[str, Any]) -> bytes:
         return _from_json_object(value)
     if not isinstance(value, (bytes, bytearray)):
         raise BadPayload(f"unexpected request value of type {type(value).__name__}")
-    if value[:1] == b"{" or value.lstrip()[:1] == b"{":
+    if bytes(value[:64]).lstrip()[:1] == b"{":
         return _from_json(bytes(value))
     return bytes(value)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -84,7 +85,8 @@ def build(
         ]  # fmt: skip
         if serialized is not None:
             cmd += ["--serialized-file", str(serialized)]
-        subprocess.run(cmd, check=True, env={"TMPDIR": tmp, **_path_env()})
+        # The archiver stages files in $TMPDIR/<name>: give each build its own.
+        subprocess.run(cmd, check=True, env={**os.environ, "TMPDIR": tmp})
     mar = store / f"{name}.mar"
     logger.info("wrote %s (%s, %d-d)", mar, model, config["handler"]["dimension"])
     return mar
@@ -94,12 +96,6 @@ def describe(mar: Path) -> dict[str, Any]:
     """The model-config.yaml packed in a `.mar` (handler.backbone, handler.dimension, batch settings)."""
     with zipfile.ZipFile(mar) as archive:
         return yaml.safe_load(archive.read("model-config.yaml"))
-
-
-def _path_env() -> dict[str, str]:
-    import os
-
-    return {key: value for key, value in os.environ.items() if key != "TMPDIR"}
 
 
 def main(argv: list[str] | None = None) -> int:
