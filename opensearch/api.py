@@ -1,0 +1,236 @@
+"""The search-by-image HTTP API a site calls (FastAPI; OpenAPI docs at /docs).
+
+    POST /search          image as multipart field `image` or as the raw body; ?k=&category=&tags=&min_similarity=
+    GET  /similar/{id}    look-alikes of an indexed image (itself excluded), same query parameters
+    GET  /healthz         model server and index both checked; 503 names what is down
+
+    python -m opensearch.api --port 8000
+
+Errors are `{"error": reason, "status": code}`: 413 over the upload limit, the model server's
+4xx and reason for an undecodable image, 503 when the model server or the index is down.
+Embedding calls are async (httpx) and index calls run in a thread pool, so requests never
+block each other on I/O.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import time
+from contextlib import asynccontextmanager
+
+import httpx
+import uvicorn
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from handler.wire import decode_vector
+from lookalike.client import read_key_file
+
+from . import search
+from .backend import VectorIndex, open_index
+from .embedding import ModelInfo, probe_image
+from .errors import BadQuery, SearchError
+from .settings import SearchSettings
+
+logger = logging.getLogger(__name__)
+MULTIPART_SLACK = 64 * 1024  # headers and boundaries around the file in a multipart body
+
+
+class ModelServerDown(SearchError):
+    status = 503
+
+
+class UploadTooLarge(SearchError):
+    status = 413
+
+
+class Service:
+    """The API's state: one HTTP client for TorchServe and the index, opened on first need."""
+
+    def __init__(self, settings: SearchSettings) -> None:
+        self.settings = settings
+        self.endpoint = f"{settings.ts_url.rstrip('/')}/predictions/{settings.model}"
+        headers = {}
+        token = settings.ts_token or (read_key_file(settings.ts_key_file) if settings.ts_key_file else None)
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0), headers=headers)
+        self.info: ModelInfo | None = None
+        self.index: VectorIndex | None = None
+        self._opening = asyncio.Lock()
+
+    async def embed(self, image: bytes) -> tuple[dict, object]:
+        try:
+            response = await self.http.post(
+                self.endpoint, content=image, headers={"Content-Type": "application/octet-stream"}
+            )
+        except httpx.HTTPError as exc:
+            raise ModelServerDown(f"model server unavailable at {self.settings.ts_url}: {exc!r}") from exc
+        if response.status_code == 200:
+            doc = response.json()
+            return doc, decode_vector(doc)
+        if "InvalidKeyException" in response.text:
+            raise ModelServerDown("model server rejected our bearer key (LOOKALIKE_TS_TOKEN / LOOKALIKE_TS_KEY_FILE)")
+        if 400 <= response.status_code < 500:
+            try:
+                reason = response.json().get("error") or response.text
+            except ValueError:
+                reason = response.text
+            error = SearchError(str(reason))
+            error.status = response.status_code
+            raise error
+        raise ModelServerDown(f"model server answered {response.status_code}: {response.text[:200]}")
+
+    async def ready_index(self) -> VectorIndex:
+        """Open the index for the served model on first use (the model server may start later)."""
+        if self.index is not None:
+            return self.index
+        async with self._opening:
+            if self.index is None:
+                doc, _ = await self.embed(probe_image())
+                info = ModelInfo(self.settings.model, doc["model"], int(doc["dimension"]))
+                self.index = await run_in_threadpool(open_index, self.settings, info.model, info.dimension)
+                self.info = info
+        return self.index
+
+    async def health(self) -> tuple[bool, dict]:
+        report: dict = {}
+        try:
+            ping = await self.http.get(f"{self.settings.ts_url.rstrip('/')}/ping", timeout=5.0)
+            report["model_server"] = "ok" if ping.status_code == 200 else f"ping answered {ping.status_code}"
+        except httpx.HTTPError as exc:
+            report["model_server"] = f"unreachable: {exc!r}"
+        try:
+            index = await self.ready_index()
+            await run_in_threadpool(index.ping)
+            report["index"] = await run_in_threadpool(index.describe)
+        except SearchError as exc:
+            report["index"] = f"unavailable: {exc.reason}"
+        healthy = report["model_server"] == "ok" and isinstance(report["index"], dict)
+        return healthy, {"status": "ok" if healthy else "unavailable", **report}
+
+
+async def read_upload(request: Request, limit: int) -> bytes:
+    """The image from a multipart field `image` (or `file`) or the raw body; 413 past `limit` bytes."""
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > limit + MULTIPART_SLACK:
+        raise UploadTooLarge(f"upload is {length} bytes; the limit is {limit} bytes")
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form()
+        upload = form.get("image") or form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise BadQuery("multipart upload needs a file field named 'image'")
+        data = await upload.read(limit + 1)
+    else:
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise UploadTooLarge(f"upload is over the limit of {limit} bytes")
+            chunks.append(chunk)
+        data = b"".join(chunks)
+    if len(data) > limit:
+        raise UploadTooLarge(f"upload is over the limit of {limit} bytes")
+    if not data:
+        raise BadQuery("empty upload: send the image as the body or as the multipart field 'image'")
+    return data
+
+
+IMAGE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": {"image": {"type": "string", "format": "binary"}}}
+            },
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "image/*": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+def create_app(settings: SearchSettings | None = None) -> FastAPI:
+    settings = settings or SearchSettings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.service = Service(settings)
+        yield
+        await app.state.service.http.aclose()
+        if app.state.service.index is not None:
+            await run_in_threadpool(app.state.service.index.close)
+
+    app = FastAPI(title="Lookalike search by image", version="0.1.0", lifespan=lifespan)
+
+    @app.exception_handler(SearchError)
+    async def search_error(request: Request, exc: SearchError) -> JSONResponse:
+        return JSONResponse({"error": exc.reason, "status": exc.status}, status_code=exc.status)
+
+    def filters(k: int, category: str | None, tags: list[str] | None, min_similarity: float | None) -> dict:
+        split = [tag for value in tags or [] for tag in value.split(",") if tag]
+        return {"k": k, "category": category, "tags": split, "min_similarity": min_similarity}
+
+    @app.post("/search", openapi_extra=IMAGE_BODY, summary="Find indexed images that look like the uploaded one")
+    async def post_search(
+        request: Request,
+        k: int = Query(10, ge=1, le=100, description="number of hits"),
+        category: str | None = Query(None, description="only this category"),
+        tags: list[str] | None = Query(None, description="only images with all these tags (repeat or comma-separate)"),
+        min_similarity: float | None = Query(None, ge=-1, le=1, description="drop hits below this cosine"),
+    ) -> dict:
+        service: Service = request.app.state.service
+        started = time.perf_counter()
+        image = await read_upload(request, settings.max_image_bytes)
+        doc, vector = await service.embed(image)
+        index = await service.ready_index()
+        hits = await run_in_threadpool(search.by_vector, index, vector, **filters(k, category, tags, min_similarity))
+        return {"model": doc["model"], "took_ms": round((time.perf_counter() - started) * 1000, 1),
+                "hits": [hit.to_dict() for hit in hits]}  # fmt: skip
+
+    @app.get("/similar/{doc_id}", summary="Find indexed images that look like an indexed one")
+    async def get_similar(
+        request: Request,
+        doc_id: str,
+        k: int = Query(10, ge=1, le=100),
+        category: str | None = Query(None),
+        tags: list[str] | None = Query(None),
+        min_similarity: float | None = Query(None, ge=-1, le=1),
+    ) -> dict:
+        service: Service = request.app.state.service
+        started = time.perf_counter()
+        index = await service.ready_index()
+        hits = await run_in_threadpool(
+            search.more_like_this, index, doc_id, **filters(k, category, tags, min_similarity)
+        )
+        return {"id": doc_id, "took_ms": round((time.perf_counter() - started) * 1000, 1),
+                "hits": [hit.to_dict() for hit in hits]}  # fmt: skip
+
+    @app.get("/healthz", summary="Model server and index both checked")
+    async def healthz(request: Request) -> JSONResponse:
+        healthy, report = await request.app.state.service.health()
+        return JSONResponse(report, status_code=200 if healthy else 503)
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m opensearch.api", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    from . import cli
+
+    cli.add_common_args(parser)
+    args = parser.parse_args(argv)
+    settings = cli.settings_from_args(args)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
