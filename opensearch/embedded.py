@@ -210,6 +210,7 @@ class EmbeddedIndex:
     ) -> list[Hit]:  # fmt: skip
         """The k nearest live docs by cosine, optionally within a category and having all `tags`."""
         xq = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        xq = xq / max(float(np.linalg.norm(xq)), 1e-12)  # cosine, whatever the query's norm
         tags, exclude_ids = list(tags), list(exclude_ids)
         with self._lock:
             self._sync()

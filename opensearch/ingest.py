@@ -198,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--errors", type=Path, default=DEFAULT_ERRORS, help=f"error report CSV (default {DEFAULT_ERRORS})"
     )
+    parser.add_argument("--batch", type=int, default=64, help="documents per index write (default 64)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     cli.add_common_args(parser)
     args = parser.parse_args(argv)
@@ -207,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack = cli.connect(settings)
         items, total = collect_items(args.folder, args.manifest)
-        ingestor = Ingestor(settings, stack.index, stack.info, lambda: cli.make_client(settings), args.concurrency)
+        ingestor = Ingestor(
+            settings, stack.index, stack.info, lambda: cli.make_client(settings), args.concurrency, args.batch
+        )
         report = ingestor.run(items, total, progress=not args.no_progress)
     except Exception as exc:
         return cli.fail(exc)
