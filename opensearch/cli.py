@@ -29,6 +29,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", help="TorchServe model name (LOOKALIKE_MODEL; efficientnet_lite0)")
     group.add_argument("--opensearch-url", help="OpenSearch URL; unset = embedded index (LOOKALIKE_OPENSEARCH_URL)")
     group.add_argument("--alias", help="index alias / name prefix (LOOKALIKE_ALIAS; lookalike)")
+    group.add_argument("--index", help="OpenSearch: a physical index instead of the alias (LOOKALIKE_INDEX)")
     group.add_argument("--data-dir", type=Path, help="embedded index folder (LOOKALIKE_DATA_DIR; run/index)")
     group.add_argument("-v", "--verbose", action="store_true", help="log more")
 
@@ -37,7 +38,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     return SearchSettings.from_env(
         ts_url=args.ts_url, model=args.model, opensearch_url=args.opensearch_url, alias=args.alias,
-        data_dir=args.data_dir,
+        index=args.index, data_dir=args.data_dir,
     )  # fmt: skip
 
 

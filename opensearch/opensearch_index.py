@@ -64,9 +64,15 @@ def physical_name(alias: str, model: str, dimension: int) -> str:
 class OpenSearchIndex:
     def __init__(self, settings: SearchSettings, model: str, dimension: int, client: OpenSearch | None = None):
         self.settings, self.model, self.dimension, self.alias = settings, model, dimension, settings.alias
+        self.target = settings.index or settings.alias  # where reads and writes go
         self.client = client or connect(settings)
         try:
-            self.name = self._live_index() or self.create(attach=True)
+            if settings.index:  # a physical index being built, e.g. for a new model before a swap
+                if not self.client.indices.exists(index=settings.index):
+                    raise IndexMismatch(f"index {settings.index} does not exist (python -m opensearch.admin create)")
+                self.name = settings.index
+            else:
+                self.name = self._live_index() or self.create(attach=True)
             self._check(self.name)
         except OSConnectionError as exc:
             raise IndexUnavailable(f"OpenSearch unreachable at {settings.opensearch_url}: {exc}") from exc
@@ -83,23 +89,13 @@ class OpenSearchIndex:
 
     def create(self, attach: bool = False) -> str:
         """A fresh physical index for this model; `attach` points the alias at it (no alias yet)."""
-        name = physical_name(self.alias, self.model, self.dimension)
-        self.client.indices.create(index=name, body=index_body(self.model, self.dimension, self.settings))
+        name = create_index(self.client, self.settings, self.model, self.dimension)
         if attach:
             self.client.indices.update_aliases(body={"actions": [{"add": {"index": name, "alias": self.alias}}]})
-        logger.info("created index %s", name)
         return name
 
     def _check(self, name: str) -> None:
-        mapping = self.client.indices.get_mapping(index=name)[name]["mappings"]
-        field = mapping.get("properties", {}).get("vector", {})
-        meta = mapping.get("_meta", {})
-        found = {"model": meta.get("model"), "dimension": field.get("dimension"), "space": field.get("space_type")}
-        want = {"model": self.model, "dimension": self.dimension, "space": SPACE}
-        diff = [f"{key} is {found[key]!r}, not {want[key]!r}" for key in want if found[key] != want[key]]
-        if diff:
-            raise IndexMismatch(f"index {name} behind alias {self.alias}: {', '.join(diff)}; "
-                                "build a new index and swap the alias (python -m opensearch.admin --help)")  # fmt: skip
+        check_index(self.client, name, self.model, self.dimension)
 
     def describe(self) -> dict:
         return {"backend": "opensearch", "alias": self.alias, "index": self.name, "model": self.model,
@@ -108,12 +104,12 @@ class OpenSearchIndex:
 
     def ping(self) -> None:
         try:
-            self.client.count(index=self.alias)
+            self.client.count(index=self.target)
         except (OpenSearchException, OSError) as exc:
             raise IndexUnavailable(f"OpenSearch unavailable: {exc}") from exc
 
     def flush(self) -> None:
-        self.client.indices.refresh(index=self.alias)
+        self.client.indices.refresh(index=self.target)
 
     def close(self) -> None:
         self.flush()
@@ -125,7 +121,7 @@ class OpenSearchIndex:
         written, failures = 0, []
         for attempt in range(retries + 1):
             retry: dict[str, Doc] = {}
-            actions = ({"_op_type": "index", "_index": self.alias, "_id": doc.id, "_source": _source(doc)}
+            actions = ({"_op_type": "index", "_index": self.target, "_id": doc.id, "_source": _source(doc)}
                        for doc in pending.values())  # fmt: skip
             for ok, item in helpers.streaming_bulk(
                 self.client, actions, chunk_size=200, max_retries=retries, initial_backoff=1,
@@ -149,7 +145,7 @@ class OpenSearchIndex:
 
     def delete(self, doc_id: str) -> bool:
         try:
-            self.client.delete(index=self.alias, id=doc_id)
+            self.client.delete(index=self.target, id=doc_id)
             return True
         except NotFoundError:
             return False
@@ -159,21 +155,21 @@ class OpenSearchIndex:
         ids = list(ids)
         found: set[str] = set()
         for start in range(0, len(ids), 500):
-            response = self.client.mget(index=self.alias, body={"ids": ids[start : start + 500]}, _source=False)
+            response = self.client.mget(index=self.target, body={"ids": ids[start : start + 500]}, _source=False)
             found.update(doc["_id"] for doc in response["docs"] if doc.get("found"))
         return found
 
     def count(self) -> int:
-        return int(self.client.count(index=self.alias)["count"])
+        return int(self.client.count(index=self.target)["count"])
 
     def categories(self) -> list[str]:
         body = {"size": 0, "aggs": {"c": {"terms": {"field": "category", "size": 10000}}}}
-        buckets = self.client.search(index=self.alias, body=body)["aggregations"]["c"]["buckets"]
+        buckets = self.client.search(index=self.target, body=body)["aggregations"]["c"]["buckets"]
         return sorted(bucket["key"] for bucket in buckets)
 
     def get(self, doc_id: str) -> Doc | None:
         try:
-            source = self.client.get(index=self.alias, id=doc_id)["_source"]
+            source = self.client.get(index=self.target, id=doc_id)["_source"]
         except NotFoundError:
             return None
         return _doc(source)
@@ -184,7 +180,7 @@ class OpenSearchIndex:
             body: dict = {"size": batch, "query": {"match_all": {}}, "sort": [{"id": "asc"}]}
             if after is not None:
                 body["search_after"] = after
-            hits = self.client.search(index=self.alias, body=body)["hits"]["hits"]
+            hits = self.client.search(index=self.target, body=body)["hits"]["hits"]
             if not hits:
                 return
             for hit in hits:
@@ -203,7 +199,7 @@ class OpenSearchIndex:
             knn["filter"] = {"bool": {"filter": filters, "must_not": [{"ids": {"values": exclude_ids}}]}}
         body = {"size": k, "_source": {"excludes": ["vector"]}, "query": {"knn": {"vector": knn}}}
         try:
-            response = self.client.search(index=self.alias, body=body)
+            response = self.client.search(index=self.target, body=body)
         except (OSConnectionError, OSError) as exc:
             raise IndexUnavailable(f"OpenSearch unavailable: {exc}") from exc
         hits = []
@@ -215,14 +211,40 @@ class OpenSearchIndex:
         return hits
 
     # -- alias operations -------------------------------------------------------------------
-    def swap(self, new_index: str) -> str:
-        """Point the alias at `new_index` atomically (after checking it); returns the old index."""
-        self._check(new_index)
-        old = self.name
-        actions = [{"remove": {"index": old, "alias": self.alias}}, {"add": {"index": new_index, "alias": self.alias}}]
-        self.client.indices.update_aliases(body={"actions": actions})
-        self.name = new_index
-        return old
+
+
+def create_index(client: OpenSearch, settings: SearchSettings, model: str, dimension: int) -> str:
+    """Create a physical index for `model` from mapping.json; returns its name."""
+    name = physical_name(settings.alias, model, dimension)
+    client.indices.create(index=name, body=index_body(model, dimension, settings))
+    logger.info("created index %s", name)
+    return name
+
+
+def check_index(client: OpenSearch, name: str, model: str, dimension: int) -> None:
+    """Raise IndexMismatch unless index `name` holds `model` vectors of `dimension` in cosine space."""
+    mapping = client.indices.get_mapping(index=name)[name]["mappings"]
+    field = mapping.get("properties", {}).get("vector", {})
+    meta = mapping.get("_meta", {})
+    found = {"model": meta.get("model"), "dimension": field.get("dimension"), "space": field.get("space_type")}
+    want = {"model": model, "dimension": dimension, "space": SPACE}
+    diff = [f"{key} is {found[key]!r}, not {want[key]!r}" for key in want if found[key] != want[key]]
+    if diff:
+        raise IndexMismatch(f"index {name}: {', '.join(diff)}; build a new index and swap the alias "
+                            "(python -m opensearch.admin --help)")  # fmt: skip
+
+
+def swap_alias(client: OpenSearch, alias: str, new_index: str, model: str, dimension: int) -> str | None:
+    """Point `alias` at `new_index` in one atomic update (after checking it); returns the old index."""
+    check_index(client, new_index, model, dimension)
+    try:
+        old = next(iter(client.indices.get_alias(name=alias)))
+    except NotFoundError:
+        old = None
+    actions = [{"remove": {"index": old, "alias": alias}}] if old else []
+    actions.append({"add": {"index": new_index, "alias": alias}})
+    client.indices.update_aliases(body={"actions": actions})
+    return old
 
 
 def _source(doc: Doc) -> dict:

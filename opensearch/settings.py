@@ -27,6 +27,7 @@ class SearchSettings:
     opensearch_ca_file: str | None = None
     opensearch_verify: bool = True
     alias: str = "lookalike"
+    index: str | None = None  # a physical OpenSearch index to use instead of the alias
     engine: str = "faiss"  # faiss | lucene (OpenSearch)
     m: int = 16
     ef_construction: int = 100
