@@ -12,7 +12,7 @@ MODELS ?= efficientnet_lite0
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup mar serve stop demo test test-fast lint format bench clean
+.PHONY: help setup mar serve stop demo ingest api test test-fast test-opensearch lint format bench bench-index clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,11 +33,21 @@ serve: $(STAMP) ## start TorchServe with MODELS (comma-separated .mar names) and
 	  [ -f model_store/$$m.mar ] || $(PY) -m lookalike.archive --model $$m || exit 1; done
 	$(PY) -m lookalike.server start --models $(MODELS)
 
-stop: ## stop everything `make serve` / `make demo` started
-	@[ -x $(PY) ] && $(PY) -m lookalike.server stop || true
+stop: ## stop everything `make serve` / `make demo` / `make api` started
+	@[ -x $(PY) ] && { $(PY) -m opensearch.apiserver; $(PY) -m lookalike.server stop; } || true
 
-demo: $(STAMP) ## the main job: build, serve, embed real photos and show their nearest neighbours
-	$(PY) -m lookalike.demo
+demo: $(STAMP) ## the main job: build, serve, ingest real photos, start the search API, run searches
+	$(PY) -m opensearch.demo
+
+ingest: $(STAMP) ## ingest a folder into the index: make ingest DIR=photos/
+	$(PY) -m opensearch.ingest $(DIR)
+
+api: $(STAMP) ## run the search API in the foreground on 127.0.0.1:8000
+	$(PY) -m opensearch.api
+
+test-opensearch: $(STAMP) ## the OpenSearch tests against a real cluster: make test-opensearch OPENSEARCH_URL=http://...
+	@[ -n "$(OPENSEARCH_URL)" ] || { echo "set OPENSEARCH_URL=http(s)://host:9200 (and OPENSEARCH_USER/PASSWORD)" >&2; exit 2; }
+	OPENSEARCH_URL=$(OPENSEARCH_URL) $(PY) -m pytest -m opensearch tests/opensearch $(PYTEST_ARGS)
 
 test: $(STAMP) ## lint, then the whole test suite (starts real TorchServe instances)
 	$(VENV)/bin/ruff check .
@@ -57,6 +67,9 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 
 bench: $(STAMP) ## embedding benchmark: raw in-process vs served, per precision and batch size (table + JSON)
 	$(PY) loadtest/bench_embed.py
+
+bench-index: $(STAMP) ## embedded index: recall@10 vs exact search and query speed at 100k vectors
+	$(PY) loadtest/bench_index.py
 
 clean: stop ## remove run state and built archives (keeps .venv)
 	rm -rf run build reports model_store/*.mar
