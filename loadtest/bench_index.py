@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
                 latencies.append((time.perf_counter() - t0) * 1000)
                 recalls.append(len({int(h.id) for h in hits} & set(t.tolist())) / k)
             p50, p95 = np.percentile(latencies, [50, 95])
-            rows.append({"ef_search": ef, "recall_at_10": float(np.mean(recalls)), "p50_ms": float(p50), "p95_ms": float(p95)})
+            recall = float(np.mean(recalls))
+            rows.append({"ef_search": ef, "recall_at_10": recall, "p50_ms": float(p50), "p95_ms": float(p95)})
         index.close()
     print(f"{args.n} vectors x {args.dim}-d; M={args.m}, efConstruction={args.ef_construction}")
     print(f"write to SQLite {write_s:.1f} s ({args.n / write_s:.0f}/s); HNSW build {build_s:.1f} s; "
