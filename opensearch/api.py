@@ -32,19 +32,11 @@ from lookalike.client import read_key_file
 from . import search
 from .backend import VectorIndex, open_index
 from .embedding import ModelInfo, probe_image
-from .errors import BadQuery, SearchError
+from .errors import BadQuery, ImageRefused, ModelServerDown, SearchError, UploadTooLarge
 from .settings import SearchSettings
 
 logger = logging.getLogger(__name__)
 MULTIPART_SLACK = 64 * 1024  # headers and boundaries around the file in a multipart body
-
-
-class ModelServerDown(SearchError):
-    status = 503
-
-
-class UploadTooLarge(SearchError):
-    status = 413
 
 
 class Service:
@@ -79,9 +71,7 @@ class Service:
                 reason = response.json().get("error") or response.text
             except ValueError:
                 reason = response.text
-            error = SearchError(str(reason))
-            error.status = response.status_code
-            raise error
+            raise ImageRefused(response.status_code, str(reason))
         raise ModelServerDown(f"model server answered {response.status_code}: {response.text[:200]}")
 
     async def ready_index(self) -> VectorIndex:

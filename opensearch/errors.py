@@ -29,3 +29,21 @@ class NotFound(SearchError):
 
 class BadQuery(SearchError):
     status = 400
+
+
+class UploadTooLarge(SearchError):
+    status = 413
+
+
+class ModelServerDown(SearchError):
+    """TorchServe unreachable, failing, or refusing our bearer key."""
+
+    status = 503
+
+
+class ImageRefused(SearchError):
+    """The model server refused the image: its own 4xx status and reason, passed on unchanged."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
