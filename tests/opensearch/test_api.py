@@ -146,3 +146,17 @@ def test_opensearch_down_is_a_clear_503(server, photos):
         response = requests.post(f"{api.url}/search", data=photos["coffee"],
                                  headers={"Content-Type": "image/jpeg"}, timeout=60)  # fmt: skip
         assert response.status_code == 503 and "OpenSearch unreachable" in response.json()["error"]
+
+
+def test_the_api_sends_the_model_servers_bearer_key(token_server, photos, tmp_path):
+    settings = SearchSettings(ts_url=token_server.inference_url, model=LITE, data_dir=tmp_path,
+                              ts_key_file=str(token_server.key_file))  # fmt: skip
+    with ApiServer(settings) as api:
+        response = requests.post(f"{api.url}/search", data=photos["coffee"],
+                                 headers={"Content-Type": "image/jpeg"}, timeout=60)  # fmt: skip
+        assert response.status_code == 200 and response.json()["hits"] == []
+    unkeyed = SearchSettings(ts_url=token_server.inference_url, model=LITE, data_dir=tmp_path)
+    with ApiServer(unkeyed) as api:
+        response = requests.post(f"{api.url}/search", data=photos["coffee"],
+                                 headers={"Content-Type": "image/jpeg"}, timeout=60)  # fmt: skip
+        assert response.status_code == 503 and "bearer key" in response.json()["error"]
