@@ -12,7 +12,7 @@ MODELS ?= efficientnet_lite0
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup mar serve stop demo ingest api test test-fast test-opensearch lint format bench bench-index clean
+.PHONY: help setup mar serve stop demo ingest api test test-fast test-opensearch loadtest loadtest-ui lint format bench bench-index clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -67,6 +67,13 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 
 bench: $(STAMP) ## embedding benchmark: raw in-process vs served, per precision and batch size (table + JSON)
 	$(PY) loadtest/bench_embed.py
+
+LOAD_ARGS ?= --shape ramp -u 8 -t 60s
+loadtest: $(STAMP) ## start what is not running, run a bounded headless Locust test (LOAD_ARGS), print the summary
+	$(PY) loadtest/run_local.py $(LOAD_ARGS)
+
+loadtest-ui: $(STAMP) ## Locust's web UI on http://127.0.0.1:8089 against the local stack
+	$(PY) loadtest/run_local.py --ui
 
 bench-index: $(STAMP) ## embedded index: recall@10 vs exact search and query speed at 100k vectors
 	$(PY) loadtest/bench_index.py

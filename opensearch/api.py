@@ -179,7 +179,8 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
         doc, vector = await service.embed(image)
         index = await service.ready_index()
         hits = await run_in_threadpool(search.by_vector, index, vector, **filters(k, category, tags, min_similarity))
-        return {"model": doc["model"], "took_ms": round((time.perf_counter() - started) * 1000, 1),
+        return {"model": doc["model"], "dimension": int(doc["dimension"]),
+                "took_ms": round((time.perf_counter() - started) * 1000, 1),
                 "hits": [hit.to_dict() for hit in hits]}  # fmt: skip
 
     @app.get("/similar/{doc_id}", summary="Find indexed images that look like an indexed one")

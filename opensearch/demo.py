@@ -46,18 +46,20 @@ def look_alike(data: bytes) -> bytes:
     return buffer.getvalue()
 
 
-def write_photos() -> dict[str, bytes]:
-    subjects = subject_photos()
-    for category, photos in (("subjects", subjects), ("interiors", interior_photos())):
+def write_photos() -> None:
+    for category, photos in (("subjects", subject_photos()), ("interiors", interior_photos())):
         (PHOTOS / category).mkdir(parents=True, exist_ok=True)
         for name, data in photos.items():
             path = PHOTOS / category / f"{name}.jpg"
             if not path.exists():
                 path.write_bytes(data)
-    return subjects
 
 
-def main() -> int:
+def ensure_stack(port: int = 8000) -> tuple[str, str, str]:
+    """Archive, TorchServe, the demo photos in the index, the API: start what is not running.
+
+    Returns (model, TorchServe URL, API URL).
+    """
     model = choose_model()
     mar = DEFAULT_STORE / f"{model}.mar"
     if not mar.exists():
@@ -71,16 +73,24 @@ def main() -> int:
 
     settings = SearchSettings.from_env(model=model, ts_url=server.inference_url)
     stack = cli.connect(settings)
-    subjects = write_photos()
-    print(f"- ingesting {PHOTOS} into {stack.index.describe()['backend']} index ...")
+    write_photos()
+    print(f"- ingesting {PHOTOS} into the {stack.index.describe()['backend']} index ...")
     items = list(from_folder(PHOTOS))
     report = Ingestor(settings, stack.index, stack.info, lambda: cli.make_client(settings)).run(items, len(items))
     write_errors(REPO / "run" / "ingest-errors.csv", report.errors)
     print(f"  {report.summary()}")
     stack.index.close()
+    api = apiserver.start(port, extra_args=["--model", model, "--ts-url", server.inference_url])
+    print(f"- search API: {api}  (OpenAPI docs: {api}/docs)")
+    return model, server.inference_url, api
 
-    api = apiserver.start(extra_args=["--model", model, "--ts-url", server.inference_url])
-    print(f"- search API: {api}  (OpenAPI docs: {api}/docs)\n")
+
+def main() -> int:
+    model, _, api = ensure_stack()
+    subjects = subject_photos()
+    items = list(from_folder(PHOTOS))
+    settings = SearchSettings.from_env(model=model)
+    print()
     print("Query: a cropped, mirrored, re-encoded copy (not in the index) -> top 3 by cosine similarity")
     for name in QUERIES:
         response = requests.post(f"{api}/search", params={"k": 3}, data=look_alike(subjects[name]),

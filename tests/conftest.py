@@ -9,11 +9,19 @@ import pytest
 from PIL import Image
 
 from lookalike import archive
+from lookalike.client import EmbeddingClient
 from lookalike.photos import interior_photos, subject_photos
 from lookalike.server import PORT_KEYS, TorchServe, free_port
+from opensearch.embedded import EmbeddedIndex
+from opensearch.embedding import probe
+from opensearch.ingest import Ingestor
+from opensearch.settings import SearchSettings
+from opensearch.sources import Item
+from tests.apiserver import ApiServer
 
 # The batch-proof model: 4 requests or 3 s, whichever first, so 4 concurrent requests share a batch.
 BATCH_MODEL = "lite0-batch4"
+LITE = "efficientnet_lite0"
 
 
 @pytest.fixture(scope="session")
@@ -76,3 +84,21 @@ def encode(img: Image.Image, fmt: str, **params) -> bytes:
     buffer = io.BytesIO()
     img.save(buffer, format=fmt, **params)
     return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def search_api(server, photos, tmp_path_factory):
+    """The API on an embedded index holding the subject photos (ingested through the API's own model)."""
+    data_dir = tmp_path_factory.mktemp("api-index")
+    settings = SearchSettings(ts_url=server.inference_url, model=LITE, data_dir=data_dir, max_image_bytes=1_000_000)
+    info = probe(EmbeddingClient(server.inference_url, LITE))
+    index = EmbeddedIndex(data_dir, settings.alias, info.model, info.dimension)
+    folder = tmp_path_factory.mktemp("api-photos")
+    items = []
+    for name, data in photos.items():
+        (folder / f"{name}.jpg").write_bytes(data)
+        items.append(Item(source=str(folder / f"{name}.jpg"), id=name, category="subjects", tags=["sample"]))
+    Ingestor(settings, index, info, lambda: EmbeddingClient(server.inference_url, LITE)).run(items, progress=False)
+    index.close()
+    with ApiServer(settings) as running:
+        yield running

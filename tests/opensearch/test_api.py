@@ -3,70 +3,22 @@
 from __future__ import annotations
 
 import os
-import threading
-import time
 
 import pytest
 import requests
-import uvicorn
 
 from lookalike.server import free_port
-from opensearch.api import create_app
 from opensearch.settings import SearchSettings
+from tests.apiserver import ApiServer
 
 pytestmark = pytest.mark.slow
 LITE = "efficientnet_lite0"
 
 
-class ApiServer:
-    def __init__(self, settings: SearchSettings) -> None:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                                    log_level="warning"))  # fmt: skip
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> ApiServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline, "API did not start"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def api(server, photos, tmp_path_factory):
-    """The API on an embedded index holding the subject photos (ingested through the API's own model)."""
-    from lookalike.client import EmbeddingClient
-    from opensearch.embedded import EmbeddedIndex
-    from opensearch.embedding import probe
-    from opensearch.ingest import Ingestor
-    from opensearch.sources import Item
-
-    data_dir = tmp_path_factory.mktemp("api-index")
-    settings = SearchSettings(ts_url=server.inference_url, model=LITE, data_dir=data_dir, max_image_bytes=1_000_000)
-    info = probe(EmbeddingClient(server.inference_url, LITE))
-    index = EmbeddedIndex(data_dir, settings.alias, info.model, info.dimension)
-    folder = tmp_path_factory.mktemp("api-photos")
-    items = []
-    for name, data in photos.items():
-        (folder / f"{name}.jpg").write_bytes(data)
-        items.append(Item(source=str(folder / f"{name}.jpg"), id=name, category="subjects", tags=["sample"]))
-    Ingestor(settings, index, info, lambda: EmbeddingClient(server.inference_url, LITE)).run(items, progress=False)
-    index.close()
-    with ApiServer(settings) as running:
-        yield running
-
-
-def test_search_by_multipart_and_raw_body(api, photos):
-    by_form = requests.post(f"{api.url}/search", files={"image": ("q.jpg", photos["coffee"], "image/jpeg")},
+def test_search_by_multipart_and_raw_body(search_api, photos):
+    by_form = requests.post(f"{search_api.url}/search", files={"image": ("q.jpg", photos["coffee"], "image/jpeg")},
                             params={"k": 3}, timeout=60)  # fmt: skip
-    raw = requests.post(f"{api.url}/search?k=3", data=photos["coffee"], headers={"Content-Type": "image/jpeg"},
+    raw = requests.post(f"{search_api.url}/search?k=3", data=photos["coffee"], headers={"Content-Type": "image/jpeg"},
                         timeout=60)  # fmt: skip
     for response in (by_form, raw):
         assert response.status_code == 200, response.text
@@ -76,46 +28,46 @@ def test_search_by_multipart_and_raw_body(api, photos):
         assert doc["hits"][0]["distance"] < 0.05 and doc["hits"][0]["category"] == "subjects"
 
 
-def test_filters_and_threshold_through_the_api(api, photos):
+def test_filters_and_threshold_through_the_api(search_api, photos):
     params = {"k": 10, "min_similarity": 0.9, "tags": "sample", "category": "subjects"}
-    doc = requests.post(f"{api.url}/search", params=params, data=photos["rocket"],
+    doc = requests.post(f"{search_api.url}/search", params=params, data=photos["rocket"],
                         headers={"Content-Type": "image/jpeg"}, timeout=60).json()  # fmt: skip
     assert [hit["id"] for hit in doc["hits"]] == ["rocket"]
-    doc = requests.post(f"{api.url}/search", params={"category": "nothing"}, data=photos["rocket"],
+    doc = requests.post(f"{search_api.url}/search", params={"category": "nothing"}, data=photos["rocket"],
                         headers={"Content-Type": "image/jpeg"}, timeout=60).json()  # fmt: skip
     assert doc["hits"] == []
-    bad = requests.post(f"{api.url}/search", params={"k": 0}, data=photos["rocket"], timeout=60)
+    bad = requests.post(f"{search_api.url}/search", params={"k": 0}, data=photos["rocket"], timeout=60)
     assert bad.status_code == 422
 
 
-def test_similar_by_id_excludes_itself_and_404s_unknown_ids(api):
-    doc = requests.get(f"{api.url}/similar/motorcycle_left", params={"k": 2}, timeout=60).json()
+def test_similar_by_id_excludes_itself_and_404s_unknown_ids(search_api):
+    doc = requests.get(f"{search_api.url}/similar/motorcycle_left", params={"k": 2}, timeout=60).json()
     assert doc["hits"][0]["id"] == "motorcycle_right"
     assert "motorcycle_left" not in [hit["id"] for hit in doc["hits"]]
-    missing = requests.get(f"{api.url}/similar/nope", timeout=60)
+    missing = requests.get(f"{search_api.url}/similar/nope", timeout=60)
     assert missing.status_code == 404 and "nope" in missing.json()["error"]
 
 
-def test_upload_errors_carry_status_and_reason(api, photos):
-    too_big = requests.post(f"{api.url}/search", data=os.urandom(1_500_000),
+def test_upload_errors_carry_status_and_reason(search_api, photos):
+    too_big = requests.post(f"{search_api.url}/search", data=os.urandom(1_500_000),
                             headers={"Content-Type": "application/octet-stream"}, timeout=60)  # fmt: skip
     assert too_big.status_code == 413 and "limit" in too_big.json()["error"]
-    text = requests.post(f"{api.url}/search", data=b"hello", headers={"Content-Type": "text/plain"}, timeout=60)
+    text = requests.post(f"{search_api.url}/search", data=b"hello", headers={"Content-Type": "text/plain"}, timeout=60)
     assert text.status_code == 415 and text.json()["error"] == "body is text, not an image"
-    cut = requests.post(f"{api.url}/search", data=photos["coffee"][:2000],
+    cut = requests.post(f"{search_api.url}/search", data=photos["coffee"][:2000],
                         headers={"Content-Type": "image/jpeg"}, timeout=60)  # fmt: skip
     assert cut.status_code == 400 and "truncated" in cut.json()["error"].lower()
-    empty = requests.post(f"{api.url}/search", files={"other": ("x", b"1")}, timeout=60)
+    empty = requests.post(f"{search_api.url}/search", files={"other": ("x", b"1")}, timeout=60)
     assert empty.status_code == 400 and "'image'" in empty.json()["error"]
 
 
-def test_healthz_and_openapi(api):
-    health = requests.get(f"{api.url}/healthz", timeout=30)
+def test_healthz_and_openapi(search_api):
+    health = requests.get(f"{search_api.url}/healthz", timeout=30)
     assert health.status_code == 200
     assert health.json()["model_server"] == "ok" and health.json()["index"]["count"] == 12
-    spec = requests.get(f"{api.url}/openapi.json", timeout=30).json()
+    spec = requests.get(f"{search_api.url}/openapi.json", timeout=30).json()
     assert {"/search", "/similar/{doc_id}", "/healthz"} <= set(spec["paths"])
-    assert requests.get(f"{api.url}/docs", timeout=30).status_code == 200
+    assert requests.get(f"{search_api.url}/docs", timeout=30).status_code == 200
 
 
 def test_model_server_down_is_a_clear_503(tmp_path, photos):

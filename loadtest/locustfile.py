@@ -1,0 +1,240 @@
+"""Locust load test of the search-by-image path: the API a site calls, and TorchServe alone.
+
+    locust -f loadtest/locustfile.py --headless -H http://127.0.0.1:8000 --shape ramp -u 8 -t 60s \
+           --ts-host http://127.0.0.1:8080 --ts-model efficientnet_lite0 --csv reports/loadtest/run
+
+Users (name the classes on the command line to run only some, e.g. `... SearchUser`):
+  SearchUser   POST /search with real photos (loaded once, rotated per request)
+  SimilarUser  GET /similar/{id} on ids that exist (found by searching at test start)
+  EmbedUser    POST /predictions/<model> straight to TorchServe (isolates the model server)
+Every response is checked (status, JSON shape, dimension, at least one hit) and a failure
+says why. Shapes: --shape ramp|steps|spike|soak over -u (peak users) and -t (run time).
+Thresholds --max-fail-ratio, --max-p95-ms, --min-rps set the exit code (1 when broken).
+Options may also come from LOOKALIKE_* environment variables (see README, "Load testing").
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import ClassVar
+
+from locust import FastHttpUser, LoadTestShape, between, events, task
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE)]
+
+from shapes import SHAPES, users_at  # noqa: E402
+from thresholds import Thresholds, violations  # noqa: E402
+
+logger = logging.getLogger("lookalike.loadtest")
+
+
+class Shared:
+    """Test data loaded once per process at test start."""
+
+    photos: ClassVar[list[bytes]] = []
+    ids: ClassVar[list[str]] = []
+    dimension: int | None = None
+    lock = threading.Lock()
+    cycle = None
+
+    @classmethod
+    def next_photo(cls) -> bytes:
+        with cls.lock:
+            return next(cls.cycle)
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser) -> None:
+    env = os.environ.get
+    group = parser.add_argument_group("Lookalike")
+    group.add_argument(
+        "--shape",
+        choices=SHAPES,
+        default=env("LOOKALIKE_LOAD_SHAPE", "soak"),
+        help="load shape over -u peak users and -t run time (LOOKALIKE_LOAD_SHAPE)",
+    )
+    group.add_argument(
+        "--ts-host",
+        default=env("LOOKALIKE_TS_URL", "http://127.0.0.1:8080"),
+        help="TorchServe inference URL for EmbedUser (LOOKALIKE_TS_URL)",
+    )
+    group.add_argument(
+        "--ts-model",
+        default=env("LOOKALIKE_MODEL", "efficientnet_lite0"),
+        help="TorchServe model name (LOOKALIKE_MODEL)",
+    )
+    group.add_argument(
+        "--ts-token", default=env("LOOKALIKE_TS_TOKEN", ""), help="TorchServe bearer key (LOOKALIKE_TS_TOKEN)"
+    )
+    group.add_argument(
+        "--photos",
+        default=env("LOOKALIKE_LOAD_PHOTOS", ""),
+        help="folder of query images; default: the ~50 bundled real photos",
+    )
+    group.add_argument("--k", type=int, default=int(env("LOOKALIKE_LOAD_K", "10")), help="hits per search")
+    group.add_argument("--search-weight", type=int, default=int(env("LOOKALIKE_SEARCH_WEIGHT", "3")))
+    group.add_argument("--similar-weight", type=int, default=int(env("LOOKALIKE_SIMILAR_WEIGHT", "1")))
+    group.add_argument("--embed-weight", type=int, default=int(env("LOOKALIKE_EMBED_WEIGHT", "1")))
+    group.add_argument("--max-fail-ratio", type=float, default=float(env("LOOKALIKE_MAX_FAIL_RATIO", "0.01")))
+    group.add_argument("--max-p95-ms", type=float, default=float(env("LOOKALIKE_MAX_P95_MS", "1000")))
+    group.add_argument("--min-rps", type=float, default=float(env("LOOKALIKE_MIN_RPS", "0")))  # fmt: skip
+
+
+@events.init.add_listener
+def _configure(environment, **_kwargs) -> None:
+    options = environment.parsed_options
+    if options is None:
+        return
+    SearchUser.weight, SimilarUser.weight, EmbedUser.weight = (
+        options.search_weight, options.similar_weight, options.embed_weight
+    )  # fmt: skip
+
+
+def _load_photos(folder: str) -> list[bytes]:
+    if folder:
+        suffixes = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}
+        return [p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.suffix.lower() in suffixes]
+    from lookalike.photos import all_photos
+
+    return list(all_photos().values())
+
+
+@events.test_start.add_listener
+def _test_start(environment, **_kwargs) -> None:
+    """Load the photos once, and find ids that exist for /similar (a search per photo, first 10)."""
+    options = environment.parsed_options
+    Shared.photos = _load_photos(options.photos)
+    if not Shared.photos:
+        raise RuntimeError(f"no photos found in {options.photos!r}")
+    Shared.cycle = itertools.cycle(Shared.photos)
+    import requests
+
+    host = (environment.host or "").rstrip("/")
+    ids: set[str] = set()
+    for photo in Shared.photos[:10]:
+        try:
+            response = requests.post(f"{host}/search", params={"k": 5}, data=photo,
+                                     headers={"Content-Type": "application/octet-stream"}, timeout=60)  # fmt: skip
+            if response.ok:
+                ids.update(hit["id"] for hit in response.json()["hits"])
+                Shared.dimension = response.json().get("dimension")
+        except requests.RequestException as exc:
+            logger.warning("could not collect ids from %s: %s", host, exc)
+            break
+    Shared.ids = sorted(ids)
+    logger.info("%d photos loaded, %d indexed ids for /similar", len(Shared.photos), len(Shared.ids))
+
+
+def _check_hits(response, want: int | None = None) -> None:
+    """Mark `response` (a catch_response context) failed with the reason, or leave it passed."""
+    if response.status_code != 200:
+        response.failure(f"HTTP {response.status_code}: {response.text[:200]}")
+        return
+    try:
+        doc = response.json()
+    except ValueError:
+        response.failure("answer is not JSON")
+        return
+    hits = doc.get("hits")
+    if not isinstance(hits, list) or not hits:
+        response.failure(f"no hits in {str(doc)[:200]}")
+    elif want is not None and doc.get("dimension", want) != want:
+        response.failure(f"dimension {doc.get('dimension')} != {want}")
+    elif not all(-1.0 <= hit.get("similarity", 2) <= 1.0 and "id" in hit for hit in hits):
+        response.failure("a hit lacks an id or a similarity in [-1, 1]")
+
+
+class SearchUser(FastHttpUser):
+    """A site visitor searching by an uploaded image."""
+
+    weight = 3
+    wait_time = between(0.0, 0.2)
+
+    @task
+    def search(self) -> None:
+        k = self.environment.parsed_options.k
+        headers = {"Content-Type": "application/octet-stream"}
+        with self.client.post(f"/search?k={k}", data=Shared.next_photo(), name="POST /search", headers=headers,
+                              catch_response=True) as response:  # fmt: skip
+            _check_hits(response, Shared.dimension)
+
+
+class SimilarUser(FastHttpUser):
+    """A visitor clicking "more like this" on an indexed image."""
+
+    weight = 1
+    wait_time = between(0.0, 0.2)
+
+    @task
+    def similar(self) -> None:
+        if not Shared.ids:
+            with self.client.get("/healthz", name="GET /similar/[id]", catch_response=True) as response:
+                response.failure("no indexed ids: ingest images first (make demo)")
+            return
+        doc_id = Shared.ids[hash((id(self), self.environment.runner.user_count)) % len(Shared.ids)]
+        k = self.environment.parsed_options.k
+        with self.client.get(f"/similar/{doc_id}?k={k}", name="GET /similar/[id]", catch_response=True) as response:
+            _check_hits(response)
+
+
+class EmbedUser(FastHttpUser):
+    """Straight to TorchServe: the model server's own capacity, without the API and the index."""
+
+    weight = 1
+    wait_time = between(0.0, 0.2)
+
+    @task
+    def embed(self) -> None:
+        options = self.environment.parsed_options
+        headers = {"Content-Type": "application/octet-stream"}
+        if options.ts_token:
+            headers["Authorization"] = f"Bearer {options.ts_token}"
+        # An absolute URL: -H names the API host for every user class, TorchServe is elsewhere.
+        url = f"{options.ts_host.rstrip('/')}/predictions/{options.ts_model}"
+        with self.client.post(url, data=Shared.next_photo(), headers=headers,
+                              name="POST /predictions/[model]", catch_response=True) as response:  # fmt: skip
+            if response.status_code != 200:
+                response.failure(f"HTTP {response.status_code}: {response.text[:200]}")
+                return
+            doc = response.json()
+            size = len(base64.b64decode(doc.get("embedding", ""))) // 4 if doc.get("encoding") == "base64" else -1
+            if size != doc.get("dimension") or (Shared.dimension and size != Shared.dimension):
+                response.failure(f"embedding has {size} floats, dimension says {doc.get('dimension')}")
+
+
+class NamedShape(LoadTestShape):
+    """--shape NAME over -u (peak users), -r (spawn rate) and -t (run time, default 60 s)."""
+
+    use_common_options = True
+
+    def tick(self):
+        options = self.runner.environment.parsed_options
+        duration = options.run_time or 60
+        users = users_at(options.shape, self.get_run_time(), options.num_users or 1, duration)
+        if users is None:
+            return None
+        return users, options.spawn_rate or max(1, users)
+
+
+@events.quitting.add_listener
+def _gate(environment, **_kwargs) -> None:
+    """Set the exit code from the thresholds, and say which broke."""
+    options = environment.parsed_options
+    total = environment.stats.total
+    limits = Thresholds(options.max_fail_ratio, options.max_p95_ms, options.min_rps)
+    broken = violations(limits, total.fail_ratio, total.get_response_time_percentile(0.95) or 0.0,
+                        total.total_rps, total.num_requests)  # fmt: skip
+    if broken:
+        logger.error("THRESHOLDS BROKEN: %s", "; ".join(broken))
+        environment.process_exit_code = 1
+    else:
+        logger.info("thresholds met: fail ratio <= %.2f%%, p95 <= %.0f ms, rps >= %.2f",
+                    100 * limits.max_fail_ratio, limits.max_p95_ms, limits.min_rps)  # fmt: skip
+        environment.process_exit_code = 0
