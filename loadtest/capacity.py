@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--users", default="1,2,4,8")
+    parser.add_argument("--only", help="run only this config, e.g. w2b4d20")
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "capacity.json")
     args = parser.parse_args(argv)
     levels = [int(u) for u in args.users.split(",")]
@@ -88,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         for workers, threads, batch, delay in CONFIGS:
             name = f"w{workers}b{batch}d{delay}"
+            if args.only and name != args.only:
+                continue
             archive.build("resnet50", tmp / "store", name=name, random_weights=True,
                           overrides={"minWorkers": workers, "maxWorkers": workers, "batchSize": batch,
                                      "maxBatchDelay": delay}, handler_overrides={"threads": threads})  # fmt: skip
