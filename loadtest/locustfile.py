@@ -108,17 +108,19 @@ def _load_photos(folder: str) -> list[bytes]:
 
 @events.test_start.add_listener
 def _test_start(environment, **_kwargs) -> None:
-    """Load the photos once, and find ids that exist for /similar (a search per photo, first 10)."""
+    """Load the photos once; for SimilarUser, find ids that exist (a search with each of 3 photos)."""
     options = environment.parsed_options
     Shared.photos = _load_photos(options.photos)
     if not Shared.photos:
         raise RuntimeError(f"no photos found in {options.photos!r}")
     Shared.cycle = itertools.cycle(Shared.photos)
+    if SimilarUser not in environment.user_classes and SearchUser not in environment.user_classes:
+        return
     import requests
 
     host = (environment.host or "").rstrip("/")
     ids: set[str] = set()
-    for photo in Shared.photos[:10]:
+    for photo in Shared.photos[:3]:
         try:
             response = requests.post(f"{host}/search", params={"k": 5}, data=photo,
                                      headers={"Content-Type": "application/octet-stream"}, timeout=60)  # fmt: skip

@@ -47,7 +47,7 @@ def test_broken_thresholds_fail_the_run_and_say_why(search_api, server, tmp_path
 
 def test_wrong_answers_are_counted_as_failures_with_their_reason(search_api, server, tmp_path):
     """EmbedUser pointed at a model that does not exist: every request fails, with TorchServe's reason."""
-    result, stats = locust(search_api, server, tmp_path, "EmbedUser", "--shape", "soak", "-u", "1", "-t", "3s",
+    result, stats = locust(search_api, server, tmp_path, "EmbedUser", "--shape", "soak", "-u", "1", "-t", "8s",
                            "--ts-model", "no-such-model")  # fmt: skip
     assert result.returncode == 1
     assert (

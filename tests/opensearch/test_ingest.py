@@ -53,7 +53,10 @@ def ingest(server, root: Path, data_dir: Path, *extra: str, **popen) -> subproce
 def indexed_ids(data_dir: Path) -> list[str]:
     (db,) = data_dir.glob("*/docs.sqlite")
     with sqlite3.connect(db) as conn:
-        return [row[0] for row in conn.execute("SELECT id FROM docs")]
+        try:
+            return [row[0] for row in conn.execute("SELECT id FROM docs")]
+        except sqlite3.OperationalError:  # the ingest process has created the file but not its tables yet
+            return []
 
 
 def test_folder_ingest_counts_reports_bad_files_and_is_idempotent(server, folder, tmp_path):
