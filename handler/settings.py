@@ -33,6 +33,11 @@ class HandlerSettings:
     min_image_side: int = 16
     # Torch intra-op threads per worker; 0 leaves torch's default (all cores).
     threads: int = 0
+    # Threads decoding a batch's images in parallel (Pillow releases the GIL); 0 = one per core.
+    decode_threads: int = 0
+    # "exact" (equals torchvision's preprocessing) or "draft" (JPEG DCT-domain downscaling: faster,
+    # slightly different pixels; see README, Speed).
+    decode: str = "exact"
 
     @classmethod
     def from_model_config(
@@ -60,8 +65,12 @@ class HandlerSettings:
     def validate(self) -> None:
         if self.precision not in ("fp32", "bf16", "fp16", "auto"):
             raise ConfigError(f"precision must be fp32, bf16, fp16 or auto, not {self.precision!r}")
+        if self.decode not in ("exact", "draft"):
+            raise ConfigError(f"decode must be 'exact' or 'draft', not {self.decode!r}")
         if self.weights not in ("file", "random"):
             raise ConfigError(f"weights must be 'file' or 'random', not {self.weights!r}")
+        if self.decode_threads < 0 or self.threads < 0:
+            raise ConfigError("threads and decode_threads must be 0 (automatic) or positive")
         for name in ("max_image_bytes", "max_image_pixels", "min_image_side"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")

@@ -14,7 +14,7 @@ import torch
 from ts.torch_handler.base_handler import BaseHandler
 
 from handler.batch import Batch
-from handler.decode import Limits, decode_image
+from handler.decode import Limits
 from handler.embedder import Embedder, worker_device
 from handler.errors import BadPayload, ImageError
 from handler.payload import image_bytes, option
@@ -42,18 +42,28 @@ class EmbeddingHandler(BaseHandler):
 
     def preprocess(self, data: list[dict]) -> Batch:
         batch = Batch(size=len(data))
+        blobs: list[bytes] = []
         for idx, request in enumerate(data):
             try:
                 encoding = option(request, "encoding") or self._header(idx, ENCODING_HEADER) or "base64"
                 if encoding not in ENCODINGS:
                     raise BadPayload(f"encoding must be one of {', '.join(ENCODINGS)}, not {encoding!r}")
-                img = decode_image(image_bytes(request), self.limits)
-                batch.pixels.append(self.embedder.pixels(img))
+                blobs.append(image_bytes(request))
             except ImageError as exc:
                 batch.errors[idx] = exc
                 continue
             batch.rows.append(idx)
             batch.encodings.append(encoding)
+        # Decoding runs in parallel threads; a bad image comes back as its own ImageError.
+        rows, encodings = batch.rows, batch.encodings
+        batch.rows, batch.encodings = [], []
+        for idx, encoding, item in zip(rows, encodings, self.embedder.prepare(blobs, self.limits), strict=True):
+            if isinstance(item, ImageError):
+                batch.errors[idx] = item
+            else:
+                batch.rows.append(idx)
+                batch.encodings.append(encoding)
+                batch.pixels.append(item)
         return batch
 
     def _header(self, idx: int, name: str) -> str | None:

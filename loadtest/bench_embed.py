@@ -28,7 +28,6 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from handler.decode import decode_image  # noqa: E402
 from handler.embedder import Embedder  # noqa: E402
 from handler.precision import cpu_has_bf16  # noqa: E402
 from handler.settings import HandlerSettings  # noqa: E402
@@ -43,17 +42,16 @@ def percentiles(latencies: list[float]) -> tuple[float, float]:
 
 
 def bench_raw(embedder: Embedder, images: list[bytes], batch: int, seconds: float) -> dict:
-    """Batches of `batch` photos through decode + preprocess + model, for at least `seconds`."""
+    """Batches of `batch` photos through the handler's decode + preprocess + model, for `seconds`."""
     for _ in range(3):  # warm-up: oneDNN builds its kernels for this shape on first use
-        embedder.embed_images([decode_image(images[0])] * batch)
+        embedder.embed_bytes([images[0]] * batch)
     latencies, done, i = [], 0, 0
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
         chunk = [images[(i + k) % len(images)] for k in range(batch)]
         i += batch
         t0 = time.perf_counter()
-        pixels = torch.stack([embedder.pixels(decode_image(data)) for data in chunk])
-        embedder.embed_pixels(pixels)
+        embedder.embed_bytes(chunk)
         latencies.append(time.perf_counter() - t0)
         done += batch
     elapsed = time.perf_counter() - started
@@ -114,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-batch-delay", type=int, default=20, help="TorchServe maxBatchDelay (ms)")
     parser.add_argument("--no-served", action="store_true", help="raw pipeline only (e.g. on a GPU box without Java)")
     parser.add_argument("--device", default="cpu", help="raw pipeline device (cpu or cuda)")
+    parser.add_argument("--decode-threads", type=int, default=0, help="handler decode_threads (0 = one per core)")
+    parser.add_argument("--decode", choices=["exact", "draft"], default="exact", help="handler decode mode")
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "bench_embed.json")
     args = parser.parse_args(argv)
 
@@ -131,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         store = Path(tmp) / "store"
         for precision in precisions:
             settings = HandlerSettings(
-                backbone=args.model, precision=precision, weights="random" if random_weights else "file"
-            )
+                backbone=args.model, precision=precision, weights="random" if random_weights else "file",
+                decode_threads=args.decode_threads, decode=args.decode,
+            )  # fmt: skip
             embedder = Embedder.load(settings, weights_path, device)
             server = None
             if not args.no_served:
@@ -142,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
                     archive.build(
                         args.model, store, name=name, random_weights=random_weights,
                         overrides={"batchSize": b, "maxBatchDelay": args.max_batch_delay},
-                        handler_overrides={"precision": precision},
+                        handler_overrides={"precision": precision, "decode_threads": args.decode_threads,
+                                           "decode": args.decode},
                     )  # fmt: skip
                     models[name] = f"{name}.mar"
                 server = TorchServe(models, store, Path(tmp) / f"run-{precision}", {k: free_port() for k in PORT_KEYS})
@@ -172,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"model": args.model, "device": str(device), "cpu_bf16": cpu_has_bf16(), "torch": torch.__version__,
             "machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-            "seconds": args.seconds, "repeats": args.repeats, "max_batch_delay_ms": args.max_batch_delay}  # fmt: skip
+            "seconds": args.seconds, "repeats": args.repeats, "max_batch_delay_ms": args.max_batch_delay,
+            "decode_threads": args.decode_threads, "decode": args.decode}  # fmt: skip
     args.out.write_text(json.dumps({"meta": meta, "summary": summary, "runs": runs}, indent=2))
     print(f"\nJSON: {args.out}")
     return 0
