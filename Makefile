@@ -29,8 +29,7 @@ mar: $(STAMP) ## build model_store/MODEL.mar (MODEL=resnet50|efficientnet_lite0,
 	$(PY) -m lookalike.archive --model $(MODEL) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(RANDOM_WEIGHTS),--random-weights)
 
 serve: $(STAMP) ## start TorchServe with MODELS (comma-separated .mar names) and return once they answer
-	@for m in $$(echo $(MODELS) | tr , ' '); do \
-	  [ -f model_store/$$m.mar ] || $(PY) -m lookalike.archive --model $$m || exit 1; done
+	@for m in $$(echo $(MODELS) | tr , ' '); do $(PY) -m lookalike.archive --model $$m --if-stale || exit 1; done
 	$(PY) -m lookalike.server start --models $(MODELS)
 
 stop: ## stop everything `make serve` / `make demo` / `make api` started

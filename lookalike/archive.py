@@ -92,6 +92,14 @@ def build(
     return mar
 
 
+def is_stale(mar: Path) -> bool:
+    """True when `mar` is missing or older than the handler code or the checked-in model config."""
+    if not mar.exists():
+        return True
+    sources = [*HANDLER_DIR.glob("*.py"), BASE_CONFIG]
+    return max(path.stat().st_mtime for path in sources) > mar.stat().st_mtime
+
+
 def describe(mar: Path) -> dict[str, Any]:
     """The model-config.yaml packed in a `.mar` (handler.backbone, handler.dimension, batch settings)."""
     with zipfile.ZipFile(mar) as archive:
@@ -113,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, help="override batchSize")
     parser.add_argument("--max-batch-delay", type=int, help="override maxBatchDelay (ms)")
     parser.add_argument("--workers", type=int, help="override minWorkers and maxWorkers")
+    parser.add_argument(
+        "--if-stale", action="store_true", help="build only if the .mar is missing or older than the code"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -124,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers:
         overrides.update(minWorkers=args.workers, maxWorkers=args.workers)
     handler_overrides = {"precision": args.precision} if args.precision else {}
+    target = args.store / f"{args.name or args.model}.mar"
+    if args.if_stale and not is_stale(target):
+        print(f"{target} is up to date")
+        return 0
     try:
         mar = build(args.model, args.store, args.name, args.weights, args.random_weights, overrides, handler_overrides)
     except weights_mod.WeightsNotFound as exc:

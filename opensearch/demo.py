@@ -62,8 +62,8 @@ def ensure_stack(port: int = 8000) -> tuple[str, str, str]:
     """
     model = choose_model()
     mar = DEFAULT_STORE / f"{model}.mar"
-    if not mar.exists():
-        print(f"- building model_store/{mar.name} ...")
+    if archive.is_stale(mar):
+        print(f"- building model_store/{mar.name} (missing or older than the handler code) ...")
         archive.build(model)
     server = TorchServe({model: mar.name})
     if server.pid() is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import zipfile
 
 import pytest
@@ -73,3 +74,13 @@ def test_cli_exits_2_with_the_advice(tmp_path, monkeypatch, capsys):
 
 def _refuse(url, dest, timeout=30.0):
     raise OSError("no network in this test")
+
+
+def test_an_archive_older_than_the_handler_code_is_stale(tmp_path):
+    mar = tmp_path / "m.mar"
+    assert archive.is_stale(mar)
+    mar.write_bytes(b"")
+    assert not archive.is_stale(mar)
+    newest = max(path.stat().st_mtime for path in archive.HANDLER_DIR.glob("*.py"))
+    os.utime(mar, (newest - 10, newest - 10))
+    assert archive.is_stale(mar)
