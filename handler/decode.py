@@ -53,7 +53,7 @@ DEFAULT_LIMITS = Limits()
 
 
 def decode_image(
-    data: bytes | bytearray | memoryview, limits: Limits = Limits(), draft_short_side: int | None = None
+    data: bytes | bytearray | memoryview, limits: Limits = DEFAULT_LIMITS, draft_short_side: int | None = None
 ) -> Image.Image:
     """Decode one upload into an upright RGB image (mode "RGB", 8 bits per channel).
 

@@ -42,6 +42,7 @@ class EmbeddingHandler(BaseHandler):
 
     def preprocess(self, data: list[dict]) -> Batch:
         batch = Batch(size=len(data))
+        found: list[tuple[int, str]] = []  # (request index, wire encoding) of each payload found
         blobs: list[bytes] = []
         for idx, request in enumerate(data):
             try:
@@ -52,12 +53,9 @@ class EmbeddingHandler(BaseHandler):
             except ImageError as exc:
                 batch.errors[idx] = exc
                 continue
-            batch.rows.append(idx)
-            batch.encodings.append(encoding)
+            found.append((idx, encoding))
         # Decoding runs in parallel threads; a bad image comes back as its own ImageError.
-        rows, encodings = batch.rows, batch.encodings
-        batch.rows, batch.encodings = [], []
-        for idx, encoding, item in zip(rows, encodings, self.embedder.prepare(blobs, self.limits), strict=True):
+        for (idx, encoding), item in zip(found, self.embedder.prepare(blobs, self.limits), strict=True):
             if isinstance(item, ImageError):
                 batch.errors[idx] = item
             else:

@@ -34,6 +34,19 @@ def read_key_file(path: str | Path, kind: str = "inference") -> str:
     return json.loads(Path(path).read_text())[kind]["key"]
 
 
+def resolve_token(token: str | None = None, key_file: str | None = None) -> tuple[str | None, str | None]:
+    """(bearer key, key file to re-read when the key is rejected), in this order: `token`, `key_file`,
+    LOOKALIKE_TS_TOKEN, the file named by LOOKALIKE_TS_KEY_FILE; (None, None) without authorisation."""
+    if token:
+        return token, None
+    if not key_file:
+        env_token = os.environ.get("LOOKALIKE_TS_TOKEN")
+        if env_token:
+            return env_token, None
+        key_file = os.environ.get("LOOKALIKE_TS_KEY_FILE") or None
+    return (read_key_file(key_file), key_file) if key_file else (None, None)
+
+
 class EmbeddingClient:
     def __init__(
         self,
@@ -42,15 +55,13 @@ class EmbeddingClient:
         token: str | None = None,
         timeout: float = 60.0,
         session: requests.Session | None = None,
+        key_file: str | None = None,
     ) -> None:
         self.endpoint = f"{url.rstrip('/')}/predictions/{model}"
         self.model = model
         self.timeout = timeout
         self.session = session or requests.Session()
-        self.key_file = None if token else os.environ.get("LOOKALIKE_TS_KEY_FILE") or None
-        token = token or os.environ.get("LOOKALIKE_TS_TOKEN") or None
-        if token is None and self.key_file:
-            token = read_key_file(self.key_file)
+        token, self.key_file = resolve_token(token, key_file)
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
 

@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from handler.wire import decode_vector
-from lookalike.client import read_key_file
+from lookalike.client import resolve_token
 
 from . import search
 from .backend import VectorIndex, open_index
@@ -46,7 +46,7 @@ class Service:
         self.settings = settings
         self.endpoint = f"{settings.ts_url.rstrip('/')}/predictions/{settings.model}"
         headers = {}
-        token = settings.ts_token or (read_key_file(settings.ts_key_file) if settings.ts_key_file else None)
+        token, _ = resolve_token(settings.ts_token, settings.ts_key_file)
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0), headers=headers)

@@ -43,12 +43,8 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
 
 
 def make_client(settings: SearchSettings) -> EmbeddingClient:
-    token = settings.ts_token
-    if token is None and settings.ts_key_file:
-        from lookalike.client import read_key_file
-
-        token = read_key_file(settings.ts_key_file)
-    return EmbeddingClient(settings.ts_url, settings.model, token=token)
+    # Given the key file (not the key read from it), the client re-reads it when a key expires.
+    return EmbeddingClient(settings.ts_url, settings.model, token=settings.ts_token, key_file=settings.ts_key_file)
 
 
 def connect(settings: SearchSettings) -> Stack:

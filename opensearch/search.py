@@ -43,12 +43,17 @@ def by_image(index: VectorIndex, client: EmbeddingClient, image: bytes, **filter
     return by_vector(index, embed_with_retry(client, image), **filters)
 
 
-def more_like_this(index: VectorIndex, doc_id: str, **filters) -> list[Hit]:
-    """Look-alikes of an indexed document, excluding itself."""
+def stored_vector(index: VectorIndex, doc_id: str) -> np.ndarray:
+    """The vector of an indexed document; NotFound if there is none."""
     doc = index.get(doc_id)
     if doc is None:
         raise NotFound(f"no document with id {doc_id}")
-    return by_vector(index, doc.vector, exclude_ids=[doc_id], **filters)
+    return doc.vector
+
+
+def more_like_this(index: VectorIndex, doc_id: str, **filters) -> list[Hit]:
+    """Look-alikes of an indexed document, excluding itself."""
+    return by_vector(index, stored_vector(index, doc_id), exclude_ids=[doc_id], **filters)
 
 
 def per_category(index: VectorIndex, vector: np.ndarray, n: int = 3, exclude_ids: Iterable[str] = ()) -> dict:
@@ -90,10 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         stack = cli.connect(settings)
         exclude = [args.id] if args.id else []
         if args.id:
-            doc = stack.index.get(args.id)
-            if doc is None:
-                raise NotFound(f"no document with id {args.id}")
-            vector = doc.vector
+            vector = stored_vector(stack.index, args.id)
         else:
             data = Path(args.image).read_bytes() if args.image else fetch_url(args.url, settings.max_image_bytes)
             vector = embed_with_retry(stack.client, data)
