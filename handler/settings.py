@@ -22,8 +22,8 @@ class HandlerSettings:
     backbone: str = "resnet50"
     # Written by the archive builder from the backbone registry; checked at start-up.
     dimension: int | None = None
-    # fp32 | bf16 | fp16 | auto (best the hardware supports).
-    precision: str = "fp32"
+    # auto (bf16 where the CPU has AMX/AVX512-BF16 or on CUDA, else fp32) | fp32 | bf16 | fp16.
+    precision: str = "auto"
     # "file": the archive's serialized weights; "random": seeded random weights (tests, benchmarks).
     weights: str = "file"
     seed: int = 0
@@ -35,9 +35,12 @@ class HandlerSettings:
     threads: int = 0
     # Threads decoding a batch's images in parallel (Pillow releases the GIL); 0 = one per core.
     decode_threads: int = 0
-    # "exact" (equals torchvision's preprocessing) or "draft" (JPEG DCT-domain downscaling: faster,
-    # slightly different pixels; see README, Speed).
-    decode: str = "exact"
+    # "exact" (equals torchvision's preprocessing), "draft" (JPEG DCT-domain downscaling: faster,
+    # slightly different pixels; see README, Speed) or "auto": draft when the precision resolves to
+    # bf16/fp16 (the fast path, quality bound tested together), exact at fp32.
+    decode: str = "auto"
+    # "auto" (channels_last on CPUs and for bf16/fp16 on GPUs), "channels_last" or "contiguous" (NCHW).
+    memory_format: str = "auto"
 
     @classmethod
     def from_model_config(
@@ -65,8 +68,10 @@ class HandlerSettings:
     def validate(self) -> None:
         if self.precision not in ("fp32", "bf16", "fp16", "auto"):
             raise ConfigError(f"precision must be fp32, bf16, fp16 or auto, not {self.precision!r}")
-        if self.decode not in ("exact", "draft"):
-            raise ConfigError(f"decode must be 'exact' or 'draft', not {self.decode!r}")
+        if self.decode not in ("exact", "draft", "auto"):
+            raise ConfigError(f"decode must be 'exact', 'draft' or 'auto', not {self.decode!r}")
+        if self.memory_format not in ("auto", "channels_last", "contiguous"):
+            raise ConfigError(f"memory_format must be auto, channels_last or contiguous, not {self.memory_format!r}")
         if self.weights not in ("file", "random"):
             raise ConfigError(f"weights must be 'file' or 'random', not {self.weights!r}")
         if self.decode_threads < 0 or self.threads < 0:

@@ -1,11 +1,18 @@
-"""Each speed lever of the embedding path against the plain fp32 path, in one run, in-process.
+"""Each speed lever of the embedding path against the plain fp32 eager path, side by side in one run.
 
-Levers: parallel decoding (decode_threads), JPEG draft decoding, bf16 autocast + channels_last
-(only where the hardware supports bf16: AMX/AVX512-BF16 or CUDA). Every cell runs the handler's
-own decode + preprocess + model on the bundled real photos; repeats alternate the cells and the
-table shows medians and the ratio to the baseline measured in the same repeat.
+The baseline is what the handler did before any lever: fp32, eager, contiguous (NCHW) tensors, one
+decode thread, exact decoding. Levers, added one at a time, then the default the hardware gets:
+  channels_last (memory_format), parallel decoding (decode_threads), JPEG draft decoding (decode),
+  bf16 with BatchNorm folded and the stem in fp32 (precision; only where the CPU has AMX/AVX512-BF16
+  or on CUDA).
+Each cell runs the handler's own decode + preprocess + model on the bundled real photos:
+  raw (default):  in this process, batch after batch;
+  --served:       through TorchServe, one archive per cell, 2*batch concurrent HTTP clients.
+Repeats alternate the cells; the table shows medians and the median ratio to the baseline measured
+in the same repeat. Prints a table and writes JSON (default reports/bench_levers[_served].json).
 
     .venv/bin/python loadtest/bench_levers.py --seconds 10 --repeats 3
+    .venv/bin/python loadtest/bench_levers.py --served --seconds 20 --repeats 3
 """
 
 from __future__ import annotations
@@ -13,8 +20,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import statistics
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -22,62 +31,107 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "loadtest")]
 
-from bench_embed import bench_raw  # noqa: E402
+from bench_embed import bench_raw, bench_served  # noqa: E402
 
 from handler.embedder import Embedder  # noqa: E402
 from handler.precision import cpu_has_bf16  # noqa: E402
 from handler.settings import HandlerSettings  # noqa: E402
+from lookalike import archive  # noqa: E402
 from lookalike.photos import all_photos  # noqa: E402
+from lookalike.server import PORT_KEYS, TorchServe, free_port  # noqa: E402
+
+BASELINE = "baseline: fp32 eager NCHW"
+DEFAULT = "default (auto settings)"
 
 
 def cells(device: torch.device) -> dict[str, dict]:
+    """Lever name -> handler settings; the first is the baseline, the last what `auto` picks here."""
     cores = min(8, os.cpu_count() or 1)
+    base = {"precision": "fp32", "memory_format": "contiguous", "decode_threads": 1, "decode": "exact"}
     out = {
-        "baseline fp32": {"precision": "fp32", "decode_threads": 1},
-        "+ parallel decode": {"precision": "fp32", "decode_threads": cores},
-        "+ parallel + draft decode": {"precision": "fp32", "decode_threads": cores, "decode": "draft"},
+        BASELINE: base,
+        "+ channels_last": {**base, "memory_format": "auto"},
+        "+ parallel decode": {**base, "memory_format": "auto", "decode_threads": cores},
+        "+ draft decode": {**base, "memory_format": "auto", "decode_threads": cores, "decode": "draft"},
     }
     if device.type == "cuda" or cpu_has_bf16():
-        out["+ bf16 channels_last"] = {"precision": "bf16", "decode_threads": 1}
-        out["all: bf16 + parallel + draft"] = {"precision": "bf16", "decode_threads": cores, "decode": "draft"}
+        out["bf16 alone"] = {**base, "precision": "bf16", "memory_format": "auto"}
+    out[DEFAULT] = {"precision": "auto", "memory_format": "auto", "decode_threads": 0, "decode": "auto"}
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="resnet50")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", type=Path, default=REPO / "reports" / "bench_levers.json")
-    args = parser.parse_args(argv)
-    device = torch.device(args.device)
-    images = list(all_photos().values())
-    variants = cells(device)
+def measure_raw(args, variants: dict[str, dict], images: list[bytes], device: torch.device, record) -> None:
     embedders = {
         name: Embedder.load(HandlerSettings(backbone=args.model, weights="random", **cfg), None, device)
         for name, cfg in variants.items()
     }
-    print(f"{args.model}, batch {args.batch}, {device}, cpu bf16: {cpu_has_bf16()}, {torch.get_num_threads()} torch "
-          f"threads, {len(images)} photos", flush=True)  # fmt: skip
+    for repeat in range(args.repeats):
+        for name, embedder in embedders.items():
+            record(repeat, name, bench_raw(embedder, images, args.batch, args.seconds)["images_per_s"])
+
+
+def measure_served(args, variants: dict[str, dict], images: list[bytes], record) -> None:
+    with tempfile.TemporaryDirectory(prefix="lookalike-levers-") as tmp:
+        store = Path(tmp) / "store"
+        models = {}
+        for i, cfg in enumerate(variants.values()):
+            archive.build(
+                args.model, store, name=f"lever{i}", random_weights=True,
+                overrides={"batchSize": args.batch, "maxBatchDelay": 20}, handler_overrides=cfg,
+            )  # fmt: skip
+            models[f"lever{i}"] = f"lever{i}.mar"
+        server = TorchServe(models, store, Path(tmp) / "run", {k: free_port() for k in PORT_KEYS})
+        server.start(timeout=600)
+        try:
+            for repeat in range(args.repeats):
+                for i, name in enumerate(variants):
+                    url = f"{server.inference_url}/predictions/lever{i}"
+                    result = bench_served(url, images, 2 * args.batch, args.seconds)
+                    if result["failures"]:
+                        raise SystemExit(f"{name}: {result['failures']} failed requests")
+                    record(repeat, name, result["images_per_s"])
+        finally:
+            server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="resnet50", help="backbone, run with seeded random weights")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=10.0, help="measuring time per cell")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="raw mode only: cpu or cuda")
+    parser.add_argument("--served", action="store_true", help="measure through TorchServe (needs Java)")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    out = args.out or REPO / "reports" / ("bench_levers_served.json" if args.served else "bench_levers.json")
+    images = list(all_photos().values())
+    variants = cells(device)
+    mode = "served by TorchServe" if args.served else f"in-process on {device}"
+    print(f"{args.model}, batch {args.batch}, {mode}, cpu bf16: {cpu_has_bf16()}, {os.cpu_count()} cores, "
+          f"{len(images)} photos, {args.seconds:.0f}s x {args.repeats} per cell", flush=True)  # fmt: skip
     runs: dict[str, list[float]] = {name: [] for name in variants}
     ratios: dict[str, list[float]] = {name: [] for name in variants}
-    for repeat in range(args.repeats):
-        base = None
-        for name, embedder in embedders.items():
-            rate = bench_raw(embedder, images, args.batch, args.seconds)["images_per_s"]
-            base = rate if base is None else base
-            runs[name].append(rate)
-            ratios[name].append(rate / base)
-            print(f"  run {repeat + 1}: {name:<30} {rate:7.1f} img/s  x{rate / base:.2f}", flush=True)
-    print(f"\n{'lever':<30} {'img/s (median)':>15} {'x baseline (median)':>20}")
+
+    def record(repeat: int, name: str, rate: float) -> None:
+        runs[name].append(rate)
+        ratios[name].append(rate / runs[BASELINE][repeat])
+        print(f"  run {repeat + 1}: {name:<28} {rate:7.1f} img/s  x{ratios[name][-1]:.2f}", flush=True)
+
+    if args.served:
+        measure_served(args, variants, images, record)
+    else:
+        measure_raw(args, variants, images, device, record)
+    print(f"\n{'lever':<28} {'img/s (median)':>15} {'x baseline (median)':>20}")
     for name in variants:
-        print(f"{name:<30} {statistics.median(runs[name]):>15.1f} {statistics.median(ratios[name]):>20.2f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"model": args.model, "device": str(device), "batch": args.batch,
-                                    "runs": runs, "ratios": ratios}, indent=2))  # fmt: skip
-    print(f"JSON: {args.out}")
+        print(f"{name:<28} {statistics.median(runs[name]):>15.1f} {statistics.median(ratios[name]):>20.2f}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"model": args.model, "mode": mode, "batch": args.batch, "cpu_bf16": cpu_has_bf16(),
+            "cores": os.cpu_count(), "machine": platform.processor() or platform.machine(),
+            "torch": torch.__version__, "seconds": args.seconds, "repeats": args.repeats}  # fmt: skip
+    out.write_text(json.dumps({"meta": meta, "cells": variants, "runs": runs, "ratios": ratios}, indent=2))
+    print(f"JSON: {out}")
     return 0
 
 

@@ -1,5 +1,11 @@
-"""The fast path against the quality bound: parallel decoding is exact; draft decoding stays within
-cosine >= 0.99 of the exact path and keeps >= 95 % of each photo's top-10 neighbours."""
+"""The fast path against the quality bound (issue 5): against the plain fp32 eager path, each photo's
+vector keeps cosine >= 0.99 and its top-10 neighbours among the 51 real photos overlap >= 0.95 on average.
+
+Parallel decoding is exact; channels_last fp32 is fp32 up to summation order; draft decoding and the
+AMX/GPU path (bf16 with BatchNorm folded and the stem in fp32, plus draft decoding) meet the bound.
+bf16 runs here on PyTorch's CPU kernels, without AMX: slower, the same bf16 rounding of inputs,
+weights and outputs (the plain-bf16 figure measured this way, 0.986, is the one AMX gave).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from handler import precision as precision_mod
 from handler.backbones import get_backbone
 from handler.embedder import Embedder
 from handler.errors import ConfigError, ImageError
+from handler.graph import Fp32Island, fold_batchnorm, for_reduced_precision
 from handler.settings import HandlerSettings
 from lookalike.weights import resolve
 
@@ -28,9 +35,9 @@ def lite0():
     return backbone, backbone.build(str(resolve(LITE)))
 
 
-def vectors(lite0, blobs, precision="fp32", draft=False) -> np.ndarray:
+def vectors(lite0, blobs, precision="fp32", draft=False, channels_last=None) -> np.ndarray:
     backbone, model = lite0
-    embedder = Embedder(backbone, model, torch.device("cpu"), precision, decode_threads=2, draft=draft)
+    embedder = Embedder(backbone, model, torch.device("cpu"), precision, 2, draft, channels_last)
     return np.concatenate([embedder.embed_bytes(blobs[i : i + 8]).numpy() for i in range(0, len(blobs), 8)])
 
 
@@ -46,7 +53,14 @@ def top10_overlap(reference: np.ndarray, fast: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def reference(lite0, gallery) -> np.ndarray:
-    return vectors(lite0, gallery)
+    """The baseline: plain fp32, eager, contiguous (NCHW) tensors, exact decoding."""
+    return vectors(lite0, gallery, channels_last=False)
+
+
+def assert_within_bound(reference: np.ndarray, fast: np.ndarray) -> None:
+    cosine = (fast * reference).sum(axis=1)
+    assert cosine.min() >= 0.99, cosine.min()
+    assert top10_overlap(reference, fast) >= 0.95
 
 
 def test_parallel_decoding_is_bit_identical_and_keeps_errors_in_place(lite0, photos):
@@ -59,21 +73,47 @@ def test_parallel_decoding_is_bit_identical_and_keeps_errors_in_place(lite0, pho
     assert torch.equal(parallel[0], serial[0]) and torch.equal(parallel[2], serial[2])
 
 
+def test_channels_last_fp32_is_fp32(lite0, gallery, reference):
+    fast = vectors(lite0, gallery)  # the CPU default: channels_last
+    assert (fast * reference).sum(axis=1).min() > 0.9999
+
+
 def test_draft_decoding_meets_the_quality_bound(lite0, gallery, reference):
-    fast = vectors(lite0, gallery, draft=True)
-    cosine = (fast * reference).sum(axis=1)
-    assert cosine.min() >= 0.99, cosine.min()
-    assert top10_overlap(reference, fast) >= 0.95
+    assert_within_bound(reference, vectors(lite0, gallery, draft=True))
+
+
+def test_bf16_fast_path_with_draft_decoding_meets_the_quality_bound(lite0, gallery, reference):
+    assert_within_bound(reference, vectors(lite0, gallery, precision="bf16", draft=True))
+
+
+@pytest.mark.parametrize("name", ["resnet50", LITE])
+def test_batchnorm_folding_keeps_fp32_outputs_and_the_stem_stays_fp32(name, lite0):
+    model = lite0[1] if name == LITE else get_backbone(name).build(None)
+    folded = fold_batchnorm(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    batch = torch.randn(2, 3, 224, 224)
+    with torch.inference_mode():
+        expected, got = model(batch), folded(batch)
+    assert torch.allclose(got, expected, rtol=1e-3, atol=1e-3 * expected.abs().max().item())
+    fast = for_reduced_precision(model)
+    first_conv = next(m for m in fast.modules() if isinstance(m, Fp32Island | torch.nn.Conv2d))
+    assert isinstance(first_conv, Fp32Island)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert first_conv(batch).dtype == torch.float32
 
 
 def test_auto_precision_falls_back_to_fp32_without_bf16_hardware(monkeypatch):
     settings = HandlerSettings(backbone="resnet50", weights="random", precision="auto")
     monkeypatch.setattr(precision_mod, "cpu_flags", lambda path="/proc/cpuinfo": frozenset({"avx2", "fma"}))
     plain = Embedder.load(settings, None)
-    assert (plain.precision, plain.channels_last) == ("fp32", False)
+    assert (plain.precision, plain.draft_short_side) == ("fp32", None)  # exact decoding: parity holds
+    assert not any(isinstance(m, Fp32Island) for m in plain.model.modules())
     monkeypatch.setattr(precision_mod, "cpu_flags", lambda path="/proc/cpuinfo": frozenset({"avx512f", "amx_bf16"}))
     fast = Embedder.load(settings, None)
-    assert (fast.precision, fast.channels_last) == ("bf16", True)
+    assert (fast.precision, fast.channels_last, fast.draft_short_side) == ("bf16", True, 2 * 232)
+    assert any(isinstance(m, Fp32Island) for m in fast.model.modules())
+    forced = Embedder.load(HandlerSettings(backbone="resnet50", weights="random", precision="fp32"), None)
+    assert (forced.precision, forced.draft_short_side) == ("fp32", None)
     with pytest.raises(ConfigError, match="fp32 or auto"):
         monkeypatch.setattr(precision_mod, "cpu_flags", lambda path="/proc/cpuinfo": frozenset({"avx2"}))
         Embedder.load(HandlerSettings(backbone="resnet50", weights="random", precision="bf16"), None)
@@ -83,3 +123,4 @@ def test_decode_setting_is_validated():
     with pytest.raises(ConfigError, match="decode"):
         HandlerSettings.from_model_config({"handler": {"decode": "fastest"}}, environ={})
     assert HandlerSettings.from_model_config({"handler": {"decode": "draft"}}, environ={}).decode == "draft"
+    assert HandlerSettings.from_model_config({}, environ={}).decode == "auto"
