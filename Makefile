@@ -12,7 +12,7 @@ MODELS ?= efficientnet_lite0
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup mar serve stop demo ingest api test test-fast test-opensearch loadtest loadtest-ui lint format bench bench-index clean
+.PHONY: help setup mar serve stop demo ingest api test test-fast test-opensearch loadtest loadtest-ui lint format bench bench-levers bench-index clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 
 bench: $(STAMP) ## embedding benchmark: raw in-process vs served, per precision and batch size (table + JSON)
 	$(PY) loadtest/bench_embed.py
+
+bench-levers: $(STAMP) ## every speed lever vs the plain fp32 path, served by TorchServe, in one run (table + JSON)
+	$(PY) loadtest/bench_levers.py --served
 
 LOAD_ARGS ?= --shape ramp -u 8 -t 60s
 loadtest: $(STAMP) ## start what is not running, run a bounded headless Locust test (LOAD_ARGS), print the summary

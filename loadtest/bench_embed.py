@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-served", action="store_true", help="raw pipeline only (e.g. on a GPU box without Java)")
     parser.add_argument("--device", default="cpu", help="raw pipeline device (cpu or cuda)")
     parser.add_argument("--decode-threads", type=int, default=0, help="handler decode_threads (0 = one per core)")
-    parser.add_argument("--decode", choices=["exact", "draft"], default="exact", help="handler decode mode")
+    parser.add_argument("--decode", choices=["exact", "draft", "auto"], default="exact", help="handler decode mode")
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "bench_embed.json")
     args = parser.parse_args(argv)
 

@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from handler.wire import decode_vector
-from lookalike.client import resolve_token
+from lookalike.client import read_key_file, resolve_token
 
 from . import search
 from .backend import VectorIndex, open_index
@@ -45,22 +45,31 @@ class Service:
     def __init__(self, settings: SearchSettings) -> None:
         self.settings = settings
         self.endpoint = f"{settings.ts_url.rstrip('/')}/predictions/{settings.model}"
-        headers = {}
-        token, _ = resolve_token(settings.ts_token, settings.ts_key_file)
+        token, self.key_file = resolve_token(settings.ts_token, settings.ts_key_file)
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
         if token:
-            headers["Authorization"] = f"Bearer {token}"
-        self.http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0), headers=headers)
+            self.http.headers["Authorization"] = f"Bearer {token}"
         self.info: ModelInfo | None = None
         self.index: VectorIndex | None = None
         self._opening = asyncio.Lock()
 
-    async def embed(self, image: bytes) -> tuple[dict, object]:
+    async def post_image(self, image: bytes) -> httpx.Response:
         try:
-            response = await self.http.post(
-                self.endpoint, content=image, headers={"Content-Type": "application/octet-stream"}
-            )
+            headers = {"Content-Type": "application/octet-stream"}
+            return await self.http.post(self.endpoint, content=image, headers=headers)
         except httpx.HTTPError as exc:
             raise ModelServerDown(f"model server unavailable at {self.settings.ts_url}: {exc!r}") from exc
+
+    async def embed(self, image: bytes) -> tuple[dict, object]:
+        response = await self.post_image(image)
+        if self.key_file and "InvalidKeyException" in response.text:
+            # TorchServe's keys expire (60 min by default) and it writes the new ones to its key file.
+            try:
+                key = await run_in_threadpool(read_key_file, self.key_file)
+            except (OSError, ValueError, KeyError) as exc:
+                raise ModelServerDown(f"cannot read the model server's key file {self.key_file}: {exc!r}") from exc
+            self.http.headers["Authorization"] = f"Bearer {key}"
+            response = await self.post_image(image)
         if response.status_code == 200:
             doc = response.json()
             return doc, decode_vector(doc)

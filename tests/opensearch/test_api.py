@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -112,3 +113,18 @@ def test_the_api_sends_the_model_servers_bearer_key(token_server, photos, tmp_pa
         response = requests.post(f"{api.url}/search", data=photos["coffee"],
                                  headers={"Content-Type": "image/jpeg"}, timeout=60)  # fmt: skip
         assert response.status_code == 503 and "bearer key" in response.json()["error"]
+
+
+def test_the_api_rereads_an_expired_key_from_the_key_file(token_server, photos, tmp_path):
+    """TorchServe rotates its keys and rewrites key_file.json; the API picks up the new key on rejection."""
+    real = json.loads(token_server.key_file.read_text())
+    key_file = tmp_path / "key_file.json"
+    key_file.write_text(json.dumps({**real, "inference": {**real["inference"], "key": "expired"}}))
+    settings = SearchSettings(
+        ts_url=token_server.inference_url, model=LITE, data_dir=tmp_path, ts_key_file=str(key_file)
+    )
+    with ApiServer(settings) as api:
+        key_file.write_text(json.dumps(real))  # the rotation happens after the API read the old key
+        response = requests.post(f"{api.url}/search", data=photos["coffee"],
+                                 headers={"Content-Type": "image/jpeg"}, timeout=60)  # fmt: skip
+        assert response.status_code == 200, response.text
