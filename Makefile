@@ -25,8 +25,8 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv and install everything (idempotent)
 
-mar: $(STAMP) ## build model_store/MODEL.mar (MODEL=resnet50|efficientnet_lite0, WEIGHTS=file, RANDOM_WEIGHTS=1)
-	$(PY) -m lookalike.archive --model $(MODEL) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(RANDOM_WEIGHTS),--random-weights)
+mar: $(STAMP) ## build model_store/MODEL.mar (MODEL=resnet50|efficientnet_lite0, WEIGHTS=file, RANDOM_WEIGHTS=1, WORKERS=n)
+	$(PY) -m lookalike.archive --model $(MODEL) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(RANDOM_WEIGHTS),--random-weights) $(if $(WORKERS),--workers $(WORKERS))
 
 serve: $(STAMP) ## start TorchServe with MODELS (comma-separated .mar names) and return once they answer
 	@for m in $$(echo $(MODELS) | tr , ' '); do $(PY) -m lookalike.archive --model $$m --if-stale || exit 1; done

@@ -31,9 +31,10 @@ class HandlerSettings:
     max_image_bytes: int = 16 * 1024 * 1024
     max_image_pixels: int = 40_000_000
     min_image_side: int = 16
-    # Torch intra-op threads per worker; 0 leaves torch's default (all cores).
+    # Torch intra-op threads per worker; 0 = the worker's share of the cores (cores // maxWorkers).
     threads: int = 0
-    # Threads decoding a batch's images in parallel (Pillow releases the GIL); 0 = one per core.
+    # Threads decoding a batch's images in parallel (Pillow releases the GIL); 0 = the worker's
+    # share of the cores, at most 8.
     decode_threads: int = 0
     # "exact" (equals torchvision's preprocessing), "draft" (JPEG DCT-domain downscaling: faster,
     # slightly different pixels; see README, Speed) or "auto": draft when the precision resolves to

@@ -35,7 +35,8 @@ class EmbeddingHandler(BaseHandler):
         weights = os.path.join(properties["model_dir"], serialized) if serialized else None
         self.settings = settings
         self.limits = Limits(settings.max_image_bytes, settings.max_image_pixels, settings.min_image_side)
-        self.embedder = Embedder.load(settings, weights, device)
+        workers = int((context.model_yaml_config or {}).get("maxWorkers") or 1)
+        self.embedder = Embedder.load(settings, weights, device, workers)
         self.model = self.embedder.model
         self.device = device
         self.initialized = True

@@ -7,7 +7,9 @@ decode thread, exact decoding. Levers, added one at a time, then the default the
   or on CUDA).
 Each cell runs the handler's own decode + preprocess + model on the bundled real photos:
   raw (default):  in this process, batch after batch;
-  --served:       through TorchServe, one archive per cell, 2*batch concurrent HTTP clients.
+  --served:       through TorchServe, one archive per cell, 2*batch concurrent HTTP clients; the
+                  levers run one worker, the default cell model-config.yaml's workers (the cores
+                  split between them).
 Repeats alternate the cells; the table shows medians and the median ratio to the baseline measured
 in the same repeat. Prints a table and writes JSON (default reports/bench_levers[_served].json).
 
@@ -33,7 +35,7 @@ sys.path[:0] = [str(REPO), str(REPO / "loadtest")]
 
 from bench_embed import bench_raw, bench_served  # noqa: E402
 
-from handler.embedder import Embedder  # noqa: E402
+from handler.embedder import Embedder, cpu_cores  # noqa: E402
 from handler.precision import cpu_has_bf16  # noqa: E402
 from handler.settings import HandlerSettings  # noqa: E402
 from lookalike import archive  # noqa: E402
@@ -46,7 +48,7 @@ DEFAULT = "default (auto settings)"
 
 def cells(device: torch.device) -> dict[str, dict]:
     """Lever name -> handler settings; the first is the baseline, the last what `auto` picks here."""
-    cores = min(8, os.cpu_count() or 1)
+    cores = min(8, cpu_cores())
     base = {"precision": "fp32", "memory_format": "contiguous", "decode_threads": 1, "decode": "exact"}
     out = {
         BASELINE: base,
@@ -61,6 +63,7 @@ def cells(device: torch.device) -> dict[str, dict]:
 
 
 def measure_raw(args, variants: dict[str, dict], images: list[bytes], device: torch.device, record) -> None:
+    """One embedder per cell in this process (one worker: the default cell's worker count is not modelled)."""
     embedders = {
         name: Embedder.load(HandlerSettings(backbone=args.model, weights="random", **cfg), None, device)
         for name, cfg in variants.items()
@@ -74,10 +77,11 @@ def measure_served(args, variants: dict[str, dict], images: list[bytes], record)
     with tempfile.TemporaryDirectory(prefix="lookalike-levers-") as tmp:
         store = Path(tmp) / "store"
         models = {}
-        for i, cfg in enumerate(variants.values()):
+        for i, (name, cfg) in enumerate(variants.items()):
+            one_worker = {} if name == DEFAULT else {"minWorkers": 1, "maxWorkers": 1}
             archive.build(
                 args.model, store, name=f"lever{i}", random_weights=True,
-                overrides={"batchSize": args.batch, "maxBatchDelay": 20}, handler_overrides=cfg,
+                overrides={"batchSize": args.batch, "maxBatchDelay": 20, **one_worker}, handler_overrides=cfg,
             )  # fmt: skip
             models[f"lever{i}"] = f"lever{i}.mar"
         server = TorchServe(models, store, Path(tmp) / "run", {k: free_port() for k in PORT_KEYS})

@@ -45,7 +45,9 @@ def store(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("model_store")
     archive.build("efficientnet_lite0", path)
     archive.build("resnet50", path, name="resnet50-random", random_weights=True)
-    archive.build("efficientnet_lite0", path, name=BATCH_MODEL, overrides={"batchSize": 4, "maxBatchDelay": 3000})
+    # One worker, so the four requests of the batch test cannot be split between two workers.
+    batch_proof = {"batchSize": 4, "maxBatchDelay": 3000, "minWorkers": 1, "maxWorkers": 1}
+    archive.build("efficientnet_lite0", path, name=BATCH_MODEL, overrides=batch_proof)
     return path
 
 

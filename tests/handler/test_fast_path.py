@@ -15,7 +15,7 @@ import torch
 
 from handler import precision as precision_mod
 from handler.backbones import get_backbone
-from handler.embedder import Embedder
+from handler.embedder import Embedder, thread_budget
 from handler.errors import ConfigError, ImageError
 from handler.graph import Fp32Island, fold_batchnorm, for_reduced_precision
 from handler.settings import HandlerSettings
@@ -124,3 +124,13 @@ def test_decode_setting_is_validated():
         HandlerSettings.from_model_config({"handler": {"decode": "fastest"}}, environ={})
     assert HandlerSettings.from_model_config({"handler": {"decode": "draft"}}, environ={}).decode == "draft"
     assert HandlerSettings.from_model_config({}, environ={}).decode == "auto"
+
+
+def test_workers_split_the_cores_unless_threads_are_set():
+    auto = HandlerSettings()
+    assert thread_budget(auto, workers=2, cores=2, torch_cores=2) == (1, 1)
+    assert thread_budget(auto, workers=1, cores=2, torch_cores=2) == (2, 2)
+    assert thread_budget(auto, workers=2, cores=32, torch_cores=16) == (8, 8)  # hyper-threads decode only
+    assert thread_budget(auto, workers=4, cores=2, torch_cores=2) == (1, 1)  # never 0
+    pinned = HandlerSettings(threads=3, decode_threads=5)
+    assert thread_budget(pinned, workers=2, cores=2, torch_cores=2) == (3, 5)
