@@ -79,10 +79,9 @@ class Embedder:
         self.precision = precision
         # channels_last lets oneDNN (AVX2 fp32 too, AMX/AVX512 bf16) and cuDNN (fp16/bf16) pick their
         # fastest kernels; on CUDA fp32 it was not measured to pay, so that path is left as it was.
-        if channels_last is None:
-            channels_last = device.type == "cpu" or precision in ("bf16", "fp16")
-        self.channels_last = channels_last
-        if precision in ("bf16", "fp16"):
+        reduced = precision in ("bf16", "fp16")
+        self.channels_last = device.type == "cpu" or reduced if channels_last is None else channels_last
+        if reduced:
             model = for_reduced_precision(model)
         model = model.to(device).eval()
         self.model = model.to(memory_format=torch.channels_last) if self.channels_last else model

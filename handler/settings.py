@@ -31,7 +31,7 @@ class HandlerSettings:
     max_image_bytes: int = 16 * 1024 * 1024
     max_image_pixels: int = 40_000_000
     min_image_side: int = 16
-    # Torch intra-op threads per worker; 0 = the worker's share of the cores (cores // maxWorkers).
+    # Torch intra-op threads per worker; 0 = the worker's share: physical cores // maxWorkers.
     threads: int = 0
     # Threads decoding a batch's images in parallel (Pillow releases the GIL); 0 = the worker's
     # share of the cores, at most 8.
