@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="measuring time per cell")
     parser.add_argument("--repeats", type=int, default=3, help="runs per cell; the table shows medians")
     parser.add_argument("--max-batch-delay", type=int, default=20, help="TorchServe maxBatchDelay (ms)")
+    parser.add_argument("--workers", type=int, default=1, help="TorchServe workers (1: the same work as raw)")
     parser.add_argument("--no-served", action="store_true", help="raw pipeline only (e.g. on a GPU box without Java)")
     parser.add_argument("--device", default="cpu", help="raw pipeline device (cpu or cuda)")
     parser.add_argument("--decode-threads", type=int, default=0, help="handler decode_threads (0 = one per core)")
@@ -142,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
                     name = f"b{b}-{precision}"
                     archive.build(
                         args.model, store, name=name, random_weights=random_weights,
-                        overrides={"batchSize": b, "maxBatchDelay": args.max_batch_delay},
+                        overrides={"batchSize": b, "maxBatchDelay": args.max_batch_delay,
+                                   "minWorkers": args.workers, "maxWorkers": args.workers},
                         handler_overrides={"precision": precision, "decode_threads": args.decode_threads,
                                            "decode": args.decode},
                     )  # fmt: skip
@@ -175,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"model": args.model, "device": str(device), "cpu_bf16": cpu_has_bf16(), "torch": torch.__version__,
             "machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
             "seconds": args.seconds, "repeats": args.repeats, "max_batch_delay_ms": args.max_batch_delay,
+            "workers": args.workers,
             "decode_threads": args.decode_threads, "decode": args.decode}  # fmt: skip
     args.out.write_text(json.dumps({"meta": meta, "summary": summary, "runs": runs}, indent=2))
     print(f"\nJSON: {args.out}")
