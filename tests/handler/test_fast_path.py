@@ -4,7 +4,7 @@ vector keeps cosine >= 0.99 and its top-10 neighbours among the 51 real photos o
 Parallel decoding is exact; channels_last fp32 is fp32 up to summation order; draft decoding and the
 AMX/GPU path (bf16 with BatchNorm folded and the stem in fp32, plus draft decoding) meet the bound.
 bf16 runs here on PyTorch's CPU kernels, without AMX: slower, the same bf16 rounding of inputs,
-weights and outputs (the plain-bf16 figure measured this way, 0.986, is the one AMX gave).
+weights and outputs; scripts/gpu_check.sh runs this file again where the CPU has AMX.
 """
 
 from __future__ import annotations
