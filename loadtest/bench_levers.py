@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import sys
@@ -35,7 +34,7 @@ sys.path[:0] = [str(REPO), str(REPO / "loadtest")]
 
 from bench_embed import bench_raw, bench_served  # noqa: E402
 
-from handler.embedder import Embedder, cpu_cores  # noqa: E402
+from handler.embedder import Embedder, cpu_cores, thread_budget  # noqa: E402
 from handler.precision import cpu_has_bf16  # noqa: E402
 from handler.settings import HandlerSettings  # noqa: E402
 from lookalike import archive  # noqa: E402
@@ -48,7 +47,7 @@ DEFAULT = "default (auto settings)"
 
 def cells(device: torch.device) -> dict[str, dict]:
     """Lever name -> handler settings; the first is the baseline, the last what `auto` picks here."""
-    cores = min(8, cpu_cores())
+    _, cores = thread_budget(HandlerSettings(), workers=1, cores=cpu_cores())  # what decode_threads 0 gives
     base = {"precision": "fp32", "memory_format": "contiguous", "decode_threads": 1, "decode": "exact"}
     out = {
         BASELINE: base,
@@ -113,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     images = list(all_photos().values())
     variants = cells(device)
     mode = "served by TorchServe" if args.served else f"in-process on {device}"
-    print(f"{args.model}, batch {args.batch}, {mode}, cpu bf16: {cpu_has_bf16()}, {os.cpu_count()} cores, "
+    print(f"{args.model}, batch {args.batch}, {mode}, cpu bf16: {cpu_has_bf16()}, {cpu_cores()} cores, "
           f"{len(images)} photos, {args.seconds:.0f}s x {args.repeats} per cell", flush=True)  # fmt: skip
     runs: dict[str, list[float]] = {name: [] for name in variants}
     ratios: dict[str, list[float]] = {name: [] for name in variants}
@@ -132,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<28} {statistics.median(runs[name]):>15.1f} {statistics.median(ratios[name]):>20.2f}")
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"model": args.model, "mode": mode, "batch": args.batch, "cpu_bf16": cpu_has_bf16(),
-            "cores": os.cpu_count(), "machine": platform.processor() or platform.machine(),
+            "cores": cpu_cores(), "machine": platform.processor() or platform.machine(),
             "torch": torch.__version__, "seconds": args.seconds, "repeats": args.repeats}  # fmt: skip
     out.write_text(json.dumps({"meta": meta, "cells": variants, "runs": runs, "ratios": ratios}, indent=2))
     print(f"JSON: {out}")
