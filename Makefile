@@ -5,14 +5,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-MODEL ?= resnet50
+LOOKALIKE := $(VENV)/bin/lookalike
+# One default model for every target, the one lookalike.settings defines (efficientnet_lite0).
+MODEL ?=
 WEIGHTS ?=
 RANDOM_WEIGHTS ?=
-MODELS ?= efficientnet_lite0
+MODELS ?=
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup mar serve stop demo ingest api test test-fast test-opensearch loadtest loadtest-ui lint format bench bench-levers bench-index clean
+.PHONY: help setup mar serve stop demo ingest api test test-fast test-opensearch loadtest loadtest-ui lint format bench bench-levers bench-index bench-ingest capacity clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,60 +27,64 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv and install everything (idempotent)
 
-mar: $(STAMP) ## build model_store/MODEL.mar (MODEL=resnet50|efficientnet_lite0, WEIGHTS=file, RANDOM_WEIGHTS=1, WORKERS=n)
-	$(PY) -m lookalike.archive --model $(MODEL) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(RANDOM_WEIGHTS),--random-weights) $(if $(WORKERS),--workers $(WORKERS))
+mar: $(STAMP) ## build model_store/MODEL.mar (MODEL=efficientnet_lite0|resnet50, WEIGHTS=file, RANDOM_WEIGHTS=1, WORKERS=n)
+	$(LOOKALIKE) mar $(if $(MODEL),--model $(MODEL)) $(if $(WEIGHTS),--weights $(WEIGHTS)) $(if $(RANDOM_WEIGHTS),--random-weights) $(if $(WORKERS),--workers $(WORKERS))
 
-serve: $(STAMP) ## start TorchServe with MODELS (comma-separated .mar names) and return once they answer
-	@for m in $$(echo $(MODELS) | tr , ' '); do $(PY) -m lookalike.archive --model $$m --if-stale || exit 1; done
-	$(PY) -m lookalike.server start --models $(MODELS)
+serve: $(STAMP) ## start TorchServe with MODELS (comma-separated; built if stale) and return once they answer
+	$(LOOKALIKE) serve $(if $(MODELS),--models $(MODELS))
 
 stop: ## stop everything `make serve` / `make demo` / `make api` started
-	@[ -x $(PY) ] && { $(PY) -m opensearch.apiserver; $(PY) -m lookalike.server stop; } || true
+	@[ -x $(LOOKALIKE) ] && $(LOOKALIKE) stop || true
 
 demo: $(STAMP) ## the main job: build, serve, ingest real photos, start the search API, run searches
-	$(PY) -m opensearch.demo
+	$(LOOKALIKE) demo
 
 ingest: $(STAMP) ## ingest a folder into the index: make ingest DIR=photos/
-	$(PY) -m opensearch.ingest $(DIR)
+	$(LOOKALIKE) ingest $(DIR)
 
 api: $(STAMP) ## run the search API in the foreground on 127.0.0.1:8000
-	$(PY) -m opensearch.api
+	$(LOOKALIKE) api
 
 test-opensearch: $(STAMP) ## the OpenSearch tests against a real cluster: make test-opensearch OPENSEARCH_URL=http://...
 	@[ -n "$(OPENSEARCH_URL)" ] || { echo "set OPENSEARCH_URL=http(s)://host:9200 (and OPENSEARCH_USER/PASSWORD)" >&2; exit 2; }
-	OPENSEARCH_URL=$(OPENSEARCH_URL) $(PY) -m pytest -m opensearch tests/opensearch $(PYTEST_ARGS)
+	OPENSEARCH_URL=$(OPENSEARCH_URL) $(PY) -m pytest -m opensearch tests/index $(PYTEST_ARGS)
 
-test: $(STAMP) ## lint, then the whole test suite (starts real TorchServe instances)
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+test: lint ## lint, then the whole test suite (starts real TorchServe instances)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: $(STAMP) ## the tests that do not start TorchServe
+test-fast: $(STAMP) ## the fast tier (< 60 s): stand-in model server, no TorchServe
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff check + format check
+lint: $(STAMP) ## ruff check + format check + mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: $(STAMP) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
 bench: $(STAMP) ## embedding benchmark: raw in-process vs served, per precision and batch size (table + JSON)
-	$(PY) loadtest/bench_embed.py
+	$(LOOKALIKE) bench embed
 
 bench-levers: $(STAMP) ## every speed lever vs the plain fp32 path, served by TorchServe, in one run (table + JSON)
-	$(PY) loadtest/bench_levers.py --served
+	$(LOOKALIKE) bench levers --served
+
+bench-index: $(STAMP) ## embedded index: recall@10 vs exact search and query speed at 100k vectors
+	$(LOOKALIKE) bench index
+
+bench-ingest: $(STAMP) ## ingest throughput vs TorchServe alone, same run
+	$(LOOKALIKE) bench ingest
+
+capacity: $(STAMP) ## searches/s of the whole local stack per TorchServe layout (Locust)
+	$(LOOKALIKE) bench capacity
 
 LOAD_ARGS ?= --shape ramp -u 8 -t 60s
 loadtest: $(STAMP) ## start what is not running, run a bounded headless Locust test (LOAD_ARGS), print the summary
-	$(PY) loadtest/run_local.py $(LOAD_ARGS)
+	$(LOOKALIKE) loadtest $(LOAD_ARGS)
 
 loadtest-ui: $(STAMP) ## Locust's web UI on http://127.0.0.1:8089 against the local stack
-	$(PY) loadtest/run_local.py --ui
-
-bench-index: $(STAMP) ## embedded index: recall@10 vs exact search and query speed at 100k vectors
-	$(PY) loadtest/bench_index.py
+	$(LOOKALIKE) loadtest --ui
 
 clean: stop ## remove run state and built archives (keeps .venv)
 	rm -rf run build reports model_store/*.mar

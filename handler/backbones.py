@@ -47,7 +47,8 @@ class EfficientNetLiteTrunk(nn.Module):
         self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.extract_features(x).mean((2, 3))
+        features: torch.Tensor = self.net.extract_features(x)  # type: ignore[operator]  # nn.Module attribute
+        return features.mean((2, 3))
 
 
 def _build_resnet50(weights_path: str | None) -> nn.Module:

@@ -98,8 +98,7 @@ def decode_image(
             if scale <= 0.5:  # Pillow keeps the result at least this large
                 img.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
         img.load()
-        img = ImageOps.exif_transpose(img)
-        return to_rgb(img)
+        return to_rgb(ImageOps.exif_transpose(img))
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise CorruptImage(f"{img.format} image is truncated or corrupt: {exc}") from exc
 

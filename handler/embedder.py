@@ -170,7 +170,9 @@ class Embedder:
     def embed_bytes(self, blobs: Sequence[bytes], limits: Limits = DEFAULT_LIMITS) -> torch.Tensor:
         """Valid uploads -> float32 `[N,D]`; raises the first ImageError (benchmarks, tests)."""
         prepared = self.prepare(blobs, limits)
+        tensors = []
         for item in prepared:
             if isinstance(item, ImageError):
                 raise item
-        return self.embed_pixels(torch.stack(prepared))
+            tensors.append(item)
+        return self.embed_pixels(torch.stack(tensors))

@@ -1,8 +1,9 @@
 """Handler settings: one frozen dataclass, read from the `handler:` section of model-config.yaml.
 
-Environment variables prefixed `LOOKALIKE_` override a key at worker start
-(`LOOKALIKE_PRECISION=fp32` forces fp32), so ops can change a knob without
-rebuilding the archive.
+Environment variables prefixed `LOOKALIKE_HANDLER_` override a key at worker start
+(`LOOKALIKE_HANDLER_PRECISION=fp32` forces fp32), so ops can change a knob without
+rebuilding the archive. The launcher (lookalike.serving.torchserve) forwards exactly these
+variables to the workers; the search side's `LOOKALIKE_*` settings never reach them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-ENV_PREFIX = "LOOKALIKE_"
+ENV_PREFIX = "LOOKALIKE_HANDLER_"  # lookalike.settings.WORKER_PREFIX; the handler imports nothing of ours
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +60,7 @@ class HandlerSettings:
             if value is not None and value != "":
                 section[name] = value
         try:
-            kwargs = {name: _coerce(fields[name].type, value) for name, value in section.items()}
+            kwargs = {name: _coerce(str(fields[name].type), value) for name, value in section.items()}
         except ValueError as exc:
             raise ConfigError(f"bad handler setting: {exc}") from exc
         settings = cls(**kwargs)

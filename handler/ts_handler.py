@@ -11,15 +11,14 @@ import logging
 import os
 
 import torch
+from lookalike_handler.batch import Batch
+from lookalike_handler.decode import Limits
+from lookalike_handler.embedder import Embedder, worker_device
+from lookalike_handler.errors import BadPayload, ImageError
+from lookalike_handler.payload import image_bytes, option
+from lookalike_handler.settings import HandlerSettings
+from lookalike_handler.wire import ENCODINGS, encode_error, encode_vector
 from ts.torch_handler.base_handler import BaseHandler
-
-from handler.batch import Batch
-from handler.decode import Limits
-from handler.embedder import Embedder, worker_device
-from handler.errors import BadPayload, ImageError
-from handler.payload import image_bytes, option
-from handler.settings import HandlerSettings
-from handler.wire import ENCODINGS, encode_error, encode_vector
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,8 @@ Users (name the classes on the command line to run only some, e.g. `... SearchUs
 Every response is checked (status, JSON shape, dimension, at least one hit) and a failure
 says why. Shapes: --shape ramp|steps|spike|soak over -u (peak users) and -t (run time).
 Thresholds --max-fail-ratio, --max-p95-ms, --min-rps set the exit code (1 when broken).
-Options may also come from LOOKALIKE_* environment variables (see README, "Load testing").
+Options may also come from environment variables (docs/loadtest.md); the model server's URL,
+model and key default to the settings every other command reads (lookalike.settings).
 """
 
 from __future__ import annotations
@@ -18,19 +19,15 @@ from __future__ import annotations
 import base64
 import itertools
 import logging
-import os
-import sys
 import threading
 from pathlib import Path
 from typing import ClassVar
 
 from locust import FastHttpUser, LoadTestShape, between, events, task
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent), str(HERE)]
-
-from shapes import SHAPES, users_at  # noqa: E402
-from thresholds import Thresholds, violations  # noqa: E402
+from lookalike.loadtest.shapes import SHAPES, users_at
+from lookalike.loadtest.thresholds import Thresholds, violations
+from lookalike.settings import Settings
 
 logger = logging.getLogger("lookalike.loadtest")
 
@@ -52,39 +49,32 @@ class Shared:
 
 @events.init_command_line_parser.add_listener
 def _options(parser) -> None:
-    env = os.environ.get
+    settings = Settings.from_env()
     group = parser.add_argument_group("Lookalike")
+    # Locust's parser (configargparse) reads each env_var itself.
     group.add_argument(
         "--shape",
         choices=SHAPES,
-        default=env("LOOKALIKE_LOAD_SHAPE", "soak"),
-        help="load shape over -u peak users and -t run time (LOOKALIKE_LOAD_SHAPE)",
+        default="soak",
+        env_var="LOOKALIKE_LOAD_SHAPE",
+        help="load shape over -u peak users and -t run time",
     )
-    group.add_argument(
-        "--ts-host",
-        default=env("LOOKALIKE_TS_URL", "http://127.0.0.1:8080"),
-        help="TorchServe inference URL for EmbedUser (LOOKALIKE_TS_URL)",
-    )
-    group.add_argument(
-        "--ts-model",
-        default=env("LOOKALIKE_MODEL", "efficientnet_lite0"),
-        help="TorchServe model name (LOOKALIKE_MODEL)",
-    )
-    group.add_argument(
-        "--ts-token", default=env("LOOKALIKE_TS_TOKEN", ""), help="TorchServe bearer key (LOOKALIKE_TS_TOKEN)"
-    )
+    group.add_argument("--ts-host", default=settings.ts_url, help="TorchServe inference URL for EmbedUser")
+    group.add_argument("--ts-model", default=settings.model, help="TorchServe model name")
+    group.add_argument("--ts-token", default=settings.ts_token or "", help="TorchServe bearer key")
     group.add_argument(
         "--photos",
-        default=env("LOOKALIKE_LOAD_PHOTOS", ""),
+        default="",
+        env_var="LOOKALIKE_LOAD_PHOTOS",
         help="folder of query images; default: the ~50 bundled real photos",
     )
-    group.add_argument("--k", type=int, default=int(env("LOOKALIKE_LOAD_K", "10")), help="hits per search")
-    group.add_argument("--search-weight", type=int, default=int(env("LOOKALIKE_SEARCH_WEIGHT", "3")))
-    group.add_argument("--similar-weight", type=int, default=int(env("LOOKALIKE_SIMILAR_WEIGHT", "1")))
-    group.add_argument("--embed-weight", type=int, default=int(env("LOOKALIKE_EMBED_WEIGHT", "1")))
-    group.add_argument("--max-fail-ratio", type=float, default=float(env("LOOKALIKE_MAX_FAIL_RATIO", "0.01")))
-    group.add_argument("--max-p95-ms", type=float, default=float(env("LOOKALIKE_MAX_P95_MS", "1000")))
-    group.add_argument("--min-rps", type=float, default=float(env("LOOKALIKE_MIN_RPS", "0")))  # fmt: skip
+    group.add_argument("--k", type=int, default=settings.default_k, env_var="LOOKALIKE_LOAD_K", help="hits per search")
+    group.add_argument("--search-weight", type=int, default=3, env_var="LOOKALIKE_SEARCH_WEIGHT")
+    group.add_argument("--similar-weight", type=int, default=1, env_var="LOOKALIKE_SIMILAR_WEIGHT")
+    group.add_argument("--embed-weight", type=int, default=1, env_var="LOOKALIKE_EMBED_WEIGHT")
+    group.add_argument("--max-fail-ratio", type=float, default=0.01, env_var="LOOKALIKE_MAX_FAIL_RATIO")
+    group.add_argument("--max-p95-ms", type=float, default=1000.0, env_var="LOOKALIKE_MAX_P95_MS")
+    group.add_argument("--min-rps", type=float, default=0.0, env_var="LOOKALIKE_MIN_RPS")  # fmt: skip
 
 
 @events.init.add_listener

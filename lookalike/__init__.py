@@ -1,5 +1,7 @@
-"""Lookalike's operator side: build archives, run TorchServe, call it.
+"""Lookalike: self-hosted search by image.
 
-bytes -> handler (inside TorchServe) -> vector; this package builds and starts
-the server and is its client. It imports the handler package, never the reverse.
+bytes -> TorchServe (the `lookalike_handler` package, shipped in the .mar) -> vector -> index -> hits.
+Subpackages follow that flow: serving/ (archives, the TorchServe launcher, the one model-server
+client), index/ (embedded SQLite + FAISS, OpenSearch), ingest/, search and dedup, api/, and the
+`lookalike` command in cli/. settings.py holds every default; errors.py every failure.
 """

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+from lookalike_handler.backbones import BACKBONES, ResNetTrunk, get_backbone
+from lookalike_handler.decode import decode_image
+from lookalike_handler.embedder import Embedder
+from lookalike_handler.errors import ConfigError
+from lookalike_handler.settings import HandlerSettings
+from lookalike_handler.transforms import preprocess
 from torch import nn
 from torchvision.models import resnet50
 
-from handler.backbones import BACKBONES, ResNetTrunk, get_backbone
-from handler.decode import decode_image
-from handler.embedder import Embedder
-from handler.errors import ConfigError
-from handler.settings import HandlerSettings
-from handler.transforms import preprocess
-from lookalike.weights import resolve
+from lookalike.serving.weights import resolve
 
 ESPRESSO = 967
 CATS = {281, 282, 285}  # tabby, tiger cat, Egyptian cat

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from lookalike_handler.decode import Limits, decode_image
+from lookalike_handler.errors import ImageError, ImageTooLarge
 from PIL import Image
 
-from handler.decode import Limits, decode_image
-from handler.errors import ImageError, ImageTooLarge
 from tests.conftest import encode
 from tests.corpus import bad_inputs
 

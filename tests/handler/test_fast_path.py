@@ -12,14 +12,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from lookalike_handler import precision as precision_mod
+from lookalike_handler.backbones import get_backbone
+from lookalike_handler.embedder import Embedder, thread_budget
+from lookalike_handler.errors import ConfigError, ImageError
+from lookalike_handler.graph import Fp32Island, fold_batchnorm, for_reduced_precision
+from lookalike_handler.settings import HandlerSettings
 
-from handler import precision as precision_mod
-from handler.backbones import get_backbone
-from handler.embedder import Embedder, thread_budget
-from handler.errors import ConfigError, ImageError
-from handler.graph import Fp32Island, fold_batchnorm, for_reduced_precision
-from handler.settings import HandlerSettings
-from lookalike.weights import resolve
+from lookalike.serving.weights import resolve
 
 LITE = "efficientnet_lite0"
 

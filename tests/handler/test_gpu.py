@@ -8,11 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from lookalike_handler.decode import decode_image
+from lookalike_handler.embedder import Embedder, worker_device
+from lookalike_handler.settings import HandlerSettings
 
-from handler.decode import decode_image
-from handler.embedder import Embedder, worker_device
-from handler.settings import HandlerSettings
-from lookalike.weights import resolve
+from lookalike.serving.weights import resolve
 
 pytestmark = [
     pytest.mark.gpu,

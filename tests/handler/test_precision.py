@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from handler.errors import ConfigError
-from handler.precision import cpu_flags, cpu_has_bf16, resolve_precision
+from lookalike_handler.errors import ConfigError
+from lookalike_handler.precision import cpu_flags, cpu_has_bf16, resolve_precision
 
 CPU = torch.device("cpu")
 CUDA = torch.device("cuda", 0)
@@ -45,7 +44,7 @@ def test_cpu_flags_parse(tmp_path):
 
 
 def test_worker_device_falls_back_to_cpu_without_cuda(monkeypatch):
-    from handler.embedder import worker_device
+    from lookalike_handler.embedder import worker_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert worker_device(0) == CPU

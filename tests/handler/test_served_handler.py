@@ -12,15 +12,17 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import requests
+from lookalike_handler.decode import decode_image
+from lookalike_handler.embedder import Embedder
+from lookalike_handler.settings import HandlerSettings
+from lookalike_handler.wire import decode_vector
 from PIL import ImageOps
 
-from handler.decode import decode_image
-from handler.embedder import Embedder
-from handler.settings import HandlerSettings
-from handler.wire import decode_vector
-from lookalike.client import EmbeddingClient, ModelServerError
-from lookalike.server import read_properties
-from lookalike.weights import resolve
+from lookalike.errors import ModelServerAuth
+from lookalike.serving.client import ModelClient
+from lookalike.serving.torchserve import read_properties
+from lookalike.serving.weights import resolve
+from lookalike.settings import Settings
 from tests.conftest import BATCH_MODEL
 from tests.corpus import bad_inputs
 
@@ -117,7 +119,7 @@ def _crop_and_flip(data: bytes) -> bytes:
 
 
 def test_lite0_ranks_a_crop_of_a_photo_nearest_to_that_photo(server, photos, interiors):
-    client = EmbeddingClient(server.inference_url, LITE)
+    client = ModelClient(server.inference_url, LITE)
     gallery = {**photos, **interiors}
     names = list(gallery)
     xb = np.stack([client.embed(gallery[name]) for name in names])
@@ -168,13 +170,14 @@ def test_token_auth_requires_the_bearer_key(token_server, coffee):
     response = requests.post(url, data=coffee, headers={"Content-Type": "image/jpeg"}, timeout=30)
     assert response.status_code == 400 and response.json()["type"] == "InvalidKeyException"
     key = token_server.keys()["inference"]
-    assert EmbeddingClient(token_server.inference_url, LITE, token=key).embed(coffee).shape == (1280,)
-    with pytest.raises(ModelServerError) as caught:
-        EmbeddingClient(token_server.inference_url, LITE, token="wrong").embed(coffee)
-    assert caught.value.status == 401
+    assert ModelClient(token_server.inference_url, LITE, token=key).embed(coffee).shape == (1280,)
+    with pytest.raises(ModelServerAuth) as caught:
+        ModelClient(token_server.inference_url, LITE, token="wrong").embed(coffee)
+    assert caught.value.upstream == 401 and "bearer key" in caught.value.reason
 
 
 def test_client_reads_the_key_file_from_the_environment(token_server, coffee, monkeypatch):
     monkeypatch.setenv("LOOKALIKE_TS_KEY_FILE", str(token_server.key_file))
     monkeypatch.delenv("LOOKALIKE_TS_TOKEN", raising=False)
-    assert EmbeddingClient(token_server.inference_url, LITE).embed(coffee).shape == (1280,)
+    settings = Settings.from_env(ts_url=token_server.inference_url, model=LITE)
+    assert ModelClient.from_settings(settings).embed(coffee).shape == (1280,)

@@ -7,16 +7,15 @@ import json
 
 import numpy as np
 import pytest
-
-from handler.errors import BadPayload, ConfigError, EmptyImage
-from handler.payload import image_bytes
-from handler.settings import HandlerSettings
-from handler.wire import decode_vector, encode_vector
+from lookalike_handler.errors import BadPayload, ConfigError, EmptyImage
+from lookalike_handler.payload import image_bytes
+from lookalike_handler.settings import HandlerSettings
+from lookalike_handler.wire import decode_vector, encode_vector
 
 
 def test_settings_from_yaml_section_and_env_override():
     cfg = {"handler": {"backbone": "efficientnet_lite0", "dimension": 1280, "precision": "auto"}}
-    settings = HandlerSettings.from_model_config(cfg, environ={"LOOKALIKE_PRECISION": "fp32"})
+    settings = HandlerSettings.from_model_config(cfg, environ={"LOOKALIKE_HANDLER_PRECISION": "fp32"})
     assert settings.backbone == "efficientnet_lite0" and settings.dimension == 1280
     assert settings.precision == "fp32"  # the documented way to force fp32 without rebuilding
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import torch
 import torchvision.transforms.v2.functional as TF
+from lookalike_handler.backbones import get_backbone
+from lookalike_handler.decode import decode_image
+from lookalike_handler.transforms import preprocess, resized_size
 from torchvision.models import ResNet50_Weights
 from torchvision.transforms import InterpolationMode
-
-from handler.backbones import get_backbone
-from handler.decode import decode_image
-from handler.transforms import preprocess, resized_size
 
 
 def test_resnet50_preprocessing_matches_weights_transforms(photos, interiors):

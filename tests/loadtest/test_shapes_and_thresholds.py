@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "loadtest"))
-
-from shapes import SHAPES, users_at
-from thresholds import Thresholds, violations
+from lookalike.loadtest.shapes import SHAPES, users_at
+from lookalike.loadtest.thresholds import Thresholds, violations
 
 
 def test_every_shape_stays_within_peak_and_ends_on_time():

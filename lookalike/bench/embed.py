@@ -1,0 +1,231 @@
+"""Embedding throughput: the raw in-process pipeline vs the same model served by TorchServe.
+
+For each precision the hardware supports and each batch size, one run measures
+  raw:    decode + preprocess + model in this process, batch after batch (handler code, no HTTP)
+  served: the same handler in TorchServe (batchSize = b), 2*b concurrent HTTP clients
+and reports images/s, p50/p95 latency and served/raw. Runs repeat (--repeats) and the
+table shows medians. Prints a table and writes JSON (default reports/bench_embed.json).
+
+    lookalike bench embed --seconds 20 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from lookalike_handler.embedder import Embedder
+from lookalike_handler.precision import cpu_has_bf16
+from lookalike_handler.settings import HandlerSettings
+
+from lookalike.errors import ModelServerError
+from lookalike.photos import all_photos
+from lookalike.serving import archive
+from lookalike.serving.client import ModelClient
+from lookalike.serving.torchserve import TorchServe
+from lookalike.settings import REPORTS_DIR
+from lookalike.stack import free_ports
+
+
+def percentiles(latencies: list[float]) -> tuple[float, float]:
+    values = np.asarray(latencies) * 1000.0
+    return float(np.percentile(values, 50)), float(np.percentile(values, 95))
+
+
+def bench_raw(embedder: Embedder, images: list[bytes], batch: int, seconds: float) -> dict:
+    """Batches of `batch` photos through the handler's decode + preprocess + model, for `seconds`."""
+    for _ in range(3):  # warm-up: oneDNN builds its kernels for this shape on first use
+        embedder.embed_bytes([images[0]] * batch)
+    latencies, done, i = [], 0, 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        chunk = [images[(i + k) % len(images)] for k in range(batch)]
+        i += batch
+        t0 = time.perf_counter()
+        embedder.embed_bytes(chunk)
+        latencies.append(time.perf_counter() - t0)
+        done += batch
+    elapsed = time.perf_counter() - started
+    p50, p95 = percentiles(latencies)
+    return {"images_per_s": done / elapsed, "p50_ms": p50, "p95_ms": p95, "images": done}
+
+
+def bench_served(
+    ts_url: str, model: str, images: list[bytes], clients: int, seconds: float, warmup: float = 5.0
+) -> dict:
+    """`clients` threads POST photos back to back: `warmup` seconds unmeasured, then `seconds` measured."""
+    if warmup > 0:
+        bench_served(ts_url, model, images, clients, warmup, warmup=0)
+    stop_at = time.perf_counter() + seconds
+    latencies: list[float] = []
+    failures = [0]
+    lock = threading.Lock()
+
+    def worker(offset: int) -> None:
+        client = ModelClient(ts_url, model, timeout=120.0, retries=0)
+        n = offset
+        while time.perf_counter() < stop_at:
+            data = images[n % len(images)]
+            n += clients
+            t0 = time.perf_counter()
+            try:
+                client.embed_response(data)
+                ok = True
+            except ModelServerError:
+                ok = False
+            elapsed = time.perf_counter() - t0
+            with lock:
+                if ok:
+                    latencies.append(elapsed)
+                else:
+                    failures[0] += 1
+        client.close()
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    p50, p95 = percentiles(latencies or [0.0])
+    return {"images_per_s": len(latencies) / elapsed, "p50_ms": p50, "p95_ms": p95, "images": len(latencies),
+            "failures": failures[0]}  # fmt: skip
+
+
+def supported_precisions(device: torch.device) -> list[str]:
+    if device.type == "cuda":
+        return ["fp32", "bf16", "fp16"]
+    return ["fp32", "bf16"] if cpu_has_bf16() else ["fp32"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog=f"lookalike bench {__name__.rsplit('.', 1)[-1]}",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", default="resnet50", help="backbone (resnet50 runs with random weights)")
+    parser.add_argument("--batch-sizes", default="1,8", help="comma-separated")
+    parser.add_argument("--precisions", help="comma-separated; default: all the hardware supports")
+    parser.add_argument("--seconds", type=float, default=20.0, help="measuring time per cell")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per cell; the table shows medians")
+    parser.add_argument("--max-batch-delay", type=int, default=20, help="TorchServe maxBatchDelay (ms)")
+    parser.add_argument("--workers", type=int, default=1, help="TorchServe workers (1: the same work as raw)")
+    parser.add_argument("--no-served", action="store_true", help="raw pipeline only (e.g. on a GPU box without Java)")
+    parser.add_argument("--device", default="cpu", help="raw pipeline device (cpu or cuda)")
+    parser.add_argument("--decode-threads", type=int, default=0, help="handler decode_threads (0 = one per core)")
+    parser.add_argument("--decode", choices=["exact", "draft", "auto"], default="exact", help="handler decode mode")
+    parser.add_argument("--out", type=Path, default=REPORTS_DIR / "bench_embed.json")
+    args = parser.parse_args(argv)
+
+    device = torch.device(args.device)
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    precisions = args.precisions.split(",") if args.precisions else supported_precisions(device)
+    random_weights = args.model == "resnet50"
+    weights_path = None if random_weights else str(archive.weights_mod.resolve(args.model))
+    images = [data for data in all_photos().values()]
+    print(f"{len(images)} real photos; {args.model}; device {device}; precisions {precisions}; "
+          f"batch sizes {batch_sizes}; {args.seconds:.0f}s x {args.repeats} runs per cell", flush=True)  # fmt: skip
+
+    runs: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="lookalike-bench-") as tmp:
+        store = Path(tmp) / "store"
+        for precision in precisions:
+            settings = HandlerSettings(
+                backbone=args.model, precision=precision, weights="random" if random_weights else "file",
+                decode_threads=args.decode_threads, decode=args.decode,
+            )  # fmt: skip
+            embedder = Embedder.load(settings, weights_path, device)
+            server = None
+            if not args.no_served:
+                models = {}
+                for b in batch_sizes:
+                    name = f"b{b}-{precision}"
+                    archive.build(
+                        args.model, store, name=name, random_weights=random_weights,
+                        overrides={"batchSize": b, "maxBatchDelay": args.max_batch_delay,
+                                   "minWorkers": args.workers, "maxWorkers": args.workers},
+                        handler_overrides={"precision": precision, "decode_threads": args.decode_threads,
+                                           "decode": args.decode},
+                    )  # fmt: skip
+                    models[name] = f"{name}.mar"
+                server = TorchServe(models, store, Path(tmp) / f"run-{precision}", free_ports())
+            try:
+                for repeat in range(args.repeats):
+                    for b in batch_sizes:
+                        row: dict[str, Any] = {"precision": precision, "batch": b, "repeat": repeat}
+                        row["raw"] = bench_raw(embedder, images, b, args.seconds)
+                        if server is not None:
+                            if server.pid() is None:
+                                # Start after the raw run so the idle worker does not steal cycles.
+                                server.start(timeout=300)
+                            name = f"b{b}-{precision}"
+                            row["served"] = bench_served(server.inference_url, name, images, 2 * b, args.seconds)
+                            row["ratio"] = row["served"]["images_per_s"] / row["raw"]["images_per_s"]
+                        runs.append(row)
+                        print(f"  run {repeat + 1}/{args.repeats} {precision} b{b}: raw "
+                              f"{row['raw']['images_per_s']:.1f} img/s"
+                              + (f", served {row['served']['images_per_s']:.1f} img/s, ratio {row['ratio']:.2f}"
+                                 if "served" in row else ""), flush=True)  # fmt: skip
+            finally:
+                if server is not None:
+                    server.stop()
+
+    summary = summarise(runs)
+    print_table(summary)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"model": args.model, "device": str(device), "cpu_bf16": cpu_has_bf16(), "torch": torch.__version__,
+            "machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+            "seconds": args.seconds, "repeats": args.repeats, "max_batch_delay_ms": args.max_batch_delay,
+            "workers": args.workers,
+            "decode_threads": args.decode_threads, "decode": args.decode}  # fmt: skip
+    args.out.write_text(json.dumps({"meta": meta, "summary": summary, "runs": runs}, indent=2))
+    print(f"\nJSON: {args.out}")
+    return 0
+
+
+def summarise(runs: list[dict]) -> list[dict]:
+    cells: dict[tuple[str, int], list[dict]] = {}
+    for row in runs:
+        cells.setdefault((row["precision"], row["batch"]), []).append(row)
+    summary = []
+    for (precision, batch), rows in cells.items():
+        cell = {"precision": precision, "batch": batch, "runs": len(rows)}
+        for side in ("raw", "served"):
+            if side in rows[0]:
+                for key in ("images_per_s", "p50_ms", "p95_ms"):
+                    cell[f"{side}_{key}"] = statistics.median(row[side][key] for row in rows)
+        if "ratio" in rows[0]:
+            cell["ratio_median"] = statistics.median(row["ratio"] for row in rows)
+            cell["served_failures"] = sum(row["served"]["failures"] for row in rows)
+        summary.append(cell)
+    return summary
+
+
+def print_table(summary: list[dict]) -> None:
+    columns = ("precision", "batch", "raw img/s", "raw p50/p95 ms", "served img/s", "served p50/p95 ms", "served/raw")
+    rows = []
+    for cell in summary:
+        row = [cell["precision"], str(cell["batch"]), f"{cell['raw_images_per_s']:.1f}",
+               f"{cell['raw_p50_ms']:.0f}/{cell['raw_p95_ms']:.0f}"]  # fmt: skip
+        if "ratio_median" in cell:
+            row += [f"{cell['served_images_per_s']:.1f}", f"{cell['served_p50_ms']:.0f}/{cell['served_p95_ms']:.0f}",
+                    f"{cell['ratio_median']:.2f}"]  # fmt: skip
+        else:
+            row += ["-", "-", "-"]
+        rows.append(row)
+    widths = [max(len(columns[i]), *(len(row[i]) for row in rows)) for i in range(len(columns))]
+    line = "  ".join(f"{{:>{w}}}" for w in widths)
+    print("\nmedians over runs\n" + line.format(*columns) + "\n" + "-" * (sum(widths) + 2 * len(widths) - 2))
+    for row in rows:
+        print(line.format(*row))

@@ -1,0 +1,155 @@
+"""Subcommands on the index: ingest, search, similar, dedup, admin."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from lookalike import dedup, search
+from lookalike.cli.common import add_settings_args, connected, guarded, settings_from_args, subparser
+from lookalike.errors import BadQuery
+from lookalike.index import open_index
+from lookalike.index.opensearch_index import connect as opensearch_client
+from lookalike.index.opensearch_index import create_index, swap_alias
+from lookalike.ingest import sources
+from lookalike.ingest.pipeline import DEFAULT_ERRORS, Ingestor, write_errors
+from lookalike.serving.client import ModelClient
+from lookalike.settings import RUN_DIR
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    p = subparser(sub, "ingest", "embed a folder or manifest of images into the index (idempotent, resumable)",
+                  "lookalike ingest photos/", "lookalike ingest --manifest images.csv --concurrency 8",
+                  "lookalike ingest photos/ --index NAME   # a new index, before `admin swap NAME`")  # fmt: skip
+    p.add_argument("folder", nargs="?", type=Path, help="folder of images (recursive; first-level folder = category)")
+    p.add_argument("--manifest", type=Path, help="CSV or JSONL manifest (path or url, id, category, tags)")
+    p.add_argument("--concurrency", type=int, default=8, help="requests in flight to TorchServe (default 8)")
+    p.add_argument("--errors", type=Path, default=DEFAULT_ERRORS, help=f"error report CSV (default {DEFAULT_ERRORS})")
+    p.add_argument("--batch", type=int, default=64, help="documents per index write (default 64)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_settings_args(p)
+    p.set_defaults(run=guarded(ingest))
+
+    for name, summary, examples in (
+        ("search", "find indexed images that look like an image file or URL",
+         ("lookalike search photo.jpg -k 5", "lookalike search --url https://example.com/a.jpg --json",
+          "lookalike search photo.jpg --per-category 3")),
+        ("similar", "find indexed images that look like an indexed one (itself excluded)",
+         ("lookalike similar 3f5a...e1 -k 5", "lookalike similar 3f5a...e1 --category kitchens --json")),
+    ):  # fmt: skip
+        p = subparser(sub, name, summary, *examples)
+        if name == "search":
+            p.add_argument("image", nargs="?", help="image file to search with")
+            p.add_argument("--url", help="image URL to search with")
+        else:
+            p.add_argument("id", help="the indexed image's id")
+        p.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
+        p.add_argument("--category", help="only this category")
+        p.add_argument("--tag", action="append", default=[], help="only images with this tag (repeatable: all)")
+        p.add_argument("--min-similarity", type=float, help="drop hits below this cosine")
+        p.add_argument("--per-category", type=int, metavar="N", help="the best N in each category instead")
+        p.add_argument("--json", action="store_true", help="JSON instead of a table")
+        add_settings_args(p)
+        p.set_defaults(run=guarded(find))
+
+    p = subparser(sub, "dedup", "near-duplicate groups over the whole index, as JSON or CSV",
+                  "lookalike dedup --threshold 0.95 --out run/duplicates.csv")  # fmt: skip
+    p.add_argument("--threshold", type=float, default=0.95, help="cosine at or above which two are duplicates")
+    p.add_argument("--neighbours", type=int, default=10, help="neighbours checked per image (default 10)")
+    p.add_argument("--out", type=Path, default=RUN_DIR / "duplicates.json", help=".json or .csv")
+    add_settings_args(p)
+    p.set_defaults(run=guarded(find_duplicates))
+
+    p = subparser(sub, "admin", "show the live index; OpenSearch: create a new physical index, swap the alias",
+                  "lookalike admin info", "lookalike admin create        # prints the new index name",
+                  "lookalike ingest photos/ --index NAME",
+                  "lookalike admin swap NAME     # one atomic switch")  # fmt: skip
+    p.add_argument("action", choices=["info", "create", "swap"])
+    p.add_argument("name", nargs="?", help="swap: the physical index to point the alias at")
+    add_settings_args(p)
+    p.set_defaults(run=guarded(admin))
+
+
+def ingest(args: argparse.Namespace) -> int:
+    if bool(args.folder) == bool(args.manifest):
+        raise BadQuery("give a folder or --manifest FILE (one of them)")
+    stack = connected(args)
+    try:
+        items = list(sources.from_manifest(args.manifest) if args.manifest else sources.from_folder(args.folder))
+        ingestor = Ingestor(stack.settings, stack.index, stack.info, concurrency=args.concurrency, chunk=args.batch)
+        report = ingestor.run(items, len(items), progress=not args.no_progress)
+        write_errors(args.errors, report.errors)
+        print(report.summary())
+        if report.failed:
+            print(f"{report.failed} failed; reasons in {args.errors}")
+            for source, _, reason in report.errors[:5]:
+                print(f"  {source}: {reason}")
+        print(f"index: {stack.index.describe()}")
+    finally:
+        stack.close()
+    return 1 if report.failed else 0
+
+
+def find(args: argparse.Namespace) -> int:
+    doc_id = getattr(args, "id", None)
+    if doc_id is None and (args.image is None) == (args.url is None):
+        raise BadQuery("give an IMAGE file or --url (one of them)")
+    stack = connected(args)
+    try:
+        if doc_id:
+            vector = search.stored_vector(stack.index, doc_id)
+        else:
+            limit = stack.settings.max_image_bytes
+            data = Path(args.image).read_bytes() if args.image else sources.fetch_url(args.url, limit)
+            vector = stack.client.embed(data)
+        exclude = [doc_id] if doc_id else []
+        if args.per_category:
+            groups = search.per_category(stack.index, vector, args.per_category, exclude)
+            result: object = {category: [hit.to_dict() for hit in hits] for category, hits in groups.items()}
+            text = "\n\n".join(f"[{category}]\n{search.format_table(hits)}" for category, hits in groups.items())
+        else:
+            hits = search.by_vector(stack.index, vector, args.k, args.category, args.tag, args.min_similarity,
+                                    exclude, stack.settings.max_k)  # fmt: skip
+            result, text = [hit.to_dict() for hit in hits], search.format_table(hits)
+    finally:
+        stack.close()
+    print(json.dumps(result, indent=2) if args.json else text)
+    return 0
+
+
+def find_duplicates(args: argparse.Namespace) -> int:
+    stack = connected(args)
+    try:
+        groups = dedup.find_groups(stack.index, args.threshold, args.neighbours, progress=True)
+    finally:
+        stack.close()
+    dedup.write(groups, args.out)
+    dupes = sum(len(group["duplicates"]) for group in groups)
+    print(f"{len(groups)} groups, {dupes} duplicates at cosine >= {args.threshold}: {args.out}")
+    return 0
+
+
+def admin(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    client = ModelClient.from_settings(settings)
+    try:
+        info = client.info()
+    finally:
+        client.close()
+    if args.action == "info":
+        index = open_index(settings, info.model, info.dimension)
+        print(json.dumps(index.describe(), indent=2))
+        index.close()
+        return 0
+    if not settings.opensearch_url:
+        raise BadQuery("create/swap are for OpenSearch; the embedded index keeps one folder per model")
+    os_client = opensearch_client(settings)
+    if args.action == "create":
+        print(create_index(os_client, settings, info.model, info.dimension))
+        return 0
+    if not args.name:
+        raise BadQuery("swap needs the physical index name (lookalike admin swap NAME)")
+    old = swap_alias(os_client, settings.alias, args.name, info.model, info.dimension)
+    print(f"alias {settings.alias}: {old} -> {args.name}")
+    return 0

@@ -1,0 +1,53 @@
+"""`lookalike`: the one front door. Each subcommand has --help with its defaults and examples."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from lookalike.cli import index_commands, serving_commands
+from lookalike.cli.common import subparser
+
+# bench NAME -> the module whose main(argv) runs it
+BENCHMARKS = {
+    "embed": ("lookalike.bench.embed", "raw in-process embedding vs served by TorchServe, per precision and batch"),
+    "levers": ("lookalike.bench.levers", "every speed lever vs the plain fp32 path (in-process or --served)"),
+    "index": ("lookalike.bench.index", "embedded index: recall@10 vs exact search, query latency, build time"),
+    "ingest": ("lookalike.bench.ingest", "ingest throughput vs TorchServe alone, same run"),
+    "capacity": ("lookalike.bench.capacity", "searches/s the whole local stack sustains per TorchServe layout"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lookalike",
+        description="Lookalike: self-hosted search by image (TorchServe embeddings + a k-NN index).",
+        epilog="Settings come from LOOKALIKE_* environment variables (README, Configuration); flags override them.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    p = subparser(sub, "demo", "the whole stack on real photos: build, serve, ingest, start the API, search",
+                  "lookalike demo", "LOOKALIKE_OPENSEARCH_URL=http://127.0.0.1:9200 lookalike demo")  # fmt: skip
+    p.set_defaults(run=lambda args: importlib.import_module("lookalike.demo").main())
+    serving_commands.add(sub)
+    index_commands.add(sub)
+    p = subparser(sub, "bench", "benchmarks: print a table, write JSON under reports/",
+                  "lookalike bench embed --seconds 10", "lookalike bench levers --served",
+                  "lookalike bench index --size 100000", "lookalike bench NAME --help")  # fmt: skip
+    p.add_argument("name", choices=sorted(BENCHMARKS), help="; ".join(f"{k}: {v[1]}" for k, v in BENCHMARKS.items()))
+    p.add_argument("args", nargs=argparse.REMAINDER, help="the benchmark's own options")
+    p.set_defaults(run=lambda args: importlib.import_module(BENCHMARKS[args.name][0]).main(args.args))
+    p = subparser(sub, "loadtest", "start what is not running, then a bounded headless Locust run (or --ui)",
+                  "lookalike loadtest --shape ramp -u 8 -t 60s", "lookalike loadtest --ui")  # fmt: skip
+    p.add_argument("args", nargs=argparse.REMAINDER, help="options for locust (and our loadtest/locustfile.py)")
+    p.set_defaults(run=lambda args: importlib.import_module("lookalike.loadtest.runner").main(args.args))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

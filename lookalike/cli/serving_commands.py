@@ -1,0 +1,136 @@
+"""Subcommands that build and run things: mar, serve, stop, status, api."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from lookalike_handler.backbones import BACKBONES
+
+from lookalike import stack
+from lookalike.cli.common import add_settings_args, guarded, settings_from_args, subparser
+from lookalike.serving import archive, weights
+from lookalike.serving.torchserve import PORT_KEYS, ServerError, TorchServe
+from lookalike.settings import DEFAULT_MODEL, MODEL_STORE, RUN_DIR, TORCHSERVE_PORTS
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    p = subparser(sub, "mar", "build model_store/NAME.mar for one backbone (torch-model-archiver)",
+                  "lookalike mar", "lookalike mar --model resnet50 --weights ~/resnet50-11ad3fa6.pth",
+                  "lookalike mar --model resnet50 --random-weights   # plumbing and speed only")  # fmt: skip
+    p.add_argument("--model", choices=sorted(BACKBONES), default=DEFAULT_MODEL, help=f"backbone ({DEFAULT_MODEL})")
+    p.add_argument("--name", help="archive/model name (default: the backbone id)")
+    p.add_argument("--store", type=Path, default=MODEL_STORE, help="where to write the .mar (model_store/)")
+    p.add_argument("--weights", help="explicit weights file (resnet50; LOOKALIKE_RESNET50_WEIGHTS)")
+    p.add_argument("--random-weights", action="store_true", help="seeded random weights: plumbing/speed only")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "auto"], help="override handler.precision")
+    p.add_argument("--batch-size", type=int, help="override batchSize")
+    p.add_argument("--max-batch-delay", type=int, help="override maxBatchDelay (ms)")
+    p.add_argument("--workers", type=int, help="override minWorkers and maxWorkers")
+    p.add_argument("--if-stale", action="store_true", help="build only if missing or older than the handler code")
+    p.set_defaults(run=build_archive)
+
+    p = subparser(sub, "serve", "start TorchServe with the given models (built if stale); returns once they answer",
+                  "lookalike serve", "lookalike serve --models efficientnet_lite0,resnet50 --token-auth")  # fmt: skip
+    p.add_argument("--models", default=DEFAULT_MODEL, help=f"comma-separated model names ({DEFAULT_MODEL})")
+    p.add_argument("--store", type=Path, default=MODEL_STORE, help="model store holding the .mar files")
+    p.add_argument("--run-dir", type=Path, default=RUN_DIR / "torchserve", help="per-instance config, tmp and logs")
+    for key in PORT_KEYS:
+        flag = f"--{key.replace('_', '-')}-port"
+        p.add_argument(flag, type=int, default=TORCHSERVE_PORTS[key], dest=key, help=f"({TORCHSERVE_PORTS[key]})")
+    p.add_argument("--token-auth", action="store_true", help="require bearer keys (RUN_DIR/key_file.json)")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the models (300)")
+    p.set_defaults(run=serve)
+
+    p = subparser(sub, "stop", "stop the TorchServe and API that serve/api/demo started", "lookalike stop")
+    p.set_defaults(run=stop)
+    p = subparser(sub, "status", "say whether TorchServe and the API are running (exit 1 if not)", "lookalike status")
+    p.set_defaults(run=status)
+
+    p = subparser(sub, "api", "run the search API in the foreground (OpenAPI docs at /docs)",
+                  "lookalike api", "lookalike api --port 9000 --opensearch-url http://127.0.0.1:9200")  # fmt: skip
+    p.add_argument("--host", help="bind address (LOOKALIKE_API_HOST; 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (LOOKALIKE_API_PORT; 8000)")
+    add_settings_args(p)
+    p.set_defaults(run=guarded(api))
+
+
+def build_archive(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    overrides: dict[str, Any] = {}
+    if args.batch_size:
+        overrides["batchSize"] = args.batch_size
+    if args.max_batch_delay is not None:
+        overrides["maxBatchDelay"] = args.max_batch_delay
+    if args.workers:
+        overrides.update(minWorkers=args.workers, maxWorkers=args.workers)
+    handler_overrides = {"precision": args.precision} if args.precision else {}
+    target = args.store / f"{args.name or args.model}.mar"
+    if args.if_stale and not archive.is_stale(target):
+        print(f"{target} is up to date")
+        return 0
+    try:
+        mar = archive.build(args.model, args.store, args.name, args.weights, args.random_weights, overrides,
+                            handler_overrides)  # fmt: skip
+    except weights.WeightsNotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(mar)
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    names = [name for name in args.models.split(",") if name]
+    try:
+        for name in names:
+            if name in BACKBONES:
+                stack.ensure_archive(name, args.store)
+        missing = [name for name in names if not (args.store / f"{name}.mar").exists()]
+        if missing:
+            print(
+                f"error: {', '.join(missing)}.mar not in {args.store}; build it with `lookalike mar`", file=sys.stderr
+            )
+            return 2
+        ports = {key: getattr(args, key) for key in PORT_KEYS}
+        server = stack.start_torchserve(
+            names, args.store, args.run_dir, ports, args.timeout, token_auth=args.token_auth
+        )
+    except weights.WeightsNotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"TorchServe ready: inference {server.inference_url}, metrics {server.metrics_url}/metrics")
+    for name in names:
+        print(f"  POST {server.inference_url}/predictions/{name}")
+    if args.token_auth:
+        print(f"  bearer keys in {server.key_file}")
+    return 0
+
+
+def stop(args: argparse.Namespace) -> int:
+    stopped = stack.stop_all()
+    print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    ts_pid = TorchServe({}, MODEL_STORE, RUN_DIR / "torchserve").pid()
+    api_pid = stack.api_pid()
+    print(f"TorchServe: {f'running, pid {ts_pid}' if ts_pid else 'not running'}")
+    print(f"search API: {f'running, pid {api_pid}' if api_pid else 'not running'}")
+    return 0 if ts_pid and api_pid else 1
+
+
+def api(args: argparse.Namespace) -> int:
+    from lookalike.api.app import create_app
+
+    settings = settings_from_args(args, api_host=args.host, api_port=args.port)
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning")
+    return 0

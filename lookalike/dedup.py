@@ -1,0 +1,67 @@
+"""Near-duplicate groups over the whole index, above a cosine threshold -> JSON or CSV.
+
+    lookalike dedup --threshold 0.95 --out duplicates.csv
+
+Each group keeps its earliest-ingested document (ties: smallest id); the others are listed
+as duplicates of it with their cosine to the kept one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from lookalike.index import VectorIndex
+
+
+def find_groups(
+    index: VectorIndex, threshold: float = 0.95, neighbours: int = 10, progress: bool = False
+) -> list[dict]:
+    """Connected components of the "cosine >= threshold" graph over each doc's nearest neighbours."""
+    parent: dict[str, str] = {}
+
+    def root(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    docs = {}
+    for doc in tqdm(index.scan(), total=index.count(), disable=not progress, unit="doc"):
+        docs[doc.id] = doc
+        for hit in index.search(doc.vector, neighbours + 1, exclude_ids=[doc.id], min_similarity=threshold):
+            parent[root(hit.id)] = root(doc.id)
+    members: dict[str, list[str]] = {}
+    for doc_id in docs:
+        members.setdefault(root(doc_id), []).append(doc_id)
+    groups = []
+    for ids in members.values():
+        if len(ids) < 2:
+            continue
+        ids.sort(key=lambda i: (docs[i].ingested_at or "", i))
+        keep = docs[ids[0]]
+        duplicates = [
+            {"id": i, "source": docs[i].source, "similarity": round(float(np.dot(keep.vector, docs[i].vector)), 6)}
+            for i in ids[1:]
+        ]
+        groups.append({"keep": {"id": keep.id, "source": keep.source}, "duplicates": duplicates})
+    groups.sort(key=lambda group: -len(group["duplicates"]))
+    return groups
+
+
+def write(groups: list[dict], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".csv":
+        with out.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["group", "keep_id", "keep_source", "duplicate_id", "duplicate_source", "similarity"])
+            for number, group in enumerate(groups, start=1):
+                for dup in group["duplicates"]:
+                    writer.writerow([number, group["keep"]["id"], group["keep"]["source"], dup["id"], dup["source"],
+                                     dup["similarity"]])  # fmt: skip
+    else:
+        out.write_text(json.dumps(groups, indent=2))

@@ -1,0 +1,39 @@
+"""Index backends behind one interface; `open_index` picks OpenSearch when `opensearch_url` is set,
+else the embedded SQLite + FAISS index."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from lookalike.index.documents import Doc, Hit
+from lookalike.settings import Settings
+
+
+class VectorIndex(Protocol):
+    model: str
+    dimension: int
+
+    def upsert(self, docs: list[Doc]) -> tuple[int, list[tuple[str, str]]]: ...
+    def existing(self, ids) -> set[str]: ...
+    def get(self, doc_id: str) -> Doc | None: ...
+    def delete(self, doc_id: str) -> bool: ...
+    def search(self, vector, k=10, category=None, tags=(), exclude_ids=(), min_similarity=None) -> list[Hit]: ...
+    def categories(self) -> list[str]: ...
+    def count(self) -> int: ...
+    def scan(self): ...
+    def ping(self) -> None: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+    def describe(self) -> dict: ...
+
+
+def open_index(settings: Settings, model: str, dimension: int) -> VectorIndex:
+    if settings.opensearch_url:
+        from lookalike.index.opensearch_index import OpenSearchIndex
+
+        return OpenSearchIndex(settings, model, dimension)
+    from lookalike.index.embedded import EmbeddedIndex
+
+    return EmbeddedIndex(
+        settings.data_dir, settings.alias, model, dimension, settings.m, settings.ef_construction, settings.ef_search
+    )

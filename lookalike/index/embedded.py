@@ -1,0 +1,273 @@
+"""The embedded index: SQLite (documents, metadata, vectors; the source of truth) + a FAISS HNSW graph.
+
+No server needed. Cosine on L2-normalised vectors is inner product. SQLite commits each
+write batch durably (WAL), so a killed ingest loses nothing it reported written. The FAISS
+graph is a cache of SQLite: it is saved with the last row key and deletion seq it holds and,
+on open or whenever another process wrote, catches up from SQLite instead of rebuilding.
+Upsert = delete + insert under a new key (AUTOINCREMENT never reuses one); replaced or deleted
+keys are tombstones that searches exclude.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from lookalike.errors import IndexMismatch, IndexUnavailable
+from lookalike.index.documents import Doc, Hit
+
+logger = logging.getLogger(__name__)
+
+SPACE = "cosinesimil"
+EXACT_LIMIT = 20_000  # filtered searches over at most this many docs are exact
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS docs (
+    key INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    source TEXT, category TEXT, tags TEXT NOT NULL DEFAULT '[]',
+    width INTEGER, height INTEGER, model TEXT NOT NULL, ingested_at TEXT,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS docs_category ON docs(category);
+CREATE TABLE IF NOT EXISTS deleted (seq INTEGER PRIMARY KEY AUTOINCREMENT, key INTEGER NOT NULL);
+"""
+META_COLUMNS = "id, source, category, tags, width, height, model, ingested_at"
+
+
+class EmbeddedIndex:
+    def __init__(
+        self, directory: Path, alias: str, model: str, dimension: int, m: int = 16,
+        ef_construction: int = 100, ef_search: int = 100,
+    ) -> None:  # fmt: skip
+        self.model, self.dimension = model, dimension
+        self.name = f"{alias}-{model}-{dimension}"
+        self.path = Path(directory) / self.name
+        self.m, self.ef_construction, self.ef_search = m, ef_construction, ef_search
+        self._lock = threading.RLock()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path / "docs.sqlite", check_same_thread=False, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise IndexUnavailable(f"cannot open the embedded index at {self.path}: {exc}") from exc
+        self._check_meta()
+        self._load_graph()
+
+    # -- identity ---------------------------------------------------------------------------
+    def _check_meta(self) -> None:
+        want = {"model": self.model, "dimension": str(self.dimension), "space": SPACE}
+        have = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        if not have:
+            with self.db:
+                self.db.executemany("INSERT INTO meta VALUES (?, ?)", want.items())
+            return
+        diff = {key: (have.get(key), value) for key, value in want.items() if have.get(key) != value}
+        if diff:
+            detail = ", ".join(f"{key} is {old!r}, not {new!r}" for key, (old, new) in diff.items())
+            raise IndexMismatch(f"embedded index {self.path} was built differently: {detail}")
+
+    def describe(self) -> dict:
+        return {"backend": "embedded", "index": self.name, "path": str(self.path), "model": self.model,
+                "dimension": self.dimension, "space": SPACE, "count": self.count()}  # fmt: skip
+
+    # -- the FAISS graph, a cache of SQLite ---------------------------------------------------
+    def _new_graph(self) -> faiss.Index:
+        hnsw = faiss.IndexHNSWFlat(self.dimension, self.m, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = self.ef_construction
+        return faiss.IndexIDMap2(hnsw)
+
+    def _load_graph(self) -> None:
+        graph_file, state_file = self.path / "graph.faiss", self.path / "graph.json"
+        self.graph, self.max_key, self.deleted_seq, self.tombstones = self._new_graph(), 0, 0, set()
+        if graph_file.exists() and state_file.exists():
+            try:
+                state = json.loads(state_file.read_text())
+                self.graph = faiss.read_index(str(graph_file))
+                self.max_key, self.deleted_seq = state["max_key"], state["deleted_seq"]
+                self.tombstones = set(state.get("tombstones", []))
+            except (OSError, ValueError, KeyError, RuntimeError) as exc:
+                logger.warning("rebuilding the graph of %s: %s", self.path, exc)
+                self.graph, self.max_key, self.deleted_seq, self.tombstones = self._new_graph(), 0, 0, set()
+        self._sync()
+
+    def _sync(self) -> None:
+        """Catch the graph up with rows other writers (or a killed run) committed."""
+        rows = self.db.execute("SELECT key, vector FROM docs WHERE key > ? ORDER BY key", (self.max_key,))
+        keys, vectors = [], []
+        for key, blob in rows:
+            keys.append(key)
+            vectors.append(np.frombuffer(blob, dtype="<f4"))
+            if len(keys) >= 4096:
+                self._add(keys, vectors)
+                keys, vectors = [], []
+        if keys:
+            self._add(keys, vectors)
+        for seq, key in self.db.execute("SELECT seq, key FROM deleted WHERE seq > ?", (self.deleted_seq,)):
+            self.tombstones.add(key)
+            self.deleted_seq = seq
+
+    def _add(self, keys: list[int], vectors: list[np.ndarray]) -> None:
+        self.graph.add_with_ids(np.stack(vectors).astype(np.float32), np.asarray(keys, dtype=np.int64))
+        self.max_key = max(self.max_key, keys[-1])
+
+    def flush(self) -> None:
+        """Save the graph with the SQLite position it holds (atomic rename)."""
+        with self._lock:
+            self._sync()
+            tmp = self.path / "graph.faiss.tmp"
+            faiss.write_index(self.graph, str(tmp))
+            tmp.replace(self.path / "graph.faiss")
+            state = {"max_key": self.max_key, "deleted_seq": self.deleted_seq, "tombstones": sorted(self.tombstones)}
+            (self.path / "graph.json.tmp").write_text(json.dumps(state))
+            (self.path / "graph.json.tmp").replace(self.path / "graph.json")
+
+    def close(self) -> None:
+        with self._lock:
+            self.flush()
+            self.db.close()
+
+    def ping(self) -> None:
+        try:
+            self.db.execute("SELECT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise IndexUnavailable(f"embedded index unreadable: {exc}") from exc
+
+    # -- writes -------------------------------------------------------------------------------
+    def upsert(self, docs: list[Doc]) -> tuple[int, list[tuple[str, str]]]:
+        """Write `docs` in one transaction; returns (written, [(id, reason)] failures)."""
+        failures, rows = [], []
+        for doc in docs:
+            vector = np.asarray(doc.vector, dtype="<f4")
+            if vector.shape != (self.dimension,):
+                failures.append((doc.id, f"vector has {vector.shape[-1]} dimensions, the index {self.dimension}"))
+            elif doc.model != self.model:
+                failures.append((doc.id, f"vector is from {doc.model}, the index holds {self.model}"))
+            elif not np.any(vector):
+                failures.append((doc.id, "zero vector (cosine is undefined)"))
+            else:
+                rows.append((doc.id, doc.source, doc.category, json.dumps(doc.tags), doc.width, doc.height,
+                             doc.model, doc.ingested_at, vector.tobytes()))  # fmt: skip
+        with self._lock, self.db:
+            ids = [(row[0],) for row in rows]
+            self.db.executemany("INSERT INTO deleted (key) SELECT key FROM docs WHERE id = ?", ids)
+            self.db.executemany("DELETE FROM docs WHERE id = ?", ids)
+            self.db.executemany(f"INSERT INTO docs ({META_COLUMNS}, vector) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+        return len(rows), failures
+
+    def delete(self, doc_id: str) -> bool:
+        with self._lock, self.db:
+            self.db.execute("INSERT INTO deleted (key) SELECT key FROM docs WHERE id = ?", (doc_id,))
+            return self.db.execute("DELETE FROM docs WHERE id = ?", (doc_id,)).rowcount > 0
+
+    # -- reads --------------------------------------------------------------------------------
+    def existing(self, ids: Iterable[str]) -> set[str]:
+        ids = list(ids)
+        found: set[str] = set()
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                found.update(row[0] for row in self.db.execute(f"SELECT id FROM docs WHERE id IN ({marks})", chunk))
+        return found
+
+    def count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM docs").fetchone()[0]
+
+    def categories(self) -> list[str]:
+        query = "SELECT DISTINCT category FROM docs WHERE category IS NOT NULL ORDER BY 1"
+        return [row[0] for row in self.db.execute(query)]
+
+    def get(self, doc_id: str) -> Doc | None:
+        row = self.db.execute(f"SELECT {META_COLUMNS}, vector FROM docs WHERE id = ?", (doc_id,)).fetchone()
+        return _doc(row) if row else None
+
+    def scan(self, batch: int = 1000) -> Iterator[Doc]:
+        """Every document with its vector, in insertion order."""
+        last = 0
+        while True:
+            rows = self.db.execute(
+                f"SELECT key, {META_COLUMNS}, vector FROM docs WHERE key > ? ORDER BY key LIMIT ?", (last, batch)
+            ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _doc(row[1:])
+            last = rows[-1][0]
+
+    def search(
+        self, vector: np.ndarray, k: int = 10, category: str | None = None, tags: Iterable[str] = (),
+        exclude_ids: Iterable[str] = (), min_similarity: float | None = None,
+    ) -> list[Hit]:  # fmt: skip
+        """The k nearest live docs by cosine, optionally within a category and having all `tags`."""
+        xq = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        xq = xq / max(float(np.linalg.norm(xq)), 1e-12)  # cosine, whatever the query's norm
+        tags, exclude_ids = list(tags), list(exclude_ids)
+        with self._lock:
+            self._sync()
+            excluded = self._keys_of(exclude_ids) | self.tombstones
+            if category is not None or tags:
+                allowed = np.asarray(sorted(set(self._filtered_keys(category, tags)) - excluded), dtype=np.int64)
+                if len(allowed) == 0:
+                    return []
+                if len(allowed) <= EXACT_LIMIT:
+                    scores = self.graph.reconstruct_batch(allowed) @ xq[0]
+                    order = np.argsort(-scores)[:k]
+                    found = list(zip(scores[order].tolist(), allowed[order].tolist(), strict=True))
+                    return self._hits(found, min_similarity)
+                selector: faiss.IDSelector = faiss.IDSelectorBatch(allowed)
+            else:
+                selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.asarray(sorted(excluded), dtype=np.int64)))
+            # SearchParametersHNSW is made by SWIG and missing from faiss's type stubs.
+            params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.ef_search, k))  # type: ignore[attr-defined]
+            scores, keys = self.graph.search(xq, k, params=params)
+        found = [(float(s), int(key)) for s, key in zip(scores[0], keys[0], strict=True) if key >= 0]
+        return self._hits(found, min_similarity)
+
+    def _keys_of(self, ids: list[str]) -> set[int]:
+        if not ids:
+            return set()
+        marks = ",".join("?" * len(ids))
+        return {row[0] for row in self.db.execute(f"SELECT key FROM docs WHERE id IN ({marks})", ids)}
+
+    def _filtered_keys(self, category: str | None, tags: list[str]) -> list[int]:
+        clauses, params = [], []
+        if category is not None:
+            clauses.append("category = ?")
+            params.append(category)
+        for tag in tags:
+            clauses.append("EXISTS (SELECT 1 FROM json_each(docs.tags) WHERE value = ?)")
+            params.append(tag)
+        return [row[0] for row in self.db.execute(f"SELECT key FROM docs WHERE {' AND '.join(clauses)}", params)]
+
+    def _hits(self, found: list[tuple[float, int]], min_similarity: float | None) -> list[Hit]:
+        if min_similarity is not None:
+            found = [(score, key) for score, key in found if score >= min_similarity]
+        if not found:
+            return []
+        marks = ",".join("?" * len(found))
+        rows = self.db.execute(
+            f"SELECT key, {META_COLUMNS} FROM docs WHERE key IN ({marks})", [key for _, key in found]
+        ).fetchall()
+        meta = {row[0]: _metadata(row[1:]) for row in rows}
+        return [Hit(meta[key]["id"], min(1.0, score), meta[key]) for score, key in found if key in meta]
+
+
+def _metadata(row) -> dict:
+    doc_id, source, category, tags, width, height, model, ingested_at = row
+    return {"id": doc_id, "source": source, "category": category, "tags": json.loads(tags), "width": width,
+            "height": height, "model": model, "ingested_at": ingested_at}  # fmt: skip
+
+
+def _doc(row) -> Doc:
+    meta = _metadata(row[:-1])
+    return Doc(vector=np.frombuffer(row[-1], dtype="<f4").copy(), **meta)

@@ -1,0 +1,259 @@
+"""The OpenSearch backend: a k-NN index (knn_vector, cosinesimil, HNSW) behind an alias.
+
+The physical index is named `<alias>-<model>-<dimension>-<UTC timestamp>` and the alias
+points at the live one, so a new model is indexed next to the old and swapped in at once
+(`lookalike admin swap`). Opening checks the live index's model, dimension and
+space before anything is written. Credentials never reach a log line.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from opensearchpy import OpenSearch, helpers
+from opensearchpy.exceptions import ConnectionError as OSConnectionError
+from opensearchpy.exceptions import NotFoundError, OpenSearchException
+
+from lookalike.errors import IndexMismatch, IndexUnavailable
+from lookalike.index.documents import Doc, Hit, cosine_from_score
+from lookalike.settings import OPENSEARCH_DIR, Settings
+
+logger = logging.getLogger(__name__)
+
+MAPPING_FILE = OPENSEARCH_DIR / "mapping.json"  # opensearch/: the OpenSearch side that is not Python
+SPACE = "cosinesimil"
+META_FIELDS = ("id", "source", "category", "tags", "width", "height", "model", "ingested_at")
+
+
+def connect(settings: Settings) -> OpenSearch:
+    auth = (settings.opensearch_user, settings.opensearch_password) if settings.opensearch_user else None
+    return OpenSearch(
+        hosts=[settings.opensearch_url],
+        http_auth=auth,
+        use_ssl=str(settings.opensearch_url).startswith("https"),
+        verify_certs=settings.opensearch_verify,
+        ca_certs=settings.opensearch_ca_file,
+        timeout=30,
+    )
+
+
+def index_body(model: str, dimension: int, settings: Settings) -> dict:
+    """The checked-in mapping.json with the model's dimension and the HNSW settings filled in."""
+    body = copy.deepcopy(json.loads(MAPPING_FILE.read_text()))
+    body["settings"]["index"]["knn.algo_param.ef_search"] = settings.ef_search
+    body["mappings"]["_meta"].update(model=model, dimension=dimension)
+    field = body["mappings"]["properties"]["vector"]
+    field["dimension"] = dimension
+    field["method"]["engine"] = settings.engine
+    field["method"]["parameters"] = {"m": settings.m, "ef_construction": settings.ef_construction}
+    return body
+
+
+def physical_name(alias: str, model: str, dimension: int) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
+    return f"{alias}-{model}-{dimension}-{stamp}".lower()
+
+
+class OpenSearchIndex:
+    def __init__(self, settings: Settings, model: str, dimension: int, client: OpenSearch | None = None):
+        self.settings, self.model, self.dimension, self.alias = settings, model, dimension, settings.alias
+        self.target = settings.index or settings.alias  # where reads and writes go
+        self.client = client or connect(settings)
+        try:
+            if settings.index:  # a physical index being built, e.g. for a new model before a swap
+                if not self.client.indices.exists(index=settings.index):
+                    raise IndexMismatch(f"index {settings.index} does not exist (lookalike admin create)")
+                self.name = settings.index
+            else:
+                self.name = self._live_index() or self.create(attach=True)
+            self._check(self.name)
+        except OSConnectionError as exc:
+            raise IndexUnavailable(f"OpenSearch unreachable at {settings.opensearch_url}: {exc}") from exc
+
+    # -- identity and aliases -----------------------------------------------------------------
+    def _live_index(self) -> str | None:
+        try:
+            found = self.client.indices.get_alias(name=self.alias)
+        except NotFoundError:
+            return None
+        if len(found) != 1:
+            raise IndexMismatch(f"alias {self.alias} points at {len(found)} indices; expected one")
+        return next(iter(found))
+
+    def create(self, attach: bool = False) -> str:
+        """A fresh physical index for this model; `attach` points the alias at it (no alias yet)."""
+        name = create_index(self.client, self.settings, self.model, self.dimension)
+        if attach:
+            self.client.indices.update_aliases(body={"actions": [{"add": {"index": name, "alias": self.alias}}]})
+        return name
+
+    def _check(self, name: str) -> None:
+        check_index(self.client, name, self.model, self.dimension)
+
+    def describe(self) -> dict:
+        return {"backend": "opensearch", "alias": self.alias, "index": self.name, "model": self.model,
+                "dimension": self.dimension, "space": SPACE, "engine": self.settings.engine,
+                "count": self.count()}  # fmt: skip
+
+    def ping(self) -> None:
+        try:
+            self.client.count(index=self.target)
+        except (OpenSearchException, OSError) as exc:
+            raise IndexUnavailable(f"OpenSearch unavailable: {exc}") from exc
+
+    def flush(self) -> None:
+        self.client.indices.refresh(index=self.target)
+
+    def close(self) -> None:
+        self.flush()
+
+    # -- writes -------------------------------------------------------------------------------
+    def upsert(self, docs: list[Doc], retries: int = 5) -> tuple[int, list[tuple[str, str]]]:
+        """Bulk-index `docs` by id; 429s are retried by the helper, 5xx here, with back-off."""
+        pending = {doc.id: doc for doc in docs}
+        written, failures = 0, []
+        for attempt in range(retries + 1):
+            retry: dict[str, Doc] = {}
+            actions = ({"_op_type": "index", "_index": self.target, "_id": doc.id, "_source": _source(doc)}
+                       for doc in pending.values())  # fmt: skip
+            for ok, item in helpers.streaming_bulk(
+                self.client, actions, chunk_size=200, max_retries=retries, initial_backoff=1,
+                raise_on_error=False, raise_on_exception=False,
+            ):  # fmt: skip
+                info = item.get("index", {})
+                doc_id, status = info.get("_id"), info.get("status", 0)
+                if ok:
+                    written += 1
+                elif (status >= 500 or status == 0) and attempt < retries:
+                    retry[doc_id] = pending[doc_id]
+                else:
+                    error = info.get("error")
+                    reason = error.get("reason", str(error)) if isinstance(error, dict) else str(error)
+                    failures.append((doc_id, f"OpenSearch {status}: {reason}"))
+            if not retry:
+                break
+            pending = retry
+            time.sleep(min(30, 2**attempt))
+        return written, failures
+
+    def delete(self, doc_id: str) -> bool:
+        try:
+            self.client.delete(index=self.target, id=doc_id)
+            return True
+        except NotFoundError:
+            return False
+
+    # -- reads --------------------------------------------------------------------------------
+    def existing(self, ids: Iterable[str]) -> set[str]:
+        ids = list(ids)
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            response = self.client.mget(index=self.target, body={"ids": ids[start : start + 500]}, _source=False)
+            found.update(doc["_id"] for doc in response["docs"] if doc.get("found"))
+        return found
+
+    def count(self) -> int:
+        return int(self.client.count(index=self.target)["count"])
+
+    def categories(self) -> list[str]:
+        body = {"size": 0, "aggs": {"c": {"terms": {"field": "category", "size": 10000}}}}
+        buckets = self.client.search(index=self.target, body=body)["aggregations"]["c"]["buckets"]
+        return sorted(bucket["key"] for bucket in buckets)
+
+    def get(self, doc_id: str) -> Doc | None:
+        try:
+            source = self.client.get(index=self.target, id=doc_id)["_source"]
+        except NotFoundError:
+            return None
+        return _doc(source)
+
+    def scan(self, batch: int = 500) -> Iterator[Doc]:
+        after = None
+        while True:
+            body: dict = {"size": batch, "query": {"match_all": {}}, "sort": [{"id": "asc"}]}
+            if after is not None:
+                body["search_after"] = after
+            hits = self.client.search(index=self.target, body=body)["hits"]["hits"]
+            if not hits:
+                return
+            for hit in hits:
+                yield _doc(hit["_source"])
+            after = hits[-1]["sort"]
+
+    def search(
+        self, vector: np.ndarray, k: int = 10, category: str | None = None, tags: Iterable[str] = (),
+        exclude_ids: Iterable[str] = (), min_similarity: float | None = None,
+    ) -> list[Hit]:  # fmt: skip
+        filters: list[dict] = [{"term": {"category": category}}] if category is not None else []
+        filters += [{"term": {"tags": tag}} for tag in tags]
+        exclude_ids = list(exclude_ids)
+        knn: dict = {"vector": np.asarray(vector, dtype=np.float32).tolist(), "k": k}
+        if filters or exclude_ids:
+            knn["filter"] = {"bool": {"filter": filters, "must_not": [{"ids": {"values": exclude_ids}}]}}
+        body = {"size": k, "_source": {"excludes": ["vector"]}, "query": {"knn": {"vector": knn}}}
+        try:
+            response = self.client.search(index=self.target, body=body)
+        except (OSConnectionError, OSError) as exc:
+            raise IndexUnavailable(f"OpenSearch unavailable: {exc}") from exc
+        hits = []
+        for hit in response["hits"]["hits"]:
+            cos = cosine_from_score(hit["_score"])
+            if min_similarity is None or cos >= min_similarity:
+                meta = {key: hit["_source"].get(key) for key in META_FIELDS}
+                hits.append(Hit(hit["_id"], cos, meta))
+        return hits
+
+    # -- alias operations -------------------------------------------------------------------
+
+
+def create_index(client: OpenSearch, settings: Settings, model: str, dimension: int) -> str:
+    """Create a physical index for `model` from mapping.json; returns its name."""
+    name = physical_name(settings.alias, model, dimension)
+    client.indices.create(index=name, body=index_body(model, dimension, settings))
+    logger.info("created index %s", name)
+    return name
+
+
+def check_index(client: OpenSearch, name: str, model: str, dimension: int) -> None:
+    """Raise IndexMismatch unless index `name` holds `model` vectors of `dimension` in cosine space."""
+    mapping = client.indices.get_mapping(index=name)[name]["mappings"]
+    field = mapping.get("properties", {}).get("vector", {})
+    meta = mapping.get("_meta", {})
+    found = {"model": meta.get("model"), "dimension": field.get("dimension"), "space": field.get("space_type")}
+    want = {"model": model, "dimension": dimension, "space": SPACE}
+    diff = [f"{key} is {found[key]!r}, not {want[key]!r}" for key in want if found[key] != want[key]]
+    if diff:
+        raise IndexMismatch(f"index {name}: {', '.join(diff)}; build a new index and swap the alias "
+                            "(lookalike admin --help)")  # fmt: skip
+
+
+def swap_alias(client: OpenSearch, alias: str, new_index: str, model: str, dimension: int) -> str | None:
+    """Point `alias` at `new_index` in one atomic update (after checking it); returns the old index."""
+    check_index(client, new_index, model, dimension)
+    try:
+        old = next(iter(client.indices.get_alias(name=alias)))
+    except NotFoundError:
+        old = None
+    actions = [{"remove": {"index": old, "alias": alias}}] if old else []
+    actions.append({"add": {"index": new_index, "alias": alias}})
+    client.indices.update_aliases(body={"actions": actions})
+    return old
+
+
+def _source(doc: Doc) -> dict:
+    source = doc.metadata()
+    source["vector"] = np.asarray(doc.vector, dtype=np.float32).tolist()
+    return source
+
+
+def _doc(source: dict) -> Doc:
+    meta: dict[str, Any] = {key: source.get(key) for key in META_FIELDS}
+    meta["tags"] = list(meta.get("tags") or [])
+    return Doc(vector=np.asarray(source["vector"], dtype=np.float32), **meta)

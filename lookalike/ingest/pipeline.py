@@ -1,0 +1,176 @@
+"""Ingest: folder or manifest -> TorchServe (concurrent) -> the index, idempotent and resumable.
+
+    lookalike ingest photos/
+    lookalike ingest --manifest images.csv --concurrency 8
+
+Each image's id is the SHA-256 of its bytes unless the manifest gives one. An image already
+in the index is counted `unchanged` and not re-embedded, so a re-run adds nothing, and a run
+killed at any point (kill -9 included) resumes where it stopped: written batches are durable,
+the rest is redone, and writes are upserts by id, so nothing is lost or doubled. Bad images
+are skipped, counted and listed with their reasons (--errors); the exit code is 1 when any
+failed, 2 when the index does not fit the model, 3 when the model server cannot be reached.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from PIL import Image
+from tqdm import tqdm
+
+from lookalike.errors import ImageRefused
+from lookalike.index import VectorIndex
+from lookalike.index.documents import Doc
+from lookalike.ingest import sources
+from lookalike.ingest.sources import Item
+from lookalike.serving.client import ModelClient, ModelInfo
+from lookalike.settings import RUN_DIR, Settings
+
+logger = logging.getLogger(__name__)
+DEFAULT_ERRORS = RUN_DIR / "ingest-errors.csv"
+
+
+@dataclass
+class Report:
+    indexed: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    errors: list[tuple[str, str, str]] = field(default_factory=list)  # (source, id, reason)
+    seconds: float = 0.0
+
+    @property
+    def seen(self) -> int:
+        return self.indexed + self.unchanged + self.failed
+
+    def summary(self) -> str:
+        rate = self.seen / self.seconds if self.seconds else 0.0
+        text = (f"indexed {self.indexed}, unchanged {self.unchanged}, failed {self.failed} "
+                f"in {self.seconds:.1f} s ({rate:.1f} img/s)")  # fmt: skip
+        if self.indexed == 0 and self.failed == 0:
+            text += f" - nothing new: all {self.unchanged} images were already indexed"
+        return text
+
+
+@dataclass
+class Outcome:
+    item: Item
+    doc: Doc | None = None
+    reason: str | None = None
+    known: bool = False
+
+
+class Ingestor:
+    """Streams items through a bounded pool of embedding workers into the index."""
+
+    def __init__(
+        self, settings: Settings, index: VectorIndex, info: ModelInfo,
+        client_factory: Callable[[], ModelClient] | None = None, concurrency: int = 8, chunk: int = 64,
+        flush_every: int = 2000,
+    ) -> None:  # fmt: skip
+        self.settings, self.index, self.info = settings, index, info
+        self.client_factory = client_factory or (lambda: ModelClient.from_settings(settings))
+        self.concurrency, self.chunk, self.flush_every = concurrency, chunk, flush_every
+        self._local = threading.local()
+
+    def _client(self) -> ModelClient:
+        if not hasattr(self._local, "client"):
+            self._local.client = self.client_factory()
+        return self._local.client
+
+    def _process(self, item: Item) -> Outcome:
+        """Worker: read bytes, skip known ids, embed, build the Doc. Never raises for one bad image."""
+        sources.read(item, self.settings.max_image_bytes)
+        if item.error:
+            return Outcome(item, reason=item.error)
+        assert item.data is not None  # read() filled it, or set item.error
+        doc_id = item.doc_id()
+        if self.index.existing([doc_id]):
+            return Outcome(item, known=True)
+        try:
+            vector = self._client().embed(item.data)
+        except ImageRefused as exc:  # the image, not the server; any other failure stops the run
+            return Outcome(item, reason=f"{exc.status}: {exc.reason}")
+        width, height = _size(item.data)
+        doc = Doc(id=doc_id, vector=vector, model=self.info.model, source=item.source, category=item.category,
+                  tags=item.tags, width=width, height=height, ingested_at=datetime.now(UTC).isoformat())  # fmt: skip
+        return Outcome(item, doc=doc)
+
+    def run(self, items: Iterable[Item], total: int | None = None, progress: bool = True) -> Report:
+        report, started = Report(), time.perf_counter()
+        buffer: list[Doc] = []
+        seen: set[str] = set()
+        since_flush = 0
+        bar = tqdm(total=total, unit="img", disable=not progress, dynamic_ncols=True)
+
+        def collect(future: Future) -> None:
+            nonlocal since_flush
+            outcome = future.result()
+            if outcome.reason:
+                report.failed += 1
+                report.errors.append((outcome.item.source, outcome.item.id or "", outcome.reason))
+            elif outcome.known or outcome.doc.id in seen:
+                report.unchanged += 1
+            else:
+                seen.add(outcome.doc.id)
+                buffer.append(outcome.doc)
+            if len(buffer) >= self.chunk:
+                since_flush += self._write(buffer, report)
+            if since_flush >= self.flush_every:
+                self.index.flush()
+                since_flush = 0
+            bar.update(1)
+            bar.set_postfix(indexed=report.indexed + len(buffer), unchanged=report.unchanged, failed=report.failed)
+
+        try:
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="embed") as pool:
+                in_flight: set[Future] = set()
+                for item in items:
+                    in_flight.add(pool.submit(self._process, item))
+                    if len(in_flight) >= 2 * self.concurrency:
+                        done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            collect(future)
+                for future in in_flight:
+                    collect(future)
+            self._write(buffer, report)
+        finally:
+            bar.close()
+            self.index.flush()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _write(self, buffer: list[Doc], report: Report) -> int:
+        if not buffer:
+            return 0
+        written, failures = self.index.upsert(list(buffer))
+        report.indexed += written
+        by_id = {doc.id: doc for doc in buffer}
+        for doc_id, reason in failures:
+            report.failed += 1
+            report.errors.append((by_id[doc_id].source or "", doc_id, reason))
+        buffer.clear()
+        return written
+
+
+def _size(data: bytes) -> tuple[int | None, int | None]:
+    try:
+        return Image.open(io.BytesIO(data)).size
+    except Exception:
+        return None, None
+
+
+def write_errors(path: Path, errors: list[tuple[str, str, str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["source", "id", "reason"])
+        writer.writerows(errors)

@@ -1,0 +1,63 @@
+"""Search: a vector (from an image or an indexed id) -> hits; filters, per-category, thresholds.
+
+The CLI (`lookalike search`, `lookalike similar`) and the API both call these functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from lookalike.errors import BadQuery, NotFound
+from lookalike.index import VectorIndex
+from lookalike.index.documents import Hit
+from lookalike.serving.client import ModelClient
+from lookalike.settings import Settings
+
+
+def by_vector(
+    index: VectorIndex, vector: np.ndarray, k: int = 10, category: str | None = None, tags: Iterable[str] = (),
+    min_similarity: float | None = None, exclude_ids: Iterable[str] = (), max_k: int = Settings.max_k,
+) -> list[Hit]:  # fmt: skip
+    """The `k` nearest of `vector` (float32 `[D]`, L2-normalised) that pass the filters."""
+    if not 1 <= k <= max_k:
+        raise BadQuery(f"k must be between 1 and {max_k}")
+    if min_similarity is not None and not -1.0 <= min_similarity <= 1.0:
+        raise BadQuery("min_similarity is a cosine: between -1 and 1")
+    return index.search(vector, k, category, list(tags), list(exclude_ids), min_similarity)
+
+
+def by_image(index: VectorIndex, client: ModelClient, image: bytes, **filters) -> list[Hit]:
+    """Embed `image` with the model server, then search."""
+    return by_vector(index, client.embed(image), **filters)
+
+
+def stored_vector(index: VectorIndex, doc_id: str) -> np.ndarray:
+    """The vector of an indexed document; NotFound if there is none."""
+    doc = index.get(doc_id)
+    if doc is None:
+        raise NotFound(f"no document with id {doc_id}")
+    return doc.vector
+
+
+def more_like_this(index: VectorIndex, doc_id: str, **filters) -> list[Hit]:
+    """Look-alikes of an indexed document, excluding itself."""
+    return by_vector(index, stored_vector(index, doc_id), exclude_ids=[doc_id], **filters)
+
+
+def per_category(index: VectorIndex, vector: np.ndarray, n: int = 3, exclude_ids: Iterable[str] = ()) -> dict:
+    """The best `n` matches within each category: where a query sits among the classes."""
+    return {category: index.search(vector, n, category, [], list(exclude_ids), None)
+            for category in index.categories()}  # fmt: skip
+
+
+def format_table(hits: list[Hit]) -> str:
+    if not hits:
+        return "(no hits)"
+    lines = [f"{'#':>3}  {'cosine':>7}  {'dist':>6}  {'category':<14} {'id':<14} source"]
+    for rank, hit in enumerate(hits, start=1):
+        meta = hit.metadata
+        lines.append(f"{rank:>3}  {hit.similarity:>7.4f}  {hit.distance:>6.4f}  {meta.get('category') or '-'!s:<14} "
+                     f"{hit.id[:12]:<14} {meta.get('source') or ''}")  # fmt: skip
+    return "\n".join(lines)

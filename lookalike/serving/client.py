@@ -1,0 +1,222 @@
+"""The one client of the model server: image bytes -> float32 L2-normalised vector `[D]`.
+
+`ModelClient` (sync) and `AsyncModelClient` (async) both run on httpx and share one exchange,
+written once as a generator that yields what to do (send this request, sleep this long) and
+receives the answers. The rules it encodes:
+
+- Bearer key: from `Settings.ts_token`, else TorchServe's key file (`ts_key_file`, its
+  "inference" key). TorchServe answers a missing or wrong key with 400 InvalidKeyException;
+  when the key came from the key file it is re-read once (TorchServe rotates keys), else
+  `ModelServerAuth` is raised.
+- 503/507 (overloaded, a worker restarting) are retried `retries` times with back-off.
+- A 4xx about the image is `ImageRefused` with TorchServe's own status and reason.
+- Anything else (unreachable, 5xx, not our wire format) is `ModelServerDown`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+import httpx
+import numpy as np
+from lookalike_handler.wire import decode_vector
+from PIL import Image
+
+from lookalike.errors import ImageRefused, ModelServerAuth, ModelServerDown, ModelServerError
+from lookalike.settings import Settings
+
+# What the exchange yields: a request to send, or seconds to sleep before the next try.
+Step = httpx.Request | float
+Exchange = Generator[Step, httpx.Response | None, dict]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    endpoint: str  # TorchServe model name
+    model: str  # backbone id the vectors come from
+    dimension: int
+
+
+def read_key_file(path: str | Path, kind: str = "inference") -> str:
+    """The `kind` key from TorchServe's key_file.json."""
+    try:
+        return json.loads(Path(path).read_text())[kind]["key"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelServerAuth(f"cannot read the model server's key file {path}: {exc!r}") from exc
+
+
+def probe_image() -> bytes:
+    """A tiny valid PNG: embedding it tells which model and dimension a server serves."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (128, 128, 128)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class _Base:
+    def __init__(
+        self,
+        url: str,
+        model: str,
+        token: str | None = None,
+        key_file: str | None = None,
+        timeout: float = 60.0,
+        retries: int = 3,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.model = model
+        self.endpoint = f"{self.url}/predictions/{model}"
+        self.timeout = httpx.Timeout(timeout, connect=5.0)
+        self.retries = retries
+        self.key_file = None if token else key_file
+        self.token = token or (read_key_file(key_file) if key_file else None)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, retries: int = 3) -> Self:
+        return cls(settings.ts_url, settings.model, settings.ts_token, settings.ts_key_file,
+                   settings.ts_timeout, retries)  # fmt: skip
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/octet-stream"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    def _exchange(self, image: bytes) -> Exchange:
+        reread = bool(self.key_file)
+        attempt = 0
+        while True:
+            response = yield httpx.Request("POST", self.endpoint, content=image, headers=self._headers())
+            assert response is not None
+            try:
+                return interpret(response, self.endpoint)
+            except ModelServerAuth:
+                if not reread:
+                    raise
+                reread = False  # keys expire; TorchServe writes the new ones to its key file
+                self.token = read_key_file(self.key_file or "")
+            except ModelServerError as exc:
+                if not exc.retryable or attempt >= self.retries:
+                    raise
+                attempt += 1
+                yield 0.5 * 2 ** (attempt - 1)
+
+    def _unreachable(self, exc: httpx.HTTPError) -> ModelServerDown:
+        return ModelServerDown(f"model server unreachable at {self.url}: {exc!r}")
+
+    def _info(self, doc: dict) -> ModelInfo:
+        return ModelInfo(self.model, str(doc["model"]), int(doc["dimension"]))
+
+
+class ModelClient(_Base):
+    """Blocking client; one per thread (ingest gives each worker thread its own)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.http = httpx.Client(timeout=self.timeout)
+
+    def embed_response(self, image: bytes) -> dict:
+        """POST the raw bytes; the parsed JSON answer (see handler/wire.py)."""
+        steps = self._exchange(image)
+        reply: httpx.Response | None = None
+        try:
+            while True:
+                step = steps.send(reply)
+                if isinstance(step, float):
+                    time.sleep(step)
+                    reply = None
+                    continue
+                try:
+                    reply = self.http.send(step)
+                except httpx.HTTPError as exc:
+                    raise self._unreachable(exc) from exc
+        except StopIteration as done:
+            return done.value
+
+    def embed(self, image: bytes) -> np.ndarray:
+        """Image bytes -> float32 L2-normalised vector `[D]`."""
+        return decode_vector(self.embed_response(image))
+
+    def info(self) -> ModelInfo:
+        """Which model and dimension the server serves (embeds a tiny probe image)."""
+        return self._info(self.embed_response(probe_image()))
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class AsyncModelClient(_Base):
+    """Non-blocking client for the API: many requests in flight on one connection pool."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.http = httpx.AsyncClient(timeout=self.timeout)
+
+    async def embed_response(self, image: bytes) -> dict:
+        steps = self._exchange(image)
+        reply: httpx.Response | None = None
+        try:
+            while True:
+                step = steps.send(reply)
+                if isinstance(step, float):
+                    await asyncio.sleep(step)
+                    reply = None
+                    continue
+                try:
+                    reply = await self.http.send(step)
+                except httpx.HTTPError as exc:
+                    raise self._unreachable(exc) from exc
+        except StopIteration as done:
+            return done.value
+
+    async def embed(self, image: bytes) -> tuple[dict, np.ndarray]:
+        """(the server's answer, its vector `[D]`)."""
+        doc = await self.embed_response(image)
+        return doc, decode_vector(doc)
+
+    async def info(self) -> ModelInfo:
+        return self._info(await self.embed_response(probe_image()))
+
+    async def ping(self) -> str:
+        """ "ok", or why the server is not healthy."""
+        try:
+            response = await self.http.get(f"{self.url}/ping", headers=self._headers(), timeout=5.0)
+        except httpx.HTTPError as exc:
+            return f"unreachable: {exc!r}"
+        return "ok" if response.status_code == 200 else f"ping answered {response.status_code}"
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def interpret(response: httpx.Response, endpoint: str) -> dict:
+    """A 200 answer's JSON; else the matching error of the family."""
+    if response.status_code == 200:
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ModelServerDown(f"{endpoint} answered 200 with no JSON: {response.text[:200]!r}") from exc
+    text = response.text
+    if response.status_code in (400, 401) and "InvalidKeyException" in text:
+        raise ModelServerAuth(
+            "model server rejected our bearer key (set LOOKALIKE_TS_TOKEN or LOOKALIKE_TS_KEY_FILE)", 401
+        )
+    if 400 <= response.status_code < 500:
+        raise ImageRefused(response.status_code, _reason(response))
+    raise ModelServerDown(f"model server answered {response.status_code}: {text[:200]}", response.status_code)
+
+
+def _reason(response: httpx.Response) -> str:
+    try:
+        doc = response.json()
+    except ValueError:
+        return response.text[:200] or response.reason_phrase
+    if isinstance(doc, dict):
+        return str(doc.get("error") or doc.get("message") or doc)
+    return str(doc)

@@ -1,0 +1,139 @@
+"""Every default in one place, and the one reader of the `LOOKALIKE_*` environment variables.
+
+`Settings.from_env()` fills a frozen dataclass from `LOOKALIKE_<FIELD>` (upper case), checks
+each value and raises `SettingsError` naming the variable when one is wrong. Command-line
+flags arrive as keyword overrides on top. Credentials stay out of `repr()` so they never
+reach a log line.
+
+The handler's own knobs (precision, decode, threads …) are not read here: they live in the
+archive's model-config.yaml and are overridden per worker by `LOOKALIKE_HANDLER_<KEY>`
+variables, which the TorchServe launcher forwards to the workers (`worker_environment`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from lookalike.errors import SettingsError
+
+REPO = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "LOOKALIKE_"
+WORKER_PREFIX = "LOOKALIKE_HANDLER_"
+
+# Fixed places in the checkout (the model store and the OpenSearch mapping are checked-in files).
+MODEL_STORE = REPO / "model_store"
+OPENSEARCH_DIR = REPO / "opensearch"
+RUN_DIR = REPO / "run"
+REPORTS_DIR = REPO / "reports"
+
+# The model `make mar`, `make serve`, the API and ingest all default to: the offline backbone,
+# because ResNet50's pretrained weights cannot be fetched on every machine (`lookalike mar` says how).
+DEFAULT_MODEL = "efficientnet_lite0"
+TORCHSERVE_PORTS = {
+    "inference": 8080,
+    "management": 8081,
+    "metrics": 8082,
+    "grpc_inference": 7070,
+    "grpc_management": 7071,
+}
+ENGINES = ("faiss", "lucene")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    # Model server
+    ts_url: str = f"http://127.0.0.1:{TORCHSERVE_PORTS['inference']}"
+    model: str = DEFAULT_MODEL
+    ts_token: str | None = dataclasses.field(default=None, repr=False)
+    ts_key_file: str | None = None
+    ts_timeout: float = 60.0
+    # Index: OpenSearch when opensearch_url is set, else the embedded index in data_dir
+    opensearch_url: str | None = None
+    opensearch_user: str | None = None
+    opensearch_password: str | None = dataclasses.field(default=None, repr=False)
+    opensearch_ca_file: str | None = None
+    opensearch_verify: bool = True
+    alias: str = "lookalike"
+    index: str | None = None  # a physical OpenSearch index to use instead of the alias
+    engine: str = "faiss"  # faiss | lucene (OpenSearch)
+    m: int = 16
+    ef_construction: int = 100
+    ef_search: int = 100
+    data_dir: Path = RUN_DIR / "index"
+    # Archive building: ResNet50's pretrained weights file (else torch's hub cache)
+    resnet50_weights: str | None = None
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    # Limits, the same for the API, the CLIs and ingest
+    max_image_bytes: int = 16 * 1024 * 1024
+    max_k: int = 1000
+    default_k: int = 10
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then `LOOKALIKE_*` variables, then `overrides` (None values are ignored)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        hints = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):
+            name = ENV_PREFIX + field.name.upper()
+            raw = env.get(name)
+            if raw is not None and raw != "":
+                values[field.name] = coerce(name, hints[field.name], raw)
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        unknown = sorted(set(values) - {field.name for field in dataclasses.fields(cls)})
+        if unknown:
+            raise SettingsError(f"unknown settings: {', '.join(unknown)}")
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.engine not in ENGINES:
+            raise SettingsError(f"LOOKALIKE_ENGINE must be one of {', '.join(ENGINES)}, not {self.engine!r}")
+        for name in ("ts_url", "opensearch_url"):
+            url = getattr(self, name)
+            if url is not None and not url.startswith(("http://", "https://")):
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be an http(s):// URL, not {url!r}")
+        for name in ("m", "ef_construction", "ef_search", "max_image_bytes", "max_k", "default_k", "api_port"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be positive, not {getattr(self, name)}")
+        if self.default_k > self.max_k:
+            raise SettingsError(f"LOOKALIKE_DEFAULT_K ({self.default_k}) is above LOOKALIKE_MAX_K ({self.max_k})")
+
+    def replace(self, **changes: Any) -> Settings:
+        settings = dataclasses.replace(self, **changes)
+        settings.validate()
+        return settings
+
+
+def coerce(name: str, hint: Any, raw: str) -> Any:
+    """`raw` as the field's type (bool, int, float, Path, str; optional or not); SettingsError if not."""
+    if isinstance(hint, types.UnionType):
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    try:
+        if hint is bool:
+            lowered = raw.strip().lower()
+            if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise ValueError("expected true/false")
+            return lowered in ("1", "true", "yes", "on")
+        if hint in (int, float):
+            return hint(raw)
+        if hint is Path:
+            return Path(raw).expanduser()
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is not a valid {getattr(hint, '__name__', hint)}: {exc}") from exc
+    return raw
+
+
+def worker_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The `LOOKALIKE_HANDLER_*` overrides to hand to TorchServe's workers, and nothing else of ours."""
+    env = os.environ if environ is None else environ
+    return {key: value for key, value in env.items() if key.startswith(WORKER_PREFIX)}

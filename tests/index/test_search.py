@@ -1,0 +1,131 @@
+"""Search quality and features with the offline backbone on real photos, through real TorchServe."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance, ImageOps
+
+from lookalike import dedup, search
+from lookalike.errors import BadQuery, NotFound
+from lookalike.index.embedded import EmbeddedIndex
+from lookalike.ingest.pipeline import Ingestor
+from lookalike.ingest.sources import Item
+from lookalike.serving.client import ModelClient
+from lookalike.settings import Settings
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+LITE = "efficientnet_lite0"
+
+
+def augment(data: bytes, rng: np.random.Generator) -> bytes:
+    """The near-duplicate protocol: random crop, flip, colour jitter, small rotation, JPEG re-encode."""
+    img = Image.open(io.BytesIO(data)).convert("RGB")
+    w, h = img.size
+    scale = rng.uniform(0.7, 0.9)
+    cw, ch = int(w * scale), int(h * scale)
+    left, top = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    img = img.crop((left, top, left + cw, top + ch))
+    if rng.random() < 0.5:
+        img = ImageOps.mirror(img)
+    img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.8, 1.2))
+    img = ImageEnhance.Color(img).enhance(rng.uniform(0.8, 1.2))
+    img = img.rotate(rng.uniform(-10, 10), resample=Image.Resampling.BILINEAR, expand=False)
+    buffer = io.BytesIO()
+    img.save(buffer, format="JPEG", quality=int(rng.integers(60, 91)))
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def gallery(server, photos, interiors, tmp_path_factory):
+    """All ~51 real photos ingested (subjects and interiors as categories) into an embedded index."""
+    settings = Settings(ts_url=server.inference_url, model=LITE, data_dir=tmp_path_factory.mktemp("idx"))
+    client = ModelClient(server.inference_url, LITE)
+    info = client.info()
+    index = EmbeddedIndex(settings.data_dir, settings.alias, info.model, info.dimension)
+    items = [Item(source=name, id=name, category="subjects", tags=["sample"]) for name in photos]
+    items += [Item(source=name, id=name, category="interiors", tags=["room"]) for name in interiors]
+    everything = {**photos, **interiors}
+    for item in items:  # sources are names here; hand the bytes over directly
+        item.source = str(tmp_path_factory.mktemp("img") / f"{item.id}.jpg")
+        Path(item.source).write_bytes(everything[item.id])
+    report = Ingestor(settings, index, info, lambda: ModelClient(server.inference_url, LITE), 4).run(
+        items, len(items), progress=False
+    )
+    assert report.indexed == len(items) and report.failed == 0
+    return index, client, everything
+
+
+def test_near_duplicates_are_found_first(gallery):
+    """recall@1 >= 0.95 over every real photo, each queried by an augmented copy."""
+    index, client, everything = gallery
+    rng = np.random.default_rng(42)
+    hits = {name: search.by_image(index, client, augment(data, rng), k=1)[0].id for name, data in everything.items()}
+    recall = np.mean([hits[name] == name for name in everything])
+    assert recall >= 0.95, {name: hit for name, hit in hits.items() if hit != name}
+
+
+def test_more_like_this_excludes_itself_and_finds_the_stereo_pair(gallery):
+    index, _, _ = gallery
+    hits = search.more_like_this(index, "motorcycle_left", k=3)
+    assert "motorcycle_left" not in [hit.id for hit in hits]
+    assert hits[0].id == "motorcycle_right"
+    assert -1.0 <= hits[-1].similarity <= hits[0].similarity <= 1.0
+    with pytest.raises(NotFound):
+        search.more_like_this(index, "no-such-id")
+
+
+def test_filters_threshold_and_per_category(gallery):
+    index, client, everything = gallery
+    query = client.embed(everything["coffee"])
+    assert {hit.metadata["category"] for hit in search.by_vector(index, query, k=5, category="interiors")} == {
+        "interiors"
+    }
+    assert all("room" in hit.metadata["tags"] for hit in search.by_vector(index, query, k=5, tags=["room"]))
+    strict = search.by_vector(index, query, k=10, min_similarity=0.9)
+    assert [hit.id for hit in strict] == ["coffee"]
+    groups = search.per_category(index, query, n=2)
+    assert set(groups) == {"interiors", "subjects"} and groups["subjects"][0].id == "coffee"
+    assert all(len(hits) == 2 for hits in groups.values())
+    with pytest.raises(BadQuery):
+        search.by_vector(index, query, k=0)
+
+
+def test_dedup_groups_a_reencoded_copy_with_its_original(gallery, tmp_path):
+    index, client, everything = gallery
+    copy = Image.open(io.BytesIO(everything["chelsea"]))
+    buffer = io.BytesIO()
+    copy.save(buffer, format="PNG")
+    from lookalike.index.documents import Doc
+
+    index.upsert([Doc(id="chelsea-copy", vector=client.embed(buffer.getvalue()), model=LITE, source="copy.png",
+                      ingested_at="9999-01-01T00:00:00+00:00")])  # fmt: skip
+    try:
+        groups = dedup.find_groups(index, threshold=0.97)
+        pair = [group for group in groups if group["keep"]["id"] == "chelsea"]
+        assert pair and [dup["id"] for dup in pair[0]["duplicates"]] == ["chelsea-copy"]
+        assert not [group for group in groups if group["keep"]["id"] in ("coffee", "astronaut")]
+        dedup.write(groups, tmp_path / "d.csv")
+        assert "chelsea-copy" in (tmp_path / "d.csv").read_text()
+    finally:
+        index.delete("chelsea-copy")
+
+
+def test_search_cli_prints_json_hits(gallery, server, tmp_path):
+    index, _, everything = gallery
+    image = tmp_path / "q.jpg"
+    image.write_bytes(everything["rocket"])
+    cmd = [sys.executable, "-m", "lookalike", "search", str(image), "-k", "3", "--json", "--ts-url",
+           server.inference_url, "--model", LITE, "--data-dir", str(index.path.parent)]  # fmt: skip
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    hits = json.loads(result.stdout)
+    assert hits[0]["id"] == "rocket" and hits[0]["similarity"] > 0.99
+    assert set(hits[0]) >= {"id", "similarity", "distance", "source", "category", "tags", "width", "height"}
