@@ -14,6 +14,7 @@ from lookalike.photos import interior_photos, subject_photos
 from lookalike.serving import archive
 from lookalike.serving.torchserve import TorchServe
 from lookalike.settings import Settings
+from tests.standin import StandInModelServer
 
 # The batch-proof model: 4 requests or 3 s, whichever first, so 4 concurrent requests share a batch.
 BATCH_MODEL = "lite0-batch4"
@@ -68,11 +69,28 @@ def encode(img: Image.Image, fmt: str, **params) -> bytes:
 
 
 @pytest.fixture(scope="session")
-def search_api(server, photos, tmp_path_factory) -> Iterator[stack.ApiThread]:
-    """The API on an embedded index holding the subject photos (ingested through the API's own model)."""
-    settings = Settings(ts_url=server.inference_url, model=LITE, data_dir=tmp_path_factory.mktemp("api-index"),
+def standin() -> Iterator[StandInModelServer]:
+    """The fast tier's model server: our wire format and the handler's decoding, no TorchServe."""
+    with StandInModelServer() as instance:
+        yield instance
+
+
+def _api(ts_url: str, photos: dict[str, bytes], tmp_path_factory) -> Iterator[stack.ApiThread]:
+    settings = Settings(ts_url=ts_url, model=LITE, data_dir=tmp_path_factory.mktemp("api-index"),
                         max_image_bytes=1_000_000)  # fmt: skip
     items = stack.photo_items(photos, tmp_path_factory.mktemp("api-photos"), "subjects", named=True, tags=("sample",))
     stack.ingest(settings, items)
     with stack.ApiThread(settings) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def search_api(server, photos, tmp_path_factory) -> Iterator[stack.ApiThread]:
+    """The API on an embedded index holding the subject photos, with real TorchServe behind it."""
+    yield from _api(server.inference_url, photos, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def standin_api(standin, photos, tmp_path_factory) -> Iterator[stack.ApiThread]:
+    """The same API and index with the stand-in model server behind it (fast tier)."""
+    yield from _api(standin.inference_url, photos, tmp_path_factory)

@@ -108,7 +108,7 @@ class _Base:
                 yield 0.5 * 2 ** (attempt - 1)
 
     def _unreachable(self, exc: httpx.HTTPError) -> ModelServerDown:
-        return ModelServerDown(f"model server unreachable at {self.url}: {exc!r}")
+        return ModelServerDown(f"model server unavailable at {self.url}: unreachable ({exc!r})")
 
     def _info(self, doc: dict) -> ModelInfo:
         return ModelInfo(self.model, str(doc["model"]), int(doc["dimension"]))

@@ -7,14 +7,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from lookalike.index.documents import Doc
 from lookalike.index.opensearch_index import OpenSearchIndex
 from lookalike.settings import Settings
 from tests.index.double import OpenSearchDouble
 
-pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 LITE = "efficientnet_lite0"
 
@@ -23,7 +21,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
-def test_new_model_is_indexed_beside_the_old_and_swapped_in_atomically(server, photos, tmp_path):
+def test_new_model_is_indexed_beside_the_old_and_swapped_in_atomically(standin, photos, tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
     for name in ("coffee", "chelsea", "rocket"):
@@ -33,7 +31,7 @@ def test_new_model_is_indexed_beside_the_old_and_swapped_in_atomically(server, p
         old.upsert([Doc(id="x", vector=np.ones(2048, dtype=np.float32) / 45.25, model="resnet50")])
         common = [
             "--ts-url",
-            server.inference_url,
+            standin.inference_url,
             "--model",
             LITE,
             "--opensearch-url",
@@ -59,4 +57,4 @@ def test_new_model_is_indexed_beside_the_old_and_swapped_in_atomically(server, p
         assert old.name in double.cluster.indices  # kept for a rollback swap
 
         refused = run("lookalike", "admin", "swap", old.name, *common)
-        assert refused.returncode == 2 and "model is 'resnet50'" in refused.stdout
+        assert refused.returncode == 2 and "model is 'resnet50'" in refused.stderr

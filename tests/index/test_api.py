@@ -1,4 +1,7 @@
-"""The search-by-image API over HTTP (uvicorn on a free port), with real TorchServe behind it."""
+"""The search-by-image API over HTTP (uvicorn on a free port).
+
+The fast tier runs it with the stand-in model server (tests/standin.py); the bearer-key tests
+need real TorchServe's token authorisation and are marked slow."""
 
 from __future__ import annotations
 
@@ -11,14 +14,13 @@ import requests
 from lookalike import stack
 from lookalike.settings import Settings
 
-pytestmark = pytest.mark.slow
 LITE = "efficientnet_lite0"
 
 
-def test_search_by_multipart_and_raw_body(search_api, photos):
-    by_form = requests.post(f"{search_api.url}/search", files={"image": ("q.jpg", photos["coffee"], "image/jpeg")},
+def test_search_by_multipart_and_raw_body(standin_api, photos):
+    by_form = requests.post(f"{standin_api.url}/search", files={"image": ("q.jpg", photos["coffee"], "image/jpeg")},
                             params={"k": 3}, timeout=60)  # fmt: skip
-    raw = requests.post(f"{search_api.url}/search?k=3", data=photos["coffee"], headers={"Content-Type": "image/jpeg"},
+    raw = requests.post(f"{standin_api.url}/search?k=3", data=photos["coffee"], headers={"Content-Type": "image/jpeg"},
                         timeout=60)  # fmt: skip
     for response in (by_form, raw):
         assert response.status_code == 200, response.text
@@ -28,46 +30,46 @@ def test_search_by_multipart_and_raw_body(search_api, photos):
         assert doc["hits"][0]["distance"] < 0.05 and doc["hits"][0]["category"] == "subjects"
 
 
-def test_filters_and_threshold_through_the_api(search_api, photos):
+def test_filters_and_threshold_through_the_api(standin_api, photos):
     params = {"k": 10, "min_similarity": 0.9, "tags": "sample", "category": "subjects"}
-    doc = requests.post(f"{search_api.url}/search", params=params, data=photos["rocket"],
+    doc = requests.post(f"{standin_api.url}/search", params=params, data=photos["rocket"],
                         headers={"Content-Type": "image/jpeg"}, timeout=60).json()  # fmt: skip
     assert [hit["id"] for hit in doc["hits"]] == ["rocket"]
-    doc = requests.post(f"{search_api.url}/search", params={"category": "nothing"}, data=photos["rocket"],
+    doc = requests.post(f"{standin_api.url}/search", params={"category": "nothing"}, data=photos["rocket"],
                         headers={"Content-Type": "image/jpeg"}, timeout=60).json()  # fmt: skip
     assert doc["hits"] == []
-    bad = requests.post(f"{search_api.url}/search", params={"k": 0}, data=photos["rocket"], timeout=60)
+    bad = requests.post(f"{standin_api.url}/search", params={"k": 0}, data=photos["rocket"], timeout=60)
     assert bad.status_code == 422
 
 
-def test_similar_by_id_excludes_itself_and_404s_unknown_ids(search_api):
-    doc = requests.get(f"{search_api.url}/similar/motorcycle_left", params={"k": 2}, timeout=60).json()
+def test_similar_by_id_excludes_itself_and_404s_unknown_ids(standin_api):
+    doc = requests.get(f"{standin_api.url}/similar/motorcycle_left", params={"k": 2}, timeout=60).json()
     assert doc["hits"][0]["id"] == "motorcycle_right"
     assert "motorcycle_left" not in [hit["id"] for hit in doc["hits"]]
-    missing = requests.get(f"{search_api.url}/similar/nope", timeout=60)
+    missing = requests.get(f"{standin_api.url}/similar/nope", timeout=60)
     assert missing.status_code == 404 and "nope" in missing.json()["error"]
 
 
-def test_upload_errors_carry_status_and_reason(search_api, photos):
-    too_big = requests.post(f"{search_api.url}/search", data=os.urandom(1_500_000),
+def test_upload_errors_carry_status_and_reason(standin_api, photos):
+    too_big = requests.post(f"{standin_api.url}/search", data=os.urandom(1_500_000),
                             headers={"Content-Type": "application/octet-stream"}, timeout=60)  # fmt: skip
     assert too_big.status_code == 413 and "limit" in too_big.json()["error"]
-    text = requests.post(f"{search_api.url}/search", data=b"hello", headers={"Content-Type": "text/plain"}, timeout=60)
+    text = requests.post(f"{standin_api.url}/search", data=b"hello", headers={"Content-Type": "text/plain"}, timeout=60)
     assert text.status_code == 415 and text.json()["error"] == "body is text, not an image"
-    cut = requests.post(f"{search_api.url}/search", data=photos["coffee"][:2000],
+    cut = requests.post(f"{standin_api.url}/search", data=photos["coffee"][:2000],
                         headers={"Content-Type": "image/jpeg"}, timeout=60)  # fmt: skip
     assert cut.status_code == 400 and "truncated" in cut.json()["error"].lower()
-    empty = requests.post(f"{search_api.url}/search", files={"other": ("x", b"1")}, timeout=60)
+    empty = requests.post(f"{standin_api.url}/search", files={"other": ("x", b"1")}, timeout=60)
     assert empty.status_code == 400 and "'image'" in empty.json()["error"]
 
 
-def test_healthz_and_openapi(search_api):
-    health = requests.get(f"{search_api.url}/healthz", timeout=30)
+def test_healthz_and_openapi(standin_api):
+    health = requests.get(f"{standin_api.url}/healthz", timeout=30)
     assert health.status_code == 200
     assert health.json()["model_server"] == "ok" and health.json()["index"]["count"] == 12
-    spec = requests.get(f"{search_api.url}/openapi.json", timeout=30).json()
+    spec = requests.get(f"{standin_api.url}/openapi.json", timeout=30).json()
     assert {"/search", "/similar/{doc_id}", "/healthz"} <= set(spec["paths"])
-    assert requests.get(f"{search_api.url}/docs", timeout=30).status_code == 200
+    assert requests.get(f"{standin_api.url}/docs", timeout=30).status_code == 200
 
 
 def test_model_server_down_is_a_clear_503(tmp_path, photos):
@@ -80,10 +82,10 @@ def test_model_server_down_is_a_clear_503(tmp_path, photos):
         assert health.status_code == 503 and health.json()["model_server"].startswith("unreachable")
 
 
-def test_index_down_is_a_clear_503(server, tmp_path, photos):
+def test_index_down_is_a_clear_503(standin, tmp_path, photos):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the index folder should be")
-    settings = Settings(ts_url=server.inference_url, model=LITE, data_dir=blocker)
+    settings = Settings(ts_url=standin.inference_url, model=LITE, data_dir=blocker)
     with stack.ApiThread(settings) as api:
         response = requests.post(f"{api.url}/search", data=photos["coffee"],
                                  headers={"Content-Type": "image/jpeg"}, timeout=60)  # fmt: skip
@@ -92,14 +94,17 @@ def test_index_down_is_a_clear_503(server, tmp_path, photos):
         assert health["model_server"] == "ok" and health["index"].startswith("unavailable")
 
 
-def test_opensearch_down_is_a_clear_503(server, photos):
-    settings = Settings(ts_url=server.inference_url, model=LITE, opensearch_url=f"http://127.0.0.1:{stack.free_port()}")
+def test_opensearch_down_is_a_clear_503(standin, photos):
+    settings = Settings(
+        ts_url=standin.inference_url, model=LITE, opensearch_url=f"http://127.0.0.1:{stack.free_port()}"
+    )
     with stack.ApiThread(settings) as api:
         response = requests.post(f"{api.url}/search", data=photos["coffee"],
                                  headers={"Content-Type": "image/jpeg"}, timeout=60)  # fmt: skip
         assert response.status_code == 503 and "OpenSearch unreachable" in response.json()["error"]
 
 
+@pytest.mark.slow
 def test_the_api_sends_the_model_servers_bearer_key(token_server, photos, tmp_path):
     settings = Settings(ts_url=token_server.inference_url, model=LITE, data_dir=tmp_path,
                               ts_key_file=str(token_server.key_file))  # fmt: skip
@@ -114,6 +119,7 @@ def test_the_api_sends_the_model_servers_bearer_key(token_server, photos, tmp_pa
         assert response.status_code == 503 and "bearer key" in response.json()["error"]
 
 
+@pytest.mark.slow
 def test_the_api_rereads_an_expired_key_from_the_key_file(token_server, photos, tmp_path):
     """TorchServe rotates its keys and rewrites key_file.json; the API picks up the new key on rejection."""
     real = json.loads(token_server.key_file.read_text())

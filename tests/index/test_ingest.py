@@ -18,7 +18,6 @@ from lookalike.index.opensearch_index import OpenSearchIndex
 from lookalike.settings import Settings
 from tests.index.double import OpenSearchDouble
 
-pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 LITE = "efficientnet_lite0"
 
@@ -59,9 +58,9 @@ def indexed_ids(data_dir: Path) -> list[str]:
             return []
 
 
-def test_folder_ingest_counts_reports_bad_files_and_is_idempotent(server, folder, tmp_path):
+def test_folder_ingest_counts_reports_bad_files_and_is_idempotent(standin, folder, tmp_path):
     data_dir = tmp_path / "index"
-    first = ingest(server, folder, data_dir)
+    first = ingest(standin, folder, data_dir)
     assert first.returncode == 1, first.stdout + first.stderr  # some images failed
     assert "indexed 24, unchanged 0, failed 3" in first.stdout
     with open(data_dir / "errors.csv", newline="") as handle:
@@ -70,12 +69,14 @@ def test_folder_ingest_counts_reports_bad_files_and_is_idempotent(server, folder
     assert "empty" in errors["empty.jpg"] and "text" in errors["notes.png"] and "truncated" in errors["cut.jpg"].lower()
     assert sorted(indexed_ids(data_dir)) == sorted(valid_ids(folder))
 
-    again = ingest(server, folder, data_dir)
+    again = ingest(standin, folder, data_dir)
     assert "indexed 0, unchanged 24, failed 3" in again.stdout
     assert len(indexed_ids(data_dir)) == 24
 
 
+@pytest.mark.slow
 def test_a_run_killed_with_sigkill_resumes_without_loss_or_duplicates(server, folder, tmp_path):
+    """Real TorchServe: the run must still be writing when it is killed (the stand-in is too fast)."""
     data_dir = tmp_path / "index"
     for path in (folder / "bad").iterdir():
         path.unlink()
@@ -97,7 +98,7 @@ def test_a_run_killed_with_sigkill_resumes_without_loss_or_duplicates(server, fo
     assert len(ids) == len(set(ids)) == 24 and set(ids) == valid_ids(folder)
 
 
-def test_manifest_ingest_into_opensearch_double_with_given_ids_and_tags(server, folder, tmp_path):
+def test_manifest_ingest_into_opensearch_double_with_given_ids_and_tags(standin, folder, tmp_path):
     manifest = tmp_path / "images.csv"
     rows = ["id,path,category,tags"]
     for i, path in enumerate(sorted((folder / "subjects").glob("*.jpg"))):
@@ -105,7 +106,7 @@ def test_manifest_ingest_into_opensearch_double_with_given_ids_and_tags(server, 
     manifest.write_text("\n".join(rows) + "\n")
     with OpenSearchDouble() as double:
         cmd = [sys.executable, "-m", "lookalike", "ingest", "--manifest", str(manifest), "--ts-url",
-               server.inference_url, "--model", LITE, "--opensearch-url", double.url, "--alias", "photos",
+               standin.inference_url, "--model", LITE, "--opensearch-url", double.url, "--alias", "photos",
                "--no-progress", "--errors", str(tmp_path / "errors.csv")]  # fmt: skip
         result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stdout + result.stderr
@@ -118,13 +119,13 @@ def test_manifest_ingest_into_opensearch_double_with_given_ids_and_tags(server, 
         assert "nothing new" in again.stdout
 
 
-def test_an_index_built_for_another_model_is_refused_before_any_write(server, folder, tmp_path):
+def test_an_index_built_for_another_model_is_refused_before_any_write(standin, folder, tmp_path):
     with OpenSearchDouble() as double:
         OpenSearchIndex(Settings(opensearch_url=double.url, alias="photos"), "resnet50", 2048)
-        cmd = [sys.executable, "-m", "lookalike", "ingest", str(folder), "--ts-url", server.inference_url, "--model",
+        cmd = [sys.executable, "-m", "lookalike", "ingest", str(folder), "--ts-url", standin.inference_url, "--model",
                LITE, "--opensearch-url", double.url, "--alias", "photos", "--no-progress"]  # fmt: skip
         result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
         assert result.returncode == 2
-        assert "model is 'resnet50', not 'efficientnet_lite0'" in result.stdout
-        assert "dimension is 2048, not 1280" in result.stdout
+        assert "model is 'resnet50', not 'efficientnet_lite0'" in result.stderr
+        assert "dimension is 2048, not 1280" in result.stderr
         assert not [path for method, path in double.cluster.requests if path.endswith("_bulk")]

@@ -1,4 +1,9 @@
-"""Search quality and features with the offline backbone on real photos, through real TorchServe."""
+"""Search features and quality on real photos.
+
+Plumbing (filters, per-category, more-like-this exclusion, dedup, the CLI) runs twice: with the
+stand-in model server (fast tier) and with real TorchServe (slow). Relevance (near duplicates,
+the stereo pair) runs only with real TorchServe and the offline pretrained backbone.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +17,13 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance, ImageOps
 
-from lookalike import dedup, search
+from lookalike import dedup, search, stack
 from lookalike.errors import BadQuery, NotFound
 from lookalike.index.embedded import EmbeddedIndex
 from lookalike.ingest.pipeline import Ingestor
-from lookalike.ingest.sources import Item
 from lookalike.serving.client import ModelClient
 from lookalike.settings import Settings
 
-pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 LITE = "efficientnet_lite0"
 
@@ -43,47 +46,59 @@ def augment(data: bytes, rng: np.random.Generator) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture(scope="module")
-def gallery(server, photos, interiors, tmp_path_factory):
+def build_gallery(ts_url: str, photos, interiors, tmp_path_factory):
     """All ~51 real photos ingested (subjects and interiors as categories) into an embedded index."""
-    settings = Settings(ts_url=server.inference_url, model=LITE, data_dir=tmp_path_factory.mktemp("idx"))
-    client = ModelClient(server.inference_url, LITE)
+    settings = Settings(ts_url=ts_url, model=LITE, data_dir=tmp_path_factory.mktemp("idx"))
+    client = ModelClient(ts_url, LITE)
     info = client.info()
     index = EmbeddedIndex(settings.data_dir, settings.alias, info.model, info.dimension)
-    items = [Item(source=name, id=name, category="subjects", tags=["sample"]) for name in photos]
-    items += [Item(source=name, id=name, category="interiors", tags=["room"]) for name in interiors]
-    everything = {**photos, **interiors}
-    for item in items:  # sources are names here; hand the bytes over directly
-        item.source = str(tmp_path_factory.mktemp("img") / f"{item.id}.jpg")
-        Path(item.source).write_bytes(everything[item.id])
-    report = Ingestor(settings, index, info, lambda: ModelClient(server.inference_url, LITE), 4).run(
-        items, len(items), progress=False
-    )
+    folder = tmp_path_factory.mktemp("img")
+    items = stack.photo_items(photos, folder, "subjects", named=True, tags=("sample",))
+    items += stack.photo_items(interiors, folder, "interiors", named=True, tags=("room",))
+    report = Ingestor(settings, index, info, concurrency=4).run(items, len(items), progress=False)
     assert report.indexed == len(items) and report.failed == 0
-    return index, client, everything
+    return index, client, {**photos, **interiors}, ts_url
 
 
-def test_near_duplicates_are_found_first(gallery):
+@pytest.fixture(scope="module", params=["standin", pytest.param("server", marks=pytest.mark.slow)])
+def gallery(request, photos, interiors, tmp_path_factory):
+    """The gallery behind the stand-in (fast) or real TorchServe (slow)."""
+    ts = request.getfixturevalue(request.param)
+    return build_gallery(ts.inference_url, photos, interiors, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def relevance_gallery(server, photos, interiors, tmp_path_factory):
+    return build_gallery(server.inference_url, photos, interiors, tmp_path_factory)
+
+
+@pytest.mark.slow
+def test_near_duplicates_are_found_first(relevance_gallery):
     """recall@1 >= 0.95 over every real photo, each queried by an augmented copy."""
-    index, client, everything = gallery
+    index, client, everything, _ = relevance_gallery
     rng = np.random.default_rng(42)
     hits = {name: search.by_image(index, client, augment(data, rng), k=1)[0].id for name, data in everything.items()}
     recall = np.mean([hits[name] == name for name in everything])
     assert recall >= 0.95, {name: hit for name, hit in hits.items() if hit != name}
 
 
-def test_more_like_this_excludes_itself_and_finds_the_stereo_pair(gallery):
-    index, _, _ = gallery
+@pytest.mark.slow
+def test_the_stereo_pair_is_more_like_each_other_than_anything_else(relevance_gallery):
+    index, _, _, _ = relevance_gallery
+    assert search.more_like_this(index, "motorcycle_left", k=3)[0].id == "motorcycle_right"
+
+
+def test_more_like_this_excludes_itself_and_404s_unknown_ids(gallery):
+    index, _, _, _ = gallery
     hits = search.more_like_this(index, "motorcycle_left", k=3)
-    assert "motorcycle_left" not in [hit.id for hit in hits]
-    assert hits[0].id == "motorcycle_right"
+    assert "motorcycle_left" not in [hit.id for hit in hits] and len(hits) == 3
     assert -1.0 <= hits[-1].similarity <= hits[0].similarity <= 1.0
     with pytest.raises(NotFound):
         search.more_like_this(index, "no-such-id")
 
 
 def test_filters_threshold_and_per_category(gallery):
-    index, client, everything = gallery
+    index, client, everything, _ = gallery
     query = client.embed(everything["coffee"])
     assert {hit.metadata["category"] for hit in search.by_vector(index, query, k=5, category="interiors")} == {
         "interiors"
@@ -99,7 +114,7 @@ def test_filters_threshold_and_per_category(gallery):
 
 
 def test_dedup_groups_a_reencoded_copy_with_its_original(gallery, tmp_path):
-    index, client, everything = gallery
+    index, client, everything, _ = gallery
     copy = Image.open(io.BytesIO(everything["chelsea"]))
     buffer = io.BytesIO()
     copy.save(buffer, format="PNG")
@@ -118,12 +133,12 @@ def test_dedup_groups_a_reencoded_copy_with_its_original(gallery, tmp_path):
         index.delete("chelsea-copy")
 
 
-def test_search_cli_prints_json_hits(gallery, server, tmp_path):
-    index, _, everything = gallery
+def test_search_cli_prints_json_hits(gallery, tmp_path):
+    index, _, everything, ts_url = gallery
     image = tmp_path / "q.jpg"
     image.write_bytes(everything["rocket"])
     cmd = [sys.executable, "-m", "lookalike", "search", str(image), "-k", "3", "--json", "--ts-url",
-           server.inference_url, "--model", LITE, "--data-dir", str(index.path.parent)]  # fmt: skip
+           ts_url, "--model", LITE, "--data-dir", str(index.path.parent)]  # fmt: skip
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     hits = json.loads(result.stdout)
