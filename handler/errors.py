@@ -16,45 +16,37 @@ class ImageError(Exception):
         super().__init__(reason)
         self.reason = reason
 
+    def __init_subclass__(cls, status: int = 400, **kwargs: object) -> None:
+        super().__init_subclass__()
+        cls.status = status
 
-class EmptyImage(ImageError):
-    status = 400
+
+class EmptyImage(ImageError, status=400):
+    """No bytes at all."""
 
 
-class BadPayload(ImageError):
+class BadPayload(ImageError, status=400):
     """The request is not shaped as any accepted input (raw, multipart, base64 JSON)."""
 
-    status = 400
 
-
-class CorruptImage(ImageError):
+class CorruptImage(ImageError, status=400):
     """The bytes claim an image format but cannot be decoded (truncated, damaged)."""
 
-    status = 400
 
-
-class NotAnImage(ImageError):
+class NotAnImage(ImageError, status=415):
     """The bytes are text, HTML, JSON or something else that is not an image."""
 
-    status = 415
 
-
-class UnsupportedFormat(ImageError):
+class UnsupportedFormat(ImageError, status=415):
     """A real image, in a format we do not accept."""
 
-    status = 415
 
-
-class ImageTooLarge(ImageError):
+class ImageTooLarge(ImageError, status=413):
     """More bytes or more pixels than the configured limits allow."""
 
-    status = 413
 
-
-class ImageTooSmall(ImageError):
+class ImageTooSmall(ImageError, status=422):
     """Fewer pixels on a side than the configured minimum."""
-
-    status = 422
 
 
 class ConfigError(Exception):

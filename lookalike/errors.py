@@ -6,27 +6,30 @@ from __future__ import annotations
 
 
 class LookalikeError(Exception):
-    status = 500  # HTTP status at the API
-    exit_code = 2  # exit code at the CLI
+    """Subclasses name their HTTP status at the API and exit code at the CLI as class keywords."""
+
+    status = 500
+    exit_code = 2
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
 
+    def __init_subclass__(cls, status: int | None = None, exit_code: int | None = None, **kwargs: object) -> None:
+        super().__init_subclass__()
+        if status is not None:
+            cls.status = status
+        if exit_code is not None:
+            cls.exit_code = exit_code
 
-class SettingsError(LookalikeError):
+
+class SettingsError(LookalikeError, status=500, exit_code=2):
     """A setting (environment variable or flag) has a value we cannot use."""
-
-    status = 500
-    exit_code = 2
 
 
 # --- the model server (TorchServe) ---------------------------------------------------------------
-class ModelServerError(LookalikeError):
+class ModelServerError(LookalikeError, status=503, exit_code=3):
     """The model server could not embed an image. `upstream` is TorchServe's own status, if any."""
-
-    status = 503
-    exit_code = 3
 
     def __init__(self, reason: str, upstream: int | None = None) -> None:
         super().__init__(reason)
@@ -46,10 +49,8 @@ class ModelServerAuth(ModelServerError):
     """TorchServe rejected our bearer key (it says 400 InvalidKeyException)."""
 
 
-class ImageRefused(ModelServerError):
+class ImageRefused(ModelServerError, exit_code=1):
     """The model server refused this image: its own 4xx status and reason, passed on unchanged."""
-
-    exit_code = 1
 
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason, upstream=status)
@@ -57,25 +58,25 @@ class ImageRefused(ModelServerError):
 
 
 # --- the index and queries -----------------------------------------------------------------------
-class IndexMismatch(LookalikeError):
-    """The index was built for another model, dimension or space: refuse before any write."""
+class IndexMismatch(LookalikeError, status=409):
+    """The index was built for another model, dimension or space: refuse before any write.
 
-    status = 409
-
-
-class IndexUnavailable(LookalikeError):
-    """The index (OpenSearch cluster or local files) cannot be reached or read."""
-
-    status = 503
+    Raised when an index is opened; the fix is a new index for the model (`lookalike admin create`)."""
 
 
-class NotFound(LookalikeError):
-    status = 404
+class IndexUnavailable(LookalikeError, status=503):
+    """The index (OpenSearch cluster or local files) cannot be reached or read.
+
+    The API answers 503 and /healthz names the index; the search stays available once it returns."""
 
 
-class BadQuery(LookalikeError):
-    status = 400
+class NotFound(LookalikeError, status=404):
+    """No indexed image has that id (`/similar/{id}`, `lookalike similar ID`)."""
 
 
-class UploadTooLarge(LookalikeError):
-    status = 413
+class BadQuery(LookalikeError, status=400):
+    """A query or command line that cannot be answered as given."""
+
+
+class UploadTooLarge(LookalikeError, status=413):
+    """An upload over LOOKALIKE_MAX_IMAGE_BYTES."""

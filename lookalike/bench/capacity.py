@@ -10,7 +10,6 @@ saturates. ResNet50 runs with random weights (same speed as the real ones).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import resource
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from lookalike import stack
+from lookalike import bench, stack
 from lookalike.loadtest.runner import LOCUSTFILE
 from lookalike.photos import all_photos
 from lookalike.serving import archive
@@ -67,11 +66,7 @@ def run_level(api: str, users: int, seconds: int, out: Path, processes) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog=f"lookalike bench {__name__.rsplit('.', 1)[-1]}",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = bench.parser(__name__, __doc__)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--users", default="1,2,4,8")
     parser.add_argument("--only", help="run only this config, e.g. w2b4d20")

@@ -11,7 +11,6 @@ table shows medians. Prints a table and writes JSON (default reports/bench_embed
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import statistics
@@ -27,6 +26,7 @@ from lookalike_handler.embedder import Embedder
 from lookalike_handler.precision import cpu_has_bf16
 from lookalike_handler.settings import HandlerSettings
 
+from lookalike import bench
 from lookalike.errors import ModelServerError
 from lookalike.photos import all_photos
 from lookalike.serving import archive
@@ -109,11 +109,7 @@ def supported_precisions(device: torch.device) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog=f"lookalike bench {__name__.rsplit('.', 1)[-1]}",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = bench.parser(__name__, __doc__)
     parser.add_argument("--model", default="resnet50", help="backbone (resnet50 runs with random weights)")
     parser.add_argument("--batch-sizes", default="1,8", help="comma-separated")
     parser.add_argument("--precisions", help="comma-separated; default: all the hardware supports")

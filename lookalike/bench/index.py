@@ -10,7 +10,6 @@ perturbed copies of indexed vectors. Prints a table, writes JSON.
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lookalike import bench
 from lookalike.index.documents import Doc
 from lookalike.index.embedded import EmbeddedIndex
 from lookalike.settings import REPORTS_DIR
@@ -40,11 +40,7 @@ def dataset(n: int, d: int, nq: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog=f"lookalike bench {__name__.rsplit('.', 1)[-1]}",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = bench.parser(__name__, __doc__)
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("--queries", type=int, default=200)

@@ -10,14 +10,13 @@ two; the table shows medians and ingest/TorchServe. Writes JSON.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from lookalike import stack
+from lookalike import bench, stack
 from lookalike.bench.embed import bench_served
 from lookalike.index.embedded import EmbeddedIndex
 from lookalike.ingest.pipeline import Ingestor
@@ -38,11 +37,7 @@ def unique_copies(photos: dict[str, bytes], copies: int, folder: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog=f"lookalike bench {__name__.rsplit('.', 1)[-1]}",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = bench.parser(__name__, __doc__)
     parser.add_argument("--model", default="resnet50", help="backbone (resnet50 runs with random weights)")
     parser.add_argument("--copies", type=int, default=3, help="copies of the ~51 photos per ingest run")
     parser.add_argument("--concurrency", type=int, default=8)

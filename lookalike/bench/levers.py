@@ -19,7 +19,6 @@ in the same repeat. Prints a table and writes JSON (default reports/bench_levers
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import statistics
@@ -31,7 +30,7 @@ from lookalike_handler.embedder import Embedder, cpu_cores, thread_budget
 from lookalike_handler.precision import cpu_has_bf16
 from lookalike_handler.settings import HandlerSettings
 
-from lookalike import stack
+from lookalike import bench, stack
 from lookalike.bench.embed import bench_raw, bench_served
 from lookalike.photos import all_photos
 from lookalike.serving import archive
@@ -89,11 +88,7 @@ def measure_served(args, variants: dict[str, dict], images: list[bytes], record)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog=f"lookalike bench {__name__.rsplit('.', 1)[-1]}",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = bench.parser(__name__, __doc__)
     parser.add_argument("--model", default="resnet50", help="backbone, run with seeded random weights")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0, help="measuring time per cell")

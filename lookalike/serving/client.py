@@ -93,7 +93,7 @@ class _Base:
         attempt = 0
         while True:
             response = yield httpx.Request("POST", self.endpoint, content=image, headers=self._headers())
-            assert response is not None
+            assert isinstance(response, httpx.Response)
             try:
                 return interpret(response, self.endpoint)
             except ModelServerAuth:
@@ -124,20 +124,23 @@ class ModelClient(_Base):
     def embed_response(self, image: bytes) -> dict:
         """POST the raw bytes; the parsed JSON answer (see handler/wire.py)."""
         steps = self._exchange(image)
-        reply: httpx.Response | None = None
+        step = next(steps)
+        while True:  # drive the exchange: sleep or send, hand back the outcome
+            outcome = None
+            if isinstance(step, float):
+                time.sleep(step)
+            else:
+                outcome = self._send(step)
+            try:
+                step = steps.send(outcome)
+            except StopIteration as done:
+                return done.value
+
+    def _send(self, request: httpx.Request) -> httpx.Response:
         try:
-            while True:
-                step = steps.send(reply)
-                if isinstance(step, float):
-                    time.sleep(step)
-                    reply = None
-                    continue
-                try:
-                    reply = self.http.send(step)
-                except httpx.HTTPError as exc:
-                    raise self._unreachable(exc) from exc
-        except StopIteration as done:
-            return done.value
+            return self.http.send(request)
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from exc
 
     def embed(self, image: bytes) -> np.ndarray:
         """Image bytes -> float32 L2-normalised vector `[D]`."""
@@ -160,20 +163,19 @@ class AsyncModelClient(_Base):
 
     async def embed_response(self, image: bytes) -> dict:
         steps = self._exchange(image)
-        reply: httpx.Response | None = None
+        step = next(steps)
+        while True:
+            outcome = await (asyncio.sleep(step) if isinstance(step, float) else self._send(step))
+            try:
+                step = steps.send(outcome)
+            except StopIteration as done:
+                return done.value
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
         try:
-            while True:
-                step = steps.send(reply)
-                if isinstance(step, float):
-                    await asyncio.sleep(step)
-                    reply = None
-                    continue
-                try:
-                    reply = await self.http.send(step)
-                except httpx.HTTPError as exc:
-                    raise self._unreachable(exc) from exc
-        except StopIteration as done:
-            return done.value
+            return await self.http.send(request)
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from exc
 
     async def embed(self, image: bytes) -> tuple[dict, np.ndarray]:
         """(the server's answer, its vector `[D]`)."""
