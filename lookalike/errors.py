@@ -80,3 +80,8 @@ class BadQuery(LookalikeError, status=400):
 
 class UploadTooLarge(LookalikeError, status=413):
     """An upload over LOOKALIKE_MAX_IMAGE_BYTES."""
+
+
+# --- the local OpenSearch node (lookalike opensearch / make opensearch) ---------------------------
+class NodeError(LookalikeError, status=503, exit_code=4):
+    """The local OpenSearch node could not be installed or started; the reason says what to do."""

@@ -42,7 +42,7 @@ TORCHSERVE_PORTS = {
     "grpc_inference": 7070,
     "grpc_management": 7071,
 }
-ENGINES = ("faiss", "lucene")
+ENGINES = ("auto", "faiss", "lucene")  # auto: faiss only where every node declares k-NN native libraries
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,14 +54,16 @@ class Settings:
     ts_key_file: str | None = None
     ts_timeout: float = 60.0
     # Index: OpenSearch when opensearch_url is set, else the embedded index in data_dir
-    opensearch_url: str | None = None
+    opensearch_url: str | None = None  # one URL, or several comma-separated (nodes of one cluster)
     opensearch_user: str | None = None
     opensearch_password: str | None = dataclasses.field(default=None, repr=False)
     opensearch_ca_file: str | None = None
     opensearch_verify: bool = True
     alias: str = "lookalike"
     index: str | None = None  # a physical OpenSearch index to use instead of the alias
-    engine: str = "faiss"  # faiss | lucene (OpenSearch)
+    engine: str = "auto"  # OpenSearch k-NN engine: auto | faiss | lucene
+    shards: int = 1  # OpenSearch primaries of a new index
+    replicas: int = 0  # OpenSearch replicas of a new index (1+ on a cluster)
     m: int = 16
     ef_construction: int = 100
     ef_search: int = 100
@@ -99,14 +101,22 @@ class Settings:
         if self.engine not in ENGINES:
             raise SettingsError(f"LOOKALIKE_ENGINE must be one of {', '.join(ENGINES)}, not {self.engine!r}")
         for name in ("ts_url", "opensearch_url"):
-            url = getattr(self, name)
-            if url is not None and not url.startswith(("http://", "https://")):
-                raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be an http(s):// URL, not {url!r}")
-        for name in ("m", "ef_construction", "ef_search", "max_image_bytes", "max_k", "default_k", "api_port"):
+            for url in (getattr(self, name) or "").split(",") if getattr(self, name) is not None else ():
+                if not url.strip().startswith(("http://", "https://")):
+                    raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be an http(s):// URL, not {url!r}")
+        if self.replicas < 0:
+            raise SettingsError(f"{ENV_PREFIX}REPLICAS must be 0 or more, not {self.replicas}")
+        positive = ("m", "ef_construction", "ef_search", "shards", "max_image_bytes", "max_k", "default_k", "api_port")
+        for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be positive, not {getattr(self, name)}")
         if self.default_k > self.max_k:
             raise SettingsError(f"LOOKALIKE_DEFAULT_K ({self.default_k}) is above LOOKALIKE_MAX_K ({self.max_k})")
+
+    @property
+    def opensearch_hosts(self) -> list[str]:
+        """The OpenSearch URLs (LOOKALIKE_OPENSEARCH_URL may list several nodes, comma-separated)."""
+        return [url.strip() for url in (self.opensearch_url or "").split(",") if url.strip()]
 
     def replace(self, **changes: Any) -> Settings:
         settings = dataclasses.replace(self, **changes)

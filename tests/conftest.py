@@ -1,19 +1,25 @@
-"""Shared fixtures: real photos, and real TorchServe instances on free loopback ports."""
+"""Shared fixtures: real photos, real TorchServe instances and a real OpenSearch node on free
+loopback ports."""
 
 from __future__ import annotations
 
 import io
+import os
+import shutil
+import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from lookalike import stack
+from lookalike import opensearch_node, stack
 from lookalike.photos import interior_photos, subject_photos
 from lookalike.serving import archive
 from lookalike.serving.torchserve import TorchServe
 from lookalike.settings import Settings
+from tests.backends import BACKENDS, drop_indices, opensearch_settings
 from tests.standin import StandInModelServer
 
 # The batch-proof model: 4 requests or 3 s, whichever first, so 4 concurrent requests share a batch.
@@ -75,22 +81,60 @@ def standin() -> Iterator[StandInModelServer]:
         yield instance
 
 
-def _api(ts_url: str, photos: dict[str, bytes], tmp_path_factory) -> Iterator[stack.ApiThread]:
-    settings = Settings(ts_url=ts_url, model=LITE, data_dir=tmp_path_factory.mktemp("api-index"),
-                        max_image_bytes=1_000_000)  # fmt: skip
+@pytest.fixture(scope="session")
+def opensearch_url() -> Iterator[str]:
+    """A real OpenSearch 2.19 + k-NN for the session: OPENSEARCH_URL if set, else a single node this
+    session installs (from Maven Central on first use, cached outside the repo), starts on free
+    ports with its data in a temporary directory, and stops and removes at the end."""
+    url = os.environ.get("OPENSEARCH_URL")
+    if url:
+        yield url
+        return
+    installation, java_home = opensearch_node.prepare()
+    home = Path(tempfile.mkdtemp(prefix="lookalike-test-opensearch-"))
+    config = opensearch_node.NodeConfig("test", home, stack.free_port(), stack.free_port(), cluster="lookalike-test")
+    node = opensearch_node.LocalNode(config, installation, java_home).start()
+    try:
+        yield node.url
+    finally:
+        node.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def os_alias(opensearch_url) -> Iterator[str]:
+    """A fresh alias on the real node; its indices are deleted after the test."""
+    alias = f"t-{uuid.uuid4().hex[:10]}"
+    yield alias
+    drop_indices(opensearch_url, alias)
+
+
+def _api(ts_url: str, photos: dict[str, bytes], tmp_path_factory, backend: str, request) -> Iterator[stack.ApiThread]:
+    more = {"ts_url": ts_url, "model": LITE, "max_image_bytes": 1_000_000}
+    if backend == "opensearch":
+        url, alias = request.getfixturevalue("opensearch_url"), f"api-{uuid.uuid4().hex[:8]}"
+        settings = opensearch_settings(url, alias, **more)
+    else:
+        settings = Settings(data_dir=tmp_path_factory.mktemp("api-index"), **more)
     items = stack.photo_items(photos, tmp_path_factory.mktemp("api-photos"), "subjects", named=True, tags=("sample",))
     stack.ingest(settings, items)
-    with stack.ApiThread(settings) as running:
-        yield running
+    try:
+        with stack.ApiThread(settings) as running:
+            running.backend = backend
+            yield running
+    finally:
+        if backend == "opensearch":
+            drop_indices(settings.opensearch_url or "", settings.alias)
 
 
 @pytest.fixture(scope="session")
-def search_api(server, photos, tmp_path_factory) -> Iterator[stack.ApiThread]:
+def search_api(server, photos, tmp_path_factory, request) -> Iterator[stack.ApiThread]:
     """The API on an embedded index holding the subject photos, with real TorchServe behind it."""
-    yield from _api(server.inference_url, photos, tmp_path_factory)
+    yield from _api(server.inference_url, photos, tmp_path_factory, "embedded", request)
 
 
-@pytest.fixture(scope="session")
-def standin_api(standin, photos, tmp_path_factory) -> Iterator[stack.ApiThread]:
-    """The same API and index with the stand-in model server behind it (fast tier)."""
-    yield from _api(standin.inference_url, photos, tmp_path_factory)
+@pytest.fixture(scope="session", params=BACKENDS)
+def standin_api(standin, photos, tmp_path_factory, request) -> Iterator[stack.ApiThread]:
+    """The same API with the stand-in model server behind it (fast tier), on each index backend:
+    embedded, and the real OpenSearch node."""
+    yield from _api(standin.inference_url, photos, tmp_path_factory, request.param, request)

@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from lookalike.cli import index_commands, serving_commands
+from lookalike.cli import index_commands, opensearch_commands, serving_commands
 from lookalike.cli.common import subparser
 
 # bench NAME -> the module whose main(argv) runs it
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=lambda args: importlib.import_module("lookalike.demo").main())
     serving_commands.add(sub)
     index_commands.add(sub)
+    opensearch_commands.add(sub)
     p = subparser(sub, "bench", "benchmarks: print a table, write JSON under reports/",
                   "lookalike bench embed --seconds 10", "lookalike bench levers --served",
                   "lookalike bench index --size 100000", "lookalike bench NAME --help")  # fmt: skip

@@ -4,6 +4,12 @@ The physical index is named `<alias>-<model>-<dimension>-<UTC timestamp>` and th
 points at the live one, so a new model is indexed next to the old and swapped in at once
 (`lookalike admin swap`). Opening checks the live index's model, dimension and
 space before anything is written. Credentials never reach a log line.
+
+The k-NN engine is always named in the mapping: a field without one defaults to faiss, whose
+native library the Maven Central build of k-NN lacks, and the node dies at the first flush.
+`engine=auto` takes faiss only where every node declares its native libraries
+(node.attr.knn_native: true, as our launcher writes), else Lucene; faiss is refused outright
+on a node that declares it has none.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from opensearchpy import OpenSearch, helpers
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import NotFoundError, OpenSearchException
 
-from lookalike.errors import IndexMismatch, IndexUnavailable
+from lookalike.errors import IndexMismatch, IndexUnavailable, SettingsError
 from lookalike.index.documents import Doc, Hit, cosine_from_score
 from lookalike.settings import OPENSEARCH_DIR, Settings
 
@@ -33,27 +39,57 @@ META_FIELDS = ("id", "source", "category", "tags", "width", "height", "model", "
 
 
 def connect(settings: Settings) -> OpenSearch:
+    """A client for every node named in LOOKALIKE_OPENSEARCH_URL: a dead node's requests go to another."""
     auth = (settings.opensearch_user, settings.opensearch_password) if settings.opensearch_user else None
     return OpenSearch(
-        hosts=[settings.opensearch_url],
+        hosts=settings.opensearch_hosts,
         http_auth=auth,
         use_ssl=str(settings.opensearch_url).startswith("https"),
         verify_certs=settings.opensearch_verify,
         ca_certs=settings.opensearch_ca_file,
         timeout=30,
+        max_retries=3,
+        retry_on_timeout=True,
     )
 
 
-def index_body(model: str, dimension: int, settings: Settings) -> dict:
-    """The checked-in mapping.json with the model's dimension and the HNSW settings filled in."""
+def native_libraries(client: OpenSearch) -> bool | None:
+    """Whether the cluster's k-NN can run faiss: True if every node declares its native libraries,
+    False if any declares it lacks them, None if no node says (a cluster our launcher did not start)."""
+    nodes = client.nodes.info()["nodes"].values()
+    declared = [node.get("attributes", {}).get("knn_native") for node in nodes]
+    if "false" in declared:
+        return False
+    return True if declared and all(value == "true" for value in declared) else None
+
+
+def choose_engine(client: OpenSearch, wanted: str) -> str:
+    """The engine a new index names (see the module docstring)."""
+    native = native_libraries(client)
+    if wanted == "auto":
+        return "faiss" if native else "lucene"
+    if wanted == "faiss" and native is False:
+        raise SettingsError("LOOKALIKE_ENGINE=faiss, but this OpenSearch's k-NN plugin has no native libraries "
+                            "(the Maven Central build): faiss would crash the node at its first flush. "
+                            "Use LOOKALIKE_ENGINE=lucene or auto")  # fmt: skip
+    return wanted
+
+
+def index_body(model: str, dimension: int, settings: Settings, engine: str) -> dict:
+    """The checked-in mapping.json with the model's dimension, engine and HNSW settings filled in."""
     body = copy.deepcopy(json.loads(MAPPING_FILE.read_text()))
-    body["settings"]["index"]["knn.algo_param.ef_search"] = settings.ef_search
+    body["settings"]["index"].update(number_of_shards=settings.shards, number_of_replicas=settings.replicas)
     body["mappings"]["_meta"].update(model=model, dimension=dimension)
     field = body["mappings"]["properties"]["vector"]
     field["dimension"] = dimension
-    field["method"]["engine"] = settings.engine
+    field["method"]["engine"] = engine
     field["method"]["parameters"] = {"m": settings.m, "ef_construction": settings.ef_construction}
     return body
+
+
+def vector_field(client: OpenSearch, name: str) -> dict:
+    mapping = client.indices.get_mapping(index=name)[name]["mappings"]
+    return mapping.get("properties", {}).get("vector", {})
 
 
 def physical_name(alias: str, model: str, dimension: int) -> str:
@@ -98,9 +134,9 @@ class OpenSearchIndex:
         check_index(self.client, name, self.model, self.dimension)
 
     def describe(self) -> dict:
+        engine = vector_field(self.client, self.name).get("method", {}).get("engine", "faiss")
         return {"backend": "opensearch", "alias": self.alias, "index": self.name, "model": self.model,
-                "dimension": self.dimension, "space": SPACE, "engine": self.settings.engine,
-                "count": self.count()}  # fmt: skip
+                "dimension": self.dimension, "space": SPACE, "engine": engine, "count": self.count()}  # fmt: skip
 
     def ping(self) -> None:
         try:
@@ -194,7 +230,9 @@ class OpenSearchIndex:
         filters: list[dict] = [{"term": {"category": category}}] if category is not None else []
         filters += [{"term": {"tags": tag}} for tag in tags]
         exclude_ids = list(exclude_ids)
-        knn: dict = {"vector": np.asarray(vector, dtype=np.float32).tolist(), "k": k}
+        # ef_search: the HNSW candidate list per query; the Lucene engine explores max(k, ef_search)
+        knn: dict = {"vector": np.asarray(vector, dtype=np.float32).tolist(), "k": k,
+                     "method_parameters": {"ef_search": max(k, self.settings.ef_search)}}  # fmt: skip
         if filters or exclude_ids:
             knn["filter"] = {"bool": {"filter": filters, "must_not": [{"ids": {"values": exclude_ids}}]}}
         body = {"size": k, "_source": {"excludes": ["vector"]}, "query": {"knn": {"vector": knn}}}
@@ -216,16 +254,22 @@ class OpenSearchIndex:
 def create_index(client: OpenSearch, settings: Settings, model: str, dimension: int) -> str:
     """Create a physical index for `model` from mapping.json; returns its name."""
     name = physical_name(settings.alias, model, dimension)
-    client.indices.create(index=name, body=index_body(model, dimension, settings))
-    logger.info("created index %s", name)
+    engine = choose_engine(client, settings.engine)
+    client.indices.create(index=name, body=index_body(model, dimension, settings, engine))
+    logger.info("created index %s (engine %s)", name, engine)
     return name
 
 
 def check_index(client: OpenSearch, name: str, model: str, dimension: int) -> None:
-    """Raise IndexMismatch unless index `name` holds `model` vectors of `dimension` in cosine space."""
+    """Raise IndexMismatch unless index `name` holds `model` vectors of `dimension` in cosine space,
+    with an engine this cluster can run."""
     mapping = client.indices.get_mapping(index=name)[name]["mappings"]
     field = mapping.get("properties", {}).get("vector", {})
     meta = mapping.get("_meta", {})
+    engine = field.get("method", {}).get("engine", "faiss")  # what 2.19 assumes when none is named
+    if engine in ("faiss", "nmslib") and native_libraries(client) is False:
+        raise IndexMismatch(f"index {name} uses the {engine} engine, which this cluster's k-NN plugin cannot run "
+                            "(no native libraries); re-index into a Lucene index (lookalike admin create)")  # fmt: skip
     found = {"model": meta.get("model"), "dimension": field.get("dimension"), "space": field.get("space_type")}
     want = {"model": model, "dimension": dimension, "space": SPACE}
     diff = [f"{key} is {found[key]!r}, not {want[key]!r}" for key in want if found[key] != want[key]]

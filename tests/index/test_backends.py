@@ -1,4 +1,4 @@
-"""The index contract, run unchanged against the embedded index and OpenSearch (double or real)."""
+"""The index contract, run unchanged against the embedded index and the real OpenSearch node."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from lookalike.errors import IndexMismatch
 from lookalike.index.documents import Doc
-from tests.index.conftest import BACKENDS
+from tests.backends import BACKENDS
 
 pytestmark = pytest.mark.parametrize("make_index", BACKENDS, indirect=True)
 

@@ -1,8 +1,9 @@
 """Search features and quality on real photos.
 
-Plumbing (filters, per-category, more-like-this exclusion, dedup, the CLI) runs twice: with the
-stand-in model server (fast tier) and with real TorchServe (slow). Relevance (near duplicates,
-the stereo pair) runs only with real TorchServe and the offline pretrained backbone.
+Plumbing (filters, per-category, more-like-this exclusion, dedup, the CLI) runs three times: with
+the stand-in model server (fast tier) on the embedded index and on the real OpenSearch node, and
+with real TorchServe on the embedded index (slow). Relevance (near duplicates, the stereo pair)
+runs only with real TorchServe and the offline pretrained backbone.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import io
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +22,11 @@ from PIL import Image, ImageEnhance, ImageOps
 from lookalike import dedup, search, stack
 from lookalike.errors import BadQuery, NotFound
 from lookalike.index.embedded import EmbeddedIndex
+from lookalike.index.opensearch_index import OpenSearchIndex
 from lookalike.ingest.pipeline import Ingestor
 from lookalike.serving.client import ModelClient
 from lookalike.settings import Settings
+from tests.backends import drop_indices, opensearch_settings
 
 REPO = Path(__file__).resolve().parents[2]
 LITE = "efficientnet_lite0"
@@ -46,25 +50,41 @@ def augment(data: bytes, rng: np.random.Generator) -> bytes:
     return buffer.getvalue()
 
 
-def build_gallery(ts_url: str, photos, interiors, tmp_path_factory):
-    """All ~51 real photos ingested (subjects and interiors as categories) into an embedded index."""
-    settings = Settings(ts_url=ts_url, model=LITE, data_dir=tmp_path_factory.mktemp("idx"))
+def build_gallery(ts_url: str, photos, interiors, tmp_path_factory, opensearch_url: str | None = None):
+    """All ~51 real photos ingested (subjects and interiors as categories) into an embedded index,
+    or into a fresh alias on the OpenSearch node at `opensearch_url`."""
     client = ModelClient(ts_url, LITE)
     info = client.info()
-    index = EmbeddedIndex(settings.data_dir, settings.alias, info.model, info.dimension)
+    if opensearch_url:
+        settings = opensearch_settings(opensearch_url, f"gallery-{uuid.uuid4().hex[:8]}", ts_url=ts_url, model=LITE)
+        index = OpenSearchIndex(settings, info.model, info.dimension)
+    else:
+        settings = Settings(ts_url=ts_url, model=LITE, data_dir=tmp_path_factory.mktemp("idx"))
+        index = EmbeddedIndex(settings.data_dir, settings.alias, info.model, info.dimension)
     folder = tmp_path_factory.mktemp("img")
     items = stack.photo_items(photos, folder, "subjects", named=True, tags=("sample",))
     items += stack.photo_items(interiors, folder, "interiors", named=True, tags=("room",))
     report = Ingestor(settings, index, info, concurrency=4).run(items, len(items), progress=False)
     assert report.indexed == len(items) and report.failed == 0
+    index.flush()
     return index, client, {**photos, **interiors}, ts_url
 
 
-@pytest.fixture(scope="module", params=["standin", pytest.param("server", marks=pytest.mark.slow)])
+GALLERIES = ["standin", pytest.param("standin-opensearch", marks=pytest.mark.opensearch),
+             pytest.param("server", marks=pytest.mark.slow)]  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=GALLERIES)
 def gallery(request, photos, interiors, tmp_path_factory):
-    """The gallery behind the stand-in (fast) or real TorchServe (slow)."""
-    ts = request.getfixturevalue(request.param)
-    return build_gallery(ts.inference_url, photos, interiors, tmp_path_factory)
+    """The gallery behind the stand-in (fast) or real TorchServe (slow), on the embedded index or
+    the real OpenSearch node."""
+    server, _, backend = request.param.partition("-")
+    ts = request.getfixturevalue(server)
+    url = request.getfixturevalue("opensearch_url") if backend == "opensearch" else None
+    built = build_gallery(ts.inference_url, photos, interiors, tmp_path_factory, url)
+    yield built
+    if url:
+        drop_indices(url, built[0].alias)
 
 
 @pytest.fixture(scope="module")
@@ -131,14 +151,17 @@ def test_dedup_groups_a_reencoded_copy_with_its_original(gallery, tmp_path):
         assert "chelsea-copy" in (tmp_path / "d.csv").read_text()
     finally:
         index.delete("chelsea-copy")
+        index.flush()
 
 
 def test_search_cli_prints_json_hits(gallery, tmp_path):
     index, _, everything, ts_url = gallery
     image = tmp_path / "q.jpg"
     image.write_bytes(everything["rocket"])
+    where = (["--opensearch-url", index.settings.opensearch_url, "--alias", index.alias]
+             if isinstance(index, OpenSearchIndex) else ["--data-dir", str(index.path.parent)])  # fmt: skip
     cmd = [sys.executable, "-m", "lookalike", "search", str(image), "-k", "3", "--json", "--ts-url",
-           ts_url, "--model", LITE, "--data-dir", str(index.path.parent)]  # fmt: skip
+           ts_url, "--model", LITE, *where]  # fmt: skip
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     hits = json.loads(result.stdout)

@@ -1,0 +1,196 @@
+"""Install the local OpenSearch node: pinned artifacts from Maven Central, checked, assembled once.
+
+    downloads/      what opensearch/pom.xml names, each checked against opensearch/checksums.sha256
+    opensearch-<v>/ the integ-test distribution + modules/lang-painless (assembled) + the k-NN plugin
+
+Both live in a cache outside the repository (`cache_dir`); a second install finds them there and
+needs no network. The tree is built beside its final place and renamed into it, so an interrupted
+install leaves nothing half-done behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from lookalike.errors import NodeError
+from lookalike.settings import OPENSEARCH_DIR
+
+VERSION = "2.19.1"
+POM = OPENSEARCH_DIR / "pom.xml"
+CHECKSUMS = OPENSEARCH_DIR / "checksums.sha256"
+PAINLESS_FILES = OPENSEARCH_DIR / "lang-painless"
+DISTRIBUTION = f"opensearch-{VERSION}.zip"
+KNN_PLUGIN = f"opensearch-knn-{VERSION}.0.zip"
+MARKER = ".lookalike-install.json"
+DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
+
+
+def cache_dir(environ: dict[str, str] | None = None) -> Path:
+    """LOOKALIKE_OPENSEARCH_CACHE, else a system cache when root (the node's own user cannot
+    enter /root), else ~/.cache/lookalike/opensearch."""
+    environ = dict(os.environ if environ is None else environ)
+    if environ.get("LOOKALIKE_OPENSEARCH_CACHE"):
+        return Path(environ["LOOKALIKE_OPENSEARCH_CACHE"])
+    if os.geteuid() == 0:
+        return Path("/var/cache/lookalike/opensearch")
+    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "lookalike" / "opensearch"
+
+
+@dataclass(frozen=True)
+class Installation:
+    home: Path  # OPENSEARCH_HOME: bin/, lib/, modules/, plugins/
+    knn_native: bool  # does the k-NN plugin carry its JNI libraries (faiss/nmslib)?
+
+    @property
+    def launcher(self) -> Path:
+        return self.home / "bin" / "opensearch"
+
+
+def pinned() -> dict[str, str]:
+    """file name -> sha256, from opensearch/checksums.sha256."""
+    lines = (line.split() for line in CHECKSUMS.read_text().splitlines() if line.strip())
+    return {name: digest for digest, name in lines}
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(downloads: Path, delete_bad: bool = True) -> list[str]:
+    """The pinned files missing from `downloads`; raises on a checksum mismatch (after deleting it)."""
+    missing = []
+    for name, want in pinned().items():
+        path = downloads / name
+        if not path.is_file():
+            missing.append(name)
+            continue
+        got = sha256(path)
+        if got != want:
+            if delete_bad:
+                path.unlink()
+            raise NodeError(f"{path}: sha256 {got} is not the pinned {want} (opensearch/checksums.sha256); "
+                            "the file was deleted, run the install again")  # fmt: skip
+    return missing
+
+
+def fetch(downloads: Path, say=print) -> None:
+    """Download what opensearch/pom.xml pins into `downloads` with Maven, printing progress."""
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise NodeError("Maven (mvn) is needed to fetch OpenSearch from Maven Central: apt-get install -y maven")
+    downloads.mkdir(parents=True, exist_ok=True)
+    command = [mvn, "-B", "-C", "-f", str(POM), f"{DEPENDENCY_PLUGIN}:copy-dependencies",
+               "-DexcludeTransitive=true", f"-DoutputDirectory={downloads}"]  # fmt: skip
+    say(f"fetching OpenSearch {VERSION} + k-NN + lang-painless from Maven Central into {downloads} ...")
+    wanted = set(pinned())
+    errors: list[str] = []
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    for line in process.stdout:
+        line = re.sub(r"\x1b\[[0-9;]*m", "", line.rstrip())
+        done = re.match(r"Downloaded from \S+: (\S+) \((.+)\)", line)
+        if done and Path(done.group(1)).name in wanted:
+            say(f"  {Path(done.group(1)).name}: {done.group(2)}")
+        elif line.startswith("Downloading from") and Path(line.split()[-1]).name in wanted:
+            say(f"  downloading {Path(line.split()[-1]).name} ...")
+        elif line.startswith("[ERROR]"):
+            errors.append(line)
+    if process.wait() != 0:
+        detail = "\n".join(errors[:6]) or "(no [ERROR] lines)"
+        unreachable = re.search(r"transfer|connect|resolve|UnknownHost|timed out|Network", detail, re.I)
+        head = "Maven Central is unreachable" if unreachable else "Maven could not fetch the pinned artifacts"
+        raise NodeError(f"{head} (proxy or mirror: ~/.m2/settings.xml).\n  command: {' '.join(command)}\n"
+                        f"{detail}")  # fmt: skip
+
+
+def assemble_painless(home: Path, downloads: Path) -> None:
+    """modules/lang-painless: the lang-painless jar, its runtime jars not already in lib/, and our
+    plugin descriptor and security policy (k-NN extends lang-painless; the integ-test zip lacks it)."""
+    module = home / "modules" / "lang-painless"
+    module.mkdir(parents=True)
+    in_lib = {path.name for path in (home / "lib").glob("*.jar")}
+    for name in pinned():
+        if name.endswith(".jar") and name not in in_lib:
+            shutil.copy2(downloads / name, module / name)
+    for path in PAINLESS_FILES.iterdir():
+        shutil.copy2(path, module / path.name)
+
+
+def install(java_home: Path, cache: Path | None = None, say=print) -> Installation:
+    """The installed node (installing it first if needed). Offline once `cache` holds it."""
+    cache = cache or cache_dir()
+    home = cache / f"opensearch-{VERSION}"
+    stamp = {"version": VERSION, "checksums": sha256(CHECKSUMS), "painless": _painless_digest()}
+    marker = home / MARKER
+    if marker.is_file():
+        recorded = json.loads(marker.read_text())
+        if all(recorded.get(key) == value for key, value in stamp.items()):
+            return Installation(home, bool(recorded.get("knn_native")))
+    downloads = cache / "downloads"
+    if verify(downloads):
+        fetch(downloads, say)
+        missing = verify(downloads)
+        if missing:
+            raise NodeError(f"Maven finished but these are still missing from {downloads}: {', '.join(missing)}")
+    say(f"installing OpenSearch {VERSION} into {home} ...")
+    staging = cache / f".staging-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    with zipfile.ZipFile(downloads / DISTRIBUTION) as archive:
+        archive.extractall(staging)
+    tree = staging / f"opensearch-{VERSION}"
+    for script in (tree / "bin").iterdir():
+        script.chmod(0o755)
+    assemble_painless(tree, downloads)
+    _install_plugin(tree, downloads / KNN_PLUGIN, java_home)
+    knn_native = any((tree / "plugins" / "opensearch-knn").rglob("*.so"))
+    (tree / MARKER).write_text(json.dumps({**stamp, "knn_native": knn_native}, indent=2))
+    _readable(tree)
+    shutil.rmtree(home, ignore_errors=True)
+    tree.rename(home)
+    shutil.rmtree(staging, ignore_errors=True)
+    _readable(cache)
+    say(f"installed: {home} (k-NN native libraries: {'yes' if knn_native else 'no, Lucene engine only'})")
+    return Installation(home, knn_native)
+
+
+def _install_plugin(tree: Path, plugin: Path, java_home: Path) -> None:
+    environ = {**os.environ, "OPENSEARCH_JAVA_HOME": str(java_home), "JAVA_HOME": str(java_home),
+               "OPENSEARCH_PATH_CONF": str(tree / "config")}  # fmt: skip
+    done = subprocess.run([str(tree / "bin" / "opensearch-plugin"), "install", "--batch", plugin.as_uri()],
+                          env=environ, capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0:
+        raise NodeError(f"opensearch-plugin install {plugin.name} failed:\n{(done.stdout + done.stderr)[-2000:]}")
+
+
+def _painless_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(PAINLESS_FILES.iterdir()):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _readable(root: Path) -> None:
+    """World-readable (and directories enterable): the node runs as its own user, not as root."""
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | (0o555 if path.is_dir() else 0o444))
+
+
+if __name__ == "__main__":  # pragma: no cover - a quick manual check
+    from lookalike.opensearch_node.java import find_java
+
+    print(install(find_java(), say=lambda text: print(text, file=sys.stderr)))

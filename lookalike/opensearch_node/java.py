@@ -1,0 +1,72 @@
+"""Find a Java that OpenSearch 2.19 can run on: 11 to 23, preferring 17.
+
+2.19 installs the Java Security Manager at start-up, which Java 24 and later cannot enable, so
+a newer default `java` (our machines also carry a Temurin 25) must not be picked up by accident.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from lookalike.errors import NodeError
+
+SUPPORTED = range(11, 24)
+PREFERRED = 17
+JVM_DIR = Path("/usr/lib/jvm")
+
+
+def java_version(home: Path) -> int | None:
+    """The feature version (17, 25 ...) of the JDK/JRE at `home`, or None if it is not one."""
+    java = home / "bin" / "java"
+    if not java.is_file():
+        return None
+    try:
+        out = subprocess.run([str(java), "-XshowSettings:properties", "-version"], capture_output=True,
+                             text=True, timeout=30).stderr  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(r"java\.specification\.version = (\d+)(?:\.(\d+))?", out)
+    if not found:
+        return None
+    major, minor = int(found.group(1)), found.group(2)
+    return int(minor) if major == 1 and minor else major  # 1.8 -> 8
+
+
+def candidates(environ: dict[str, str]) -> list[Path]:
+    """Where to look, in order: OPENSEARCH_JAVA_HOME, JAVA_HOME, the `java` on PATH, /usr/lib/jvm/*."""
+    found = [Path(environ[key]) for key in ("OPENSEARCH_JAVA_HOME", "JAVA_HOME") if environ.get(key)]
+    on_path = shutil.which("java", path=environ.get("PATH"))
+    if on_path:
+        found.append(Path(os.path.realpath(on_path)).parent.parent)
+    if JVM_DIR.is_dir():
+        found += sorted(p for p in JVM_DIR.iterdir() if p.is_dir() and not p.is_symlink())
+    return list(dict.fromkeys(found))
+
+
+def find_java(environ: dict[str, str] | None = None) -> Path:
+    """The Java home to run OpenSearch with; OPENSEARCH_JAVA_HOME, when set, must itself be usable."""
+    environ = dict(os.environ if environ is None else environ)
+    pinned = environ.get("OPENSEARCH_JAVA_HOME")
+    seen: list[str] = []
+    usable: list[tuple[int, Path]] = []
+    for home in candidates(environ):
+        version = java_version(home)
+        seen.append(f"{home} ({version or 'no java'})")
+        if home == Path(pinned or "/nonexistent"):
+            if version in SUPPORTED:
+                return home
+            raise NodeError(f"OPENSEARCH_JAVA_HOME={pinned} is Java {version or '?'}; OpenSearch 2.19 needs "
+                            f"Java {SUPPORTED.start}-{SUPPORTED.stop - 1} (17 recommended)")  # fmt: skip
+        if version is not None and version in SUPPORTED:
+            usable.append((abs(version - PREFERRED), home))
+    if usable:
+        return min(usable, key=lambda pair: pair[0])[1]
+    raise NodeError(
+        "no Java for OpenSearch 2.19: it needs Java 11-23 (17 recommended; Java 24+ cannot enable the "
+        "Security Manager it relies on). Install one (apt-get install -y openjdk-17-jre-headless) or set "
+        f"OPENSEARCH_JAVA_HOME. Looked at: {', '.join(seen) or 'nothing'}"
+    )
