@@ -14,7 +14,7 @@ MODELS ?=
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup mar serve stop demo ingest api test test-fast test-opensearch loadtest loadtest-ui lint format bench bench-levers bench-index bench-ingest capacity clean
+.PHONY: help setup mar serve stop demo ingest api test test-fast test-opensearch opensearch opensearch-stop loadtest loadtest-ui lint format bench bench-levers bench-index bench-ingest capacity clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,9 +45,14 @@ ingest: $(STAMP) ## ingest a folder into the index: make ingest DIR=photos/
 api: $(STAMP) ## run the search API in the foreground on 127.0.0.1:8000
 	$(LOOKALIKE) api
 
-test-opensearch: $(STAMP) ## the OpenSearch tests against a real cluster: make test-opensearch OPENSEARCH_URL=http://...
-	@[ -n "$(OPENSEARCH_URL)" ] || { echo "set OPENSEARCH_URL=http(s)://host:9200 (and OPENSEARCH_USER/PASSWORD)" >&2; exit 2; }
-	OPENSEARCH_URL=$(OPENSEARCH_URL) $(PY) -m pytest -m opensearch tests/index $(PYTEST_ARGS)
+opensearch: $(STAMP) ## install (first time, from Maven Central) and start a local OpenSearch 2.19 + k-NN on 127.0.0.1:9200 (OPENSEARCH_PORT)
+	$(LOOKALIKE) opensearch start $(if $(OPENSEARCH_PORT),--port $(OPENSEARCH_PORT))
+
+opensearch-stop: ## stop the node `make opensearch` started
+	@[ -x $(LOOKALIKE) ] && $(LOOKALIKE) opensearch stop || true
+
+test-opensearch: $(STAMP) ## only the tests that touch OpenSearch (a node of their own, or OPENSEARCH_URL's cluster)
+	$(PY) -m pytest -m opensearch $(PYTEST_ARGS)
 
 test: lint ## lint, then the whole test suite (starts real TorchServe instances)
 	$(PY) -m pytest $(PYTEST_ARGS)

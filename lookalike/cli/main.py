@@ -14,6 +14,7 @@ BENCHMARKS = {
     "embed": ("lookalike.bench.embed", "raw in-process embedding vs served by TorchServe, per precision and batch"),
     "levers": ("lookalike.bench.levers", "every speed lever vs the plain fp32 path (in-process or --served)"),
     "index": ("lookalike.bench.index", "embedded index: recall@10 vs exact search, query latency, build time"),
+    "backends": ("lookalike.bench.backends", "embedded vs OpenSearch: recall, search p50/p95, ingest/s, memory, API"),
     "ingest": ("lookalike.bench.ingest", "ingest throughput vs TorchServe alone, same run"),
     "capacity": ("lookalike.bench.capacity", "searches/s the whole local stack sustains per TorchServe layout"),
 }

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lookalike.opensearch_node.install import Installation, cache_dir, install
+from lookalike.opensearch_node.install import Installation, cache_dir, install_node
 from lookalike.opensearch_node.java import find_java
 from lookalike.opensearch_node.node import LocalNode, NodeConfig, cluster, describe_listener, health, port_free
 from lookalike.settings import RUN_DIR
@@ -15,13 +15,13 @@ DEFAULT_PORT = 9200
 NODE_DIR = RUN_DIR / "opensearch"  # make opensearch: config, data, logs, pid
 
 __all__ = ["DEFAULT_PORT", "NODE_DIR", "Installation", "LocalNode", "NodeConfig", "cache_dir", "cluster",
-           "describe_listener", "find_java", "health", "install", "local_node", "port_free", "prepare"]  # fmt: skip
+           "describe_listener", "find_java", "health", "install_node", "local_node", "port_free", "prepare"]  # fmt: skip
 
 
 def prepare(say=print) -> tuple[Installation, Path]:
     """(the installation, the Java home to run it with), installing on first use."""
     java_home = find_java()
-    return install(java_home, say=say), java_home
+    return install_node(java_home, say=say), java_home
 
 
 def local_node(home: Path = NODE_DIR, http_port: int | None = None, transport_port: int | None = None,

@@ -87,13 +87,14 @@ def verify(downloads: Path, delete_bad: bool = True) -> list[str]:
     return missing
 
 
-def fetch(downloads: Path, say=print) -> None:
-    """Download what opensearch/pom.xml pins into `downloads` with Maven, printing progress."""
+def fetch(downloads: Path, say=print, maven_args: tuple[str, ...] = ()) -> None:
+    """Download what opensearch/pom.xml pins into `downloads` with Maven, printing progress.
+    `maven_args`: more mvn options, e.g. `-s settings.xml` for a mirror or proxy."""
     mvn = shutil.which("mvn")
     if not mvn:
         raise NodeError("Maven (mvn) is needed to fetch OpenSearch from Maven Central: apt-get install -y maven")
     downloads.mkdir(parents=True, exist_ok=True)
-    command = [mvn, "-B", "-C", "-f", str(POM), f"{DEPENDENCY_PLUGIN}:copy-dependencies",
+    command = [mvn, "-B", "-C", *maven_args, "-f", str(POM), f"{DEPENDENCY_PLUGIN}:copy-dependencies",
                "-DexcludeTransitive=true", f"-DoutputDirectory={downloads}"]  # fmt: skip
     say(f"fetching OpenSearch {VERSION} + k-NN + lang-painless from Maven Central into {downloads} ...")
     wanted = set(pinned())
@@ -130,7 +131,7 @@ def assemble_painless(home: Path, downloads: Path) -> None:
         shutil.copy2(path, module / path.name)
 
 
-def install(java_home: Path, cache: Path | None = None, say=print) -> Installation:
+def install_node(java_home: Path, cache: Path | None = None, say=print) -> Installation:
     """The installed node (installing it first if needed). Offline once `cache` holds it."""
     cache = cache or cache_dir()
     home = cache / f"opensearch-{VERSION}"
@@ -193,4 +194,4 @@ def _readable(root: Path) -> None:
 if __name__ == "__main__":  # pragma: no cover - a quick manual check
     from lookalike.opensearch_node.java import find_java
 
-    print(install(find_java(), say=lambda text: print(text, file=sys.stderr)))
+    print(install_node(find_java(), say=lambda text: print(text, file=sys.stderr)))

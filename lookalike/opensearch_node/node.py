@@ -167,16 +167,16 @@ class LocalNode:
             self.wait_ready(timeout)
         return self
 
-    def wait_ready(self, timeout: float = 180, statuses: tuple[str, ...] = HEALTHY) -> dict:
-        """Block until the cluster answers with one of `statuses`; NodeError with the log tail if the
-        node exits or the time runs out."""
+    def wait_ready(self, timeout: float = 180, statuses: tuple[str, ...] = HEALTHY, nodes: int = 1) -> dict:
+        """Block until the cluster answers with one of `statuses` and at least `nodes` nodes; NodeError
+        with the log tail if the node exits or the time runs out."""
         deadline = time.monotonic() + timeout
         while True:
             if self.process is not None and self.process.poll() is not None:
                 raise NodeError(f"OpenSearch node {self.config.name} exited with status {self.process.returncode} "
                                 f"while starting:\n{self.log_tail()}")  # fmt: skip
             state = health(self.url)
-            if state and state.get("status") in statuses:
+            if state and state.get("status") in statuses and state.get("number_of_nodes", 0) >= nodes:
                 return state
             if time.monotonic() > deadline:
                 seen = state.get("status") if state else "no answer"
@@ -236,6 +236,8 @@ def cluster(installation: Installation, java_home: Path, root: Path, names: list
             managers: int = 1, name: str = "lookalike") -> list[LocalNode]:  # fmt: skip
     """Nodes of one cluster on loopback, each in root/<name>. The first `managers` are
     cluster-manager eligible (and data); the others are data nodes only."""
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o755)  # each node's own user enters it to reach its directory
     transports = [free_port() for _ in names]
     eligible = tuple(names[:managers])
     nodes = []

@@ -1,0 +1,80 @@
+"""Installing and starting a local OpenSearch node: each failure is a clear error naming its fix."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from lookalike import opensearch_node, stack
+from lookalike.errors import NodeError
+from lookalike.opensearch_node import install, java
+
+pytestmark = pytest.mark.opensearch
+JAVA_25 = Path("/usr/lib/jvm/temurin-25-jdk-amd64")
+
+
+def test_a_java_too_new_for_the_security_manager_is_refused_by_name():
+    if java.java_version(JAVA_25) != 25:
+        pytest.skip("no Java 25 on this machine")
+    with pytest.raises(NodeError, match="OPENSEARCH_JAVA_HOME=.*is Java 25; OpenSearch 2.19 needs Java 11-23"):
+        java.find_java({"OPENSEARCH_JAVA_HOME": str(JAVA_25), "PATH": os.environ["PATH"]})
+
+
+def test_no_usable_java_says_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.setattr(java, "JVM_DIR", tmp_path)  # no JDKs there, and no java on PATH
+    with pytest.raises(NodeError, match="no Java for OpenSearch 2.19.*apt-get install -y openjdk-17-jre-headless"):
+        java.find_java({"PATH": str(tmp_path)})
+
+
+def test_maven_central_unreachable_is_a_clear_error(tmp_path):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    settings = tmp_path / "settings.xml"
+    settings.write_text(f"""<settings><mirrors><mirror><id>down</id><mirrorOf>*</mirrorOf>
+        <url>http://127.0.0.1:{port}/maven2</url></mirror></mirrors></settings>""")
+    args = ("-s", str(settings), f"-Dmaven.repo.local={tmp_path / 'm2'}")
+    with pytest.raises(NodeError, match="Maven Central is unreachable") as caught:
+        install.fetch(tmp_path / "downloads", say=lambda _: None, maven_args=args)
+    assert "[ERROR]" in caught.value.reason and "command: " in caught.value.reason
+
+
+def test_a_corrupt_download_is_deleted_and_reported(tmp_path):
+    name, _ = next(iter(install.pinned().items()))
+    (tmp_path / name).write_bytes(b"not the pinned bytes")
+    with pytest.raises(NodeError, match=f"{name}: sha256 .* is not the pinned"):
+        install.verify(tmp_path)
+    assert not (tmp_path / name).exists()
+
+
+@pytest.fixture(scope="module")
+def prepared():
+    return opensearch_node.prepare(say=lambda _: None)
+
+
+def node_in(root: Path, prepared, **config) -> opensearch_node.LocalNode:
+    root.chmod(0o755)
+    settings = {"http_port": stack.free_port(), "transport_port": stack.free_port(), **config}
+    return opensearch_node.LocalNode(opensearch_node.NodeConfig("t", root / "node", **settings), *prepared)
+
+
+def test_a_taken_port_is_refused_before_starting(prepared):
+    with tempfile.TemporaryDirectory() as tmp, socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        node = node_in(Path(tmp), prepared, http_port=busy.getsockname()[1])
+        with pytest.raises(NodeError, match=f"HTTP port {busy.getsockname()[1]} is taken.*OPENSEARCH_PORT"):
+            node.start()
+        assert node.process is None
+
+
+def test_a_node_that_cannot_start_shows_its_log_tail(prepared):
+    with tempfile.TemporaryDirectory() as tmp:
+        node = node_in(Path(tmp), prepared, heap_min="1g", heap_max="64m")  # min above max: the JVM refuses
+        with pytest.raises(NodeError, match="exited with status") as caught:
+            node.start(timeout=120)
+        assert "heap" in caught.value.reason.lower() and "console.log" in caught.value.reason
