@@ -61,7 +61,7 @@ def fill(index: VectorIndex, xb: np.ndarray, cats: np.ndarray, model: str, batch
     for start in range(0, len(xb), batch):
         docs = [Doc(id=str(start + i), vector=v, model=model, category=f"c{cats[start + i]}")
                 for i, v in enumerate(xb[start : start + batch])]  # fmt: skip
-        written, failures = index.upsert(docs)
+        _, failures = index.upsert(docs)
         if failures:
             raise RuntimeError(f"{len(failures)} writes failed, e.g. {failures[0]}")
     index.flush()

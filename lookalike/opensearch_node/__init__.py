@@ -15,7 +15,8 @@ DEFAULT_PORT = 9200
 NODE_DIR = RUN_DIR / "opensearch"  # make opensearch: config, data, logs, pid
 
 __all__ = ["DEFAULT_PORT", "NODE_DIR", "Installation", "LocalNode", "NodeConfig", "cache_dir", "cluster",
-           "describe_listener", "find_java", "health", "install_node", "local_node", "port_free", "prepare"]  # fmt: skip
+           "describe_listener", "find_java", "health", "install_node", "local_node", "port_free",
+           "prepare"]  # fmt: skip
 
 
 def prepare(say=print) -> tuple[Installation, Path]:

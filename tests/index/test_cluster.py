@@ -46,7 +46,8 @@ def two_nodes():
 
 def ingest(folder: Path, urls: str, alias: str, ts_url: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "lookalike", "ingest", str(folder), "--ts-url", ts_url, "--model", LITE,
-           "--opensearch-url", urls, "--alias", alias, "--no-progress", "--errors", str(folder.parent / "errors.csv")]  # fmt: skip
+           "--opensearch-url", urls, "--alias", alias, "--no-progress",
+           "--errors", str(folder.parent / "errors.csv")]  # fmt: skip
     environ = {**os.environ, "LOOKALIKE_SHARDS": "2", "LOOKALIKE_REPLICAS": "1"}
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env=environ)
 

@@ -20,13 +20,13 @@ JAVA_25 = Path("/usr/lib/jvm/temurin-25-jdk-amd64")
 def test_a_java_too_new_for_the_security_manager_is_refused_by_name():
     if java.java_version(JAVA_25) != 25:
         pytest.skip("no Java 25 on this machine")
-    with pytest.raises(NodeError, match="OPENSEARCH_JAVA_HOME=.*is Java 25; OpenSearch 2.19 needs Java 11-23"):
+    with pytest.raises(NodeError, match=r"OPENSEARCH_JAVA_HOME=.*is Java 25; OpenSearch 2\.19 needs Java 11-23"):
         java.find_java({"OPENSEARCH_JAVA_HOME": str(JAVA_25), "PATH": os.environ["PATH"]})
 
 
 def test_no_usable_java_says_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setattr(java, "JVM_DIR", tmp_path)  # no JDKs there, and no java on PATH
-    with pytest.raises(NodeError, match="no Java for OpenSearch 2.19.*apt-get install -y openjdk-17-jre-headless"):
+    with pytest.raises(NodeError, match=r"no Java for OpenSearch 2\.19.*apt-get install -y openjdk-17-jre-headless"):
         java.find_java({"PATH": str(tmp_path)})
 
 
