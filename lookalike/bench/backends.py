@@ -4,7 +4,9 @@ For each dimension: bulk ingest (vectors/s, until searchable), recall@10 against
 and search p50/p95 (k = 10, with and without a category filter, through each backend's Python
 interface, so OpenSearch pays its HTTP + JSON), resident memory of each (this process for the
 embedded index; the node's JVM for OpenSearch), and search-by-image p50 through the API with
-real TorchServe (1280-d, EfficientNet-Lite0) in front of each backend.
+real TorchServe (1280-d, EfficientNet-Lite0) in front of each backend. OpenSearch is measured
+twice: as ingested (Lucene has one HNSW graph per segment, and a bulk load leaves many), and
+after `lookalike admin merge` (one segment; its time counted into that row's ingest rate).
 
 Vectors are the embedding-like synthetic set of `lookalike bench index`; each carries one of
 ten categories at random, so a category filter keeps ~10 %. OpenSearch is the node at
@@ -20,7 +22,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -81,45 +83,68 @@ def api_p50(settings: Settings, requests: int) -> float:
     return float(np.median(times[3:]))
 
 
+@dataclass
+class Workload:
+    """The queries of one dimension, their exact answers (all, and within category c3), and the
+    model server to search by image through, if any."""
+
+    xq: np.ndarray
+    truth: np.ndarray
+    truth_c3: np.ndarray
+    ts_url: str | None
+    api_requests: int
+
+    def observe(self, index: VectorIndex, settings: Settings, pid: int, rss_before: float) -> dict:
+        row = measure(index, self.xq, self.truth, None)
+        row |= {f"filtered_{key}": value for key, value in measure(index, self.xq, self.truth_c3, "c3").items()}
+        row["rss_mb"] = rss_mb(pid) if pid else float("nan")
+        row["rss_growth_mb"] = row["rss_mb"] - rss_before
+        if self.ts_url and self.api_requests and index.dimension == 1280:
+            row["api_search_by_image_p50_ms"] = api_p50(settings.replace(ts_url=self.ts_url), self.api_requests)
+        return row
+
+
 def run_dimension(dim: int, args, os_url: str, os_pid: int | None, ts_url: str | None, tmp: Path) -> list[dict]:
     xb, xq = dataset(args.n, dim, args.queries, seed=dim)
     cats = np.random.default_rng(dim + 1).integers(0, CATEGORIES, args.n)
-    truth = np.argsort(-(xq @ xb.T), axis=1)[:, :K]
     in_c3 = np.flatnonzero(cats == 3)
-    truth_c3 = in_c3[np.argsort(-(xq @ xb[in_c3].T), axis=1)[:, :K]]
+    work = Workload(xq, np.argsort(-(xq @ xb.T), axis=1)[:, :K], in_c3[np.argsort(-(xq @ xb[in_c3].T), axis=1)[:, :K]],
+                    ts_url, args.api_requests)  # fmt: skip
     model = DEFAULT_MODEL if dim == 1280 else f"synthetic-{dim}"  # 1280-d: what TorchServe serves, for the API
-    alias = f"bench-{dim}-{os.getpid()}"
-    common = {"model": model, "alias": alias, "ef_search": args.ef_search, "m": args.m,
+    common = {"model": model, "alias": f"bench-{dim}-{os.getpid()}", "ef_search": args.ef_search, "m": args.m,
               "ef_construction": args.ef_construction}  # fmt: skip
-    backends: dict[str, tuple[Settings, Callable[[Settings], VectorIndex], int]] = {
-        "embedded": (Settings(data_dir=tmp / f"embedded-{dim}", **common),
-                     lambda s: EmbeddedIndex(s.data_dir, s.alias, model, dim, s.m, s.ef_construction, s.ef_search),
-                     os.getpid()),
-        "opensearch": (Settings(opensearch_url=os_url, **common), lambda s: OpenSearchIndex(s, model, dim),
-                       os_pid or 0),
-    }  # fmt: skip
     rows = []
-    for name, (settings, make, pid) in backends.items():
-        before = rss_mb(pid) if pid else float("nan")
-        index = make(settings)
-        seconds = fill(index, xb, cats, model)
-        row = {"backend": name, "dim": dim, "n": args.n, "ingest_per_s": args.n / seconds}
-        row |= {f"{key}": value for key, value in measure(index, xq, truth, None).items()}
-        row |= {f"filtered_{key}": value for key, value in measure(index, xq, truth_c3, "c3").items()}
-        row["rss_mb"] = rss_mb(pid) if pid else float("nan")
-        row["rss_growth_mb"] = row["rss_mb"] - before
-        if isinstance(index, OpenSearchIndex):
-            row["segments"] = len(index.client.cat.segments(index=index.name, format="json"))
-            row["engine"] = index.describe()["engine"]
-        if ts_url and dim == 1280:
-            row["api_search_by_image_p50_ms"] = api_p50(settings.replace(ts_url=ts_url), args.api_requests)
-        if isinstance(index, OpenSearchIndex):
-            index.client.indices.delete(index=index.name)
-        else:
-            index.close()
-            shutil.rmtree(settings.data_dir, ignore_errors=True)
-        rows.append(row)
-        print(f"  {name:<10} {dim}-d done", flush=True)
+
+    settings = Settings(data_dir=tmp / f"embedded-{dim}", **common)
+    before = rss_mb(os.getpid())
+    embedded = EmbeddedIndex(settings.data_dir, settings.alias, model, dim, settings.m, settings.ef_construction,
+                             settings.ef_search)  # fmt: skip
+    seconds = fill(embedded, xb, cats, model)
+    rows.append({"backend": "embedded", "dim": dim, "n": args.n, "ingest_per_s": args.n / seconds}
+                | work.observe(embedded, settings, os.getpid(), before))  # fmt: skip
+    embedded.close()
+    shutil.rmtree(settings.data_dir, ignore_errors=True)
+    print(f"  embedded   {dim}-d done", flush=True)
+
+    settings = Settings(opensearch_url=os_url, **common)
+    before = rss_mb(os_pid) if os_pid else float("nan")
+    index = OpenSearchIndex(settings, model, dim)
+    seconds = fill(index, xb, cats, model)
+    row = {"backend": "opensearch", "dim": dim, "n": args.n, "ingest_per_s": args.n / seconds}
+    row |= work.observe(index, settings, os_pid or 0, before)
+    row["segments"] = len(index.client.cat.segments(index=index.name, format="json"))
+    row["engine"] = index.describe()["engine"]
+    row["store_mb"] = (
+        index.client.indices.stats(index=index.name)["_all"]["primaries"]["store"]["size_in_bytes"] / 2**20
+    )
+    rows.append(row)
+    print(f"  opensearch {dim}-d as ingested ({row['segments']} segments); merging into one ...", flush=True)
+    merged = index.merge()
+    rows.append({"backend": "opensearch+merge", "dim": dim, "n": args.n, "merge_s": merged["seconds"],
+                 "ingest_per_s": args.n / (seconds + merged["seconds"])}
+                | work.observe(index, settings, os_pid or 0, before))  # fmt: skip
+    index.client.indices.delete(index=index.name)
+    print(f"  opensearch {dim}-d merged in {merged['seconds']:.0f} s", flush=True)
     return rows
 
 
@@ -131,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ef-search", type=int, default=100)
     parser.add_argument("--m", type=int, default=16)
     parser.add_argument("--ef-construction", type=int, default=100)
-    parser.add_argument("--api-requests", type=int, default=30, help="search-by-image requests per backend (0: skip)")
+    parser.add_argument("--api-requests", type=int, default=50, help="search-by-image requests per backend (0: skip)")
     parser.add_argument("--opensearch-url", help="an existing node (else one is started for the run)")
     parser.add_argument("--out", type=Path, default=REPORTS_DIR / "bench_backends.json")
     args = parser.parse_args(argv)
@@ -162,12 +187,12 @@ def main(argv: list[str] | None = None) -> int:
                 node.stop()
     print(f"\n{args.n} vectors, k={K}, ef_search={args.ef_search}, M={args.m}, ef_construction={args.ef_construction}; "
           f"filter: 1 category of {CATEGORIES}")  # fmt: skip
-    head = (f"{'backend':<10} {'dim':>5} {'ingest/s':>9} {'recall@10':>9} {'p50 ms':>7} {'p95 ms':>7} "
+    head = (f"{'backend':<16} {'dim':>5} {'ingest/s':>9} {'recall@10':>9} {'p50 ms':>7} {'p95 ms':>7} "
             f"{'f.recall':>8} {'f.p50':>7} {'f.p95':>7} {'RSS MB':>7} {'+MB':>6} {'API p50':>8}")  # fmt: skip
     print(head)
     for r in rows:
         api = f"{r['api_search_by_image_p50_ms']:.1f}" if "api_search_by_image_p50_ms" in r else "-"
-        print(f"{r['backend']:<10} {r['dim']:>5} {r['ingest_per_s']:>9.0f} {r['recall_at_10']:>9.4f} "
+        print(f"{r['backend']:<16} {r['dim']:>5} {r['ingest_per_s']:>9.0f} {r['recall_at_10']:>9.4f} "
               f"{r['p50_ms']:>7.2f} {r['p95_ms']:>7.2f} {r['filtered_recall_at_10']:>8.4f} "
               f"{r['filtered_p50_ms']:>7.2f} {r['filtered_p95_ms']:>7.2f} {r['rss_mb']:>7.0f} "
               f"{r['rss_growth_mb']:>6.0f} {api:>8}")  # fmt: skip

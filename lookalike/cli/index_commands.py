@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from lookalike import dedup, search
 from lookalike.cli.common import add_settings_args, connected, guarded, settings_from_args, subparser
 from lookalike.errors import BadQuery
 from lookalike.index import open_index
+from lookalike.index.opensearch_index import OpenSearchIndex, create_index, swap_alias
 from lookalike.index.opensearch_index import connect as opensearch_client
-from lookalike.index.opensearch_index import create_index, swap_alias
 from lookalike.ingest import sources
 from lookalike.ingest.pipeline import DEFAULT_ERRORS, Ingestor, write_errors
 from lookalike.serving.client import ModelClient
@@ -61,11 +62,13 @@ def add(sub: argparse._SubParsersAction) -> None:
     add_settings_args(p)
     p.set_defaults(run=guarded(find_duplicates))
 
-    p = subparser(sub, "admin", "show the live index; OpenSearch: create a new physical index, swap the alias",
+    p = subparser(sub, "admin", "show the live index; OpenSearch: create a new physical index, swap the alias, "
+                  "merge its segments after a bulk load",
                   "lookalike admin info", "lookalike admin create        # prints the new index name",
                   "lookalike ingest photos/ --index NAME",
+                  "lookalike admin merge --index NAME   # one segment: one HNSW graph per shard to search",
                   "lookalike admin swap NAME     # one atomic switch")  # fmt: skip
-    p.add_argument("action", choices=["info", "create", "swap"])
+    p.add_argument("action", choices=["info", "create", "merge", "swap"])
     p.add_argument("name", nargs="?", help="swap: the physical index to point the alias at")
     add_settings_args(p)
     p.set_defaults(run=guarded(admin))
@@ -147,6 +150,11 @@ def admin(args: argparse.Namespace) -> int:
     os_client = opensearch_client(settings)
     if args.action == "create":
         print(create_index(os_client, settings, info.model, info.dimension))
+        return 0
+    if args.action == "merge":
+        index = OpenSearchIndex(settings, info.model, info.dimension)
+        print(f"merging {index.name} into one segment per shard (minutes per 100k vectors) ...", file=sys.stderr)
+        print(json.dumps(index.merge(), indent=2))
         return 0
     if not args.name:
         raise BadQuery("swap needs the physical index name (lookalike admin swap NAME)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from lookalike import opensearch_node as osn
 from lookalike.cli.common import guarded, subparser
@@ -19,6 +20,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("action", choices=["start", "stop", "status", "install"])
     p.add_argument("--port", type=int, help=f"HTTP port (OPENSEARCH_PORT; {osn.DEFAULT_PORT})")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for yellow/green (180)")
+    p.add_argument("--dir", type=Path, default=osn.NODE_DIR,
+                   help="the node's config, data and logs (run/opensearch; as root it must be reachable by the "
+                        f"node's user {osn.USER})")  # fmt: skip
     p.set_defaults(run=guarded(run))
 
 
@@ -27,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "install":
         print(osn.prepare(say)[0].home)
         return 0
-    node = osn.local_node(http_port=args.port, installed=args.action == "start", say=say)
+    node = osn.local_node(args.dir, http_port=args.port, installed=args.action == "start", say=say)
     if args.action == "start":
         if node.alive():
             node.wait_ready(args.timeout)

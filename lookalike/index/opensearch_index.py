@@ -23,7 +23,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from opensearchpy import OpenSearch, helpers
+import orjson
+from opensearchpy import JSONSerializer, OpenSearch, helpers
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import NotFoundError, OpenSearchException
 
@@ -38,6 +39,19 @@ SPACE = "cosinesimil"
 META_FIELDS = ("id", "source", "category", "tags", "width", "height", "model", "ingested_at")
 
 
+class VectorJSON(JSONSerializer):
+    """Request and response bodies through orjson: a float32 vector is written as the shortest text
+    that reads back as the same float32 (~half of Python's float repr), and about ten times faster."""
+
+    def dumps(self, data: Any) -> str:
+        if isinstance(data, str | bytes):
+            return data if isinstance(data, str) else data.decode()
+        return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY, default=self.default).decode()
+
+    def loads(self, s: str) -> Any:
+        return orjson.loads(s)
+
+
 def connect(settings: Settings) -> OpenSearch:
     """A client for every node named in LOOKALIKE_OPENSEARCH_URL: a dead node's requests go to another."""
     auth = (settings.opensearch_user, settings.opensearch_password) if settings.opensearch_user else None
@@ -50,6 +64,7 @@ def connect(settings: Settings) -> OpenSearch:
         timeout=30,
         max_retries=3,
         retry_on_timeout=True,
+        serializer=VectorJSON(),
     )
 
 
@@ -75,10 +90,19 @@ def choose_engine(client: OpenSearch, wanted: str) -> str:
     return wanted
 
 
-def index_body(model: str, dimension: int, settings: Settings, engine: str) -> dict:
+def derived_source(client: OpenSearch) -> bool:
+    """k-NN 2.19+ can rebuild a vector in _source from the vector itself instead of storing its
+    JSON text a second time (~3x less disk per document, measured); older clusters reject the setting."""
+    major, minor = (int(part) for part in client.info()["version"]["number"].split(".")[:2])
+    return (major, minor) >= (2, 19)
+
+
+def index_body(model: str, dimension: int, settings: Settings, engine: str, derived: bool = True) -> dict:
     """The checked-in mapping.json with the model's dimension, engine and HNSW settings filled in."""
     body = copy.deepcopy(json.loads(MAPPING_FILE.read_text()))
     body["settings"]["index"].update(number_of_shards=settings.shards, number_of_replicas=settings.replicas)
+    if not derived:
+        body["settings"]["index"].pop("knn.derived_source.enabled", None)
     body["mappings"]["_meta"].update(model=model, dimension=dimension)
     field = body["mappings"]["properties"]["vector"]
     field["dimension"] = dimension
@@ -149,6 +173,17 @@ class OpenSearchIndex:
 
     def close(self) -> None:
         self.flush()
+
+    def merge(self, segments: int = 1) -> dict:
+        """Force-merge to `segments` per shard after a bulk load: Lucene searches one HNSW graph per
+        segment, so fewer segments answer faster (measured: docs/opensearch.md). Blocks until done."""
+        before = len(self.client.cat.segments(index=self.name, format="json"))
+        started = time.monotonic()
+        self.client.indices.forcemerge(index=self.name, max_num_segments=segments, request_timeout=6 * 3600)
+        self.flush()
+        after = len(self.client.cat.segments(index=self.name, format="json"))
+        return {"index": self.name, "segments_before": before, "segments_after": after,
+                "seconds": round(time.monotonic() - started, 1)}  # fmt: skip
 
     # -- writes -------------------------------------------------------------------------------
     def upsert(self, docs: list[Doc], retries: int = 5) -> tuple[int, list[tuple[str, str]]]:
@@ -231,7 +266,7 @@ class OpenSearchIndex:
         filters += [{"term": {"tags": tag}} for tag in tags]
         exclude_ids = list(exclude_ids)
         # ef_search: the HNSW candidate list per query; the Lucene engine explores max(k, ef_search)
-        knn: dict = {"vector": np.asarray(vector, dtype=np.float32).tolist(), "k": k,
+        knn: dict = {"vector": np.asarray(vector, dtype=np.float32), "k": k,
                      "method_parameters": {"ef_search": max(k, self.settings.ef_search)}}  # fmt: skip
         if filters or exclude_ids:
             knn["filter"] = {"bool": {"filter": filters, "must_not": [{"ids": {"values": exclude_ids}}]}}
@@ -255,7 +290,7 @@ def create_index(client: OpenSearch, settings: Settings, model: str, dimension: 
     """Create a physical index for `model` from mapping.json; returns its name."""
     name = physical_name(settings.alias, model, dimension)
     engine = choose_engine(client, settings.engine)
-    client.indices.create(index=name, body=index_body(model, dimension, settings, engine))
+    client.indices.create(index=name, body=index_body(model, dimension, settings, engine, derived_source(client)))
     logger.info("created index %s (engine %s)", name, engine)
     return name
 
@@ -293,7 +328,7 @@ def swap_alias(client: OpenSearch, alias: str, new_index: str, model: str, dimen
 
 def _source(doc: Doc) -> dict:
     source = doc.metadata()
-    source["vector"] = np.asarray(doc.vector, dtype=np.float32).tolist()
+    source["vector"] = np.asarray(doc.vector, dtype=np.float32)
     return source
 
 

@@ -8,15 +8,29 @@ from pathlib import Path
 
 from lookalike.opensearch_node.install import Installation, cache_dir, install_node
 from lookalike.opensearch_node.java import find_java
-from lookalike.opensearch_node.node import LocalNode, NodeConfig, cluster, describe_listener, health, port_free
+from lookalike.opensearch_node.node import USER, LocalNode, NodeConfig, cluster, describe_listener, health, port_free
 from lookalike.settings import RUN_DIR
 
 DEFAULT_PORT = 9200
 NODE_DIR = RUN_DIR / "opensearch"  # make opensearch: config, data, logs, pid
 
-__all__ = ["DEFAULT_PORT", "NODE_DIR", "Installation", "LocalNode", "NodeConfig", "cache_dir", "cluster",
-           "describe_listener", "find_java", "health", "install_node", "local_node", "port_free",
-           "prepare"]  # fmt: skip
+__all__ = [
+    "DEFAULT_PORT",
+    "NODE_DIR",
+    "USER",
+    "Installation",
+    "LocalNode",
+    "NodeConfig",
+    "cache_dir",
+    "cluster",
+    "describe_listener",
+    "find_java",
+    "health",
+    "install_node",
+    "local_node",
+    "port_free",
+    "prepare",
+]  # fmt: skip
 
 
 def prepare(say=print) -> tuple[Installation, Path]:

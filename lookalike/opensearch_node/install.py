@@ -102,7 +102,7 @@ def fetch(downloads: Path, say=print, maven_args: tuple[str, ...] = ()) -> None:
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
     for line in process.stdout:
-        line = re.sub(r"\x1b\[[0-9;]*m", "", line.rstrip())
+        line = re.sub(r"\x1b\[[0-9;]*m", "", line.rstrip()).removeprefix("[INFO] ")
         done = re.match(r"Downloaded from \S+: (\S+) \((.+)\)", line)
         if done and Path(done.group(1)).name in wanted:
             say(f"  {Path(done.group(1)).name}: {done.group(2)}")

@@ -139,7 +139,8 @@ class LocalNode:
         probe = subprocess.run([*prefix, "test", "-w", str(self.config.home)], capture_output=True)
         if probe.returncode != 0:
             raise NodeError(f"user {USER} cannot write {self.config.home} (a parent directory is closed to it, "
-                            "e.g. under /root); choose a node directory it can reach")  # fmt: skip
+                            "e.g. under /root); choose a node directory it can reach "
+                            "(lookalike opensearch start --dir DIR)")  # fmt: skip
 
     # -- life cycle ---------------------------------------------------------------------------
     def start(self, wait: bool = True, timeout: float = 180) -> LocalNode:

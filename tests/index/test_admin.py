@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,9 @@ def test_new_model_is_indexed_beside_the_old_and_swapped_in_atomically(standin, 
     filled = run("lookalike", "ingest", str(folder), "--no-progress", "--index", new, *common)
     assert "indexed 3, unchanged 0, failed 0" in filled.stdout, filled.stdout + filled.stderr
     assert live() == old.name  # still serving the old model meanwhile
+    merged = run("lookalike", "admin", "merge", "--index", new, *common)
+    assert merged.returncode == 0, merged.stderr
+    assert json.loads(merged.stdout)["segments_after"] == 1 and json.loads(merged.stdout)["index"] == new
 
     swapped = run("lookalike", "admin", "swap", new, *common)
     assert swapped.returncode == 0 and f"{old.name} -> {new}" in swapped.stdout
