@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -78,3 +81,38 @@ def test_a_node_that_cannot_start_shows_its_log_tail(prepared):
         with pytest.raises(NodeError, match="exited with status") as caught:
             node.start(timeout=120)
         assert "heap" in caught.value.reason.lower() and "console.log" in caught.value.reason
+
+
+def test_a_second_install_needs_no_network(prepared, monkeypatch):
+    monkeypatch.setattr(install.shutil, "which", lambda name, **_: None)  # no mvn: any fetch would fail
+    again = install.install_node(prepared[1], say=lambda _: None)
+    assert (
+        again == prepared[0] and (again.home / "modules" / "lang-painless" / "plugin-descriptor.properties").is_file()
+    )
+
+
+def test_start_status_stop_from_the_command_line():
+    """What `make opensearch` / `make opensearch-stop` run, on a free port and a folder of its own."""
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp).chmod(0o755)
+        where = ["--dir", str(Path(tmp) / "node"), "--port", str(stack.free_port())]
+
+        def cli(action: str) -> subprocess.CompletedProcess:
+            return subprocess.run([sys.executable, "-m", "lookalike", "opensearch", action, *where],
+                                  capture_output=True, text=True, timeout=300)  # fmt: skip
+
+        try:
+            started = cli("start")
+            assert started.returncode == 0, started.stderr
+            url = started.stdout.strip()
+            assert url == f"http://127.0.0.1:{where[-1]}" and opensearch_node.health(url)["status"] in (
+                "green",
+                "yellow",
+            )
+            assert "already running" in cli("start").stderr
+            status = cli("status")
+            assert status.returncode == 0 and json.loads(status.stdout)["url"] == url
+        finally:
+            stopped = cli("stop")
+        assert stopped.returncode == 0 and "stopped" in stopped.stderr
+        assert opensearch_node.health(url) is None and cli("status").returncode == 1
