@@ -22,7 +22,7 @@ def find_groups(
     index: VectorIndex, threshold: float = 0.95, neighbours: int = 10, progress: bool = False
 ) -> list[dict]:
     """Connected components of the "cosine >= threshold" graph over each doc's nearest neighbours."""
-    index.flush()  # every write acknowledged before the run takes part in it
+    index.refresh()  # every write acknowledged before the run takes part in it
     parent: dict[str, str] = {}
 
     def root(x: str) -> str:

@@ -78,7 +78,7 @@ def ensure_stack() -> Settings:
     write_errors(DEFAULT_ERRORS, report.errors)
     print(f"  {report.summary()}")
     api = stack.start_api(settings)
-    print(f"- search API: {api}  (OpenAPI docs: {api}/docs)")
+    print(f"- search page: {api}/   (API: {api}, OpenAPI docs: {api}/docs)")
     return settings
 
 

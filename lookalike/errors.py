@@ -85,3 +85,16 @@ class UploadTooLarge(LookalikeError, status=413):
 # --- the local OpenSearch node (lookalike opensearch / make opensearch) ---------------------------
 class NodeError(LookalikeError, status=503, exit_code=4):
     """The local OpenSearch node could not be installed or started; the reason says what to do."""
+
+
+# --- the API's own keys ----------------------------------------------------------------------------
+class Unauthorized(LookalikeError, status=401):
+    """No API key, or a wrong one, on a route that needs it."""
+
+
+class Forbidden(LookalikeError, status=403):
+    """A route that is switched off (writes with no LOOKALIKE_API_KEY set)."""
+
+
+class UnsupportedMedia(LookalikeError, status=415):
+    """An upload that is not an image (caught before the model server for PUT thumbnails)."""

@@ -73,6 +73,11 @@ class Settings:
     # API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_key: str | None = dataclasses.field(default=None, repr=False)  # writes (PUT/DELETE /images); unset: refused
+    api_read_key: str | None = dataclasses.field(default=None, repr=False)  # reads too, when set
+    cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser; none by default
+    thumb_dir: Path = RUN_DIR / "thumbnails"
+    thumb_size: int = 256
     # Limits, the same for the API, the CLIs and ingest
     max_image_bytes: int = 16 * 1024 * 1024
     max_k: int = 1000

@@ -110,7 +110,8 @@ def os_alias(opensearch_url) -> Iterator[str]:
 
 
 def _api(ts_url: str, photos: dict[str, bytes], tmp_path_factory, backend: str, request) -> Iterator[stack.ApiThread]:
-    more = {"ts_url": ts_url, "model": LITE, "max_image_bytes": 1_000_000}
+    more = {"ts_url": ts_url, "model": LITE, "max_image_bytes": 1_000_000,
+            "thumb_dir": tmp_path_factory.mktemp("thumbs")}  # fmt: skip
     if backend == "opensearch":
         url, alias = request.getfixturevalue("opensearch_url"), f"api-{uuid.uuid4().hex[:8]}"
         settings = opensearch_settings(url, alias, **more)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
+from PIL import Image
 
 
 @dataclass
@@ -24,6 +27,17 @@ class Doc:
         meta = asdict(self)
         meta.pop("vector")
         return meta
+
+    @classmethod
+    def of_image(cls, doc_id: str, vector: np.ndarray, model: str, image: bytes, source: str | None,
+                 category: str | None, tags: list[str]) -> Doc:  # fmt: skip
+        """The document for an image just embedded: its pixel size read from the bytes, stamped now."""
+        try:
+            width, height = Image.open(io.BytesIO(image)).size
+        except Exception:
+            width, height = None, None
+        return cls(id=doc_id, vector=vector, model=model, source=source, category=category, tags=tags,
+                   width=width, height=height, ingested_at=datetime.now(UTC).isoformat())  # fmt: skip
 
 
 @dataclass

@@ -120,6 +120,9 @@ class EmbeddedIndex:
         self.graph.add_with_ids(np.stack(vectors).astype(np.float32), np.asarray(keys, dtype=np.int64))
         self.max_key = max(self.max_key, keys[-1])
 
+    def refresh(self) -> None:
+        """Nothing to do: every search catches the graph up with SQLite first."""
+
     def flush(self) -> None:
         """Save the graph with the SQLite position it holds (atomic rename)."""
         with self._lock:
@@ -183,9 +186,9 @@ class EmbeddedIndex:
     def count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM docs").fetchone()[0]
 
-    def categories(self) -> list[str]:
-        query = "SELECT DISTINCT category FROM docs WHERE category IS NOT NULL ORDER BY 1"
-        return [row[0] for row in self.db.execute(query)]
+    def categories(self) -> dict[str, int]:
+        query = "SELECT category, COUNT(*) FROM docs WHERE category IS NOT NULL GROUP BY category ORDER BY 1"
+        return {row[0]: int(row[1]) for row in self.db.execute(query)}
 
     def get(self, doc_id: str) -> Doc | None:
         row = self.db.execute(f"SELECT {META_COLUMNS}, vector FROM docs WHERE id = ?", (doc_id,)).fetchone()

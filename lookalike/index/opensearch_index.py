@@ -168,8 +168,11 @@ class OpenSearchIndex:
         except (OpenSearchException, OSError) as exc:
             raise IndexUnavailable(f"OpenSearch unavailable: {exc}") from exc
 
-    def flush(self) -> None:
+    def refresh(self) -> None:
         self.client.indices.refresh(index=self.target)
+
+    def flush(self) -> None:
+        self.refresh()
 
     def close(self) -> None:
         self.flush()
@@ -233,10 +236,10 @@ class OpenSearchIndex:
     def count(self) -> int:
         return int(self.client.count(index=self.target)["count"])
 
-    def categories(self) -> list[str]:
+    def categories(self) -> dict[str, int]:
         body = {"size": 0, "aggs": {"c": {"terms": {"field": "category", "size": 10000}}}}
         buckets = self.client.search(index=self.target, body=body)["aggregations"]["c"]["buckets"]
-        return sorted(bucket["key"] for bucket in buckets)
+        return {bucket["key"]: int(bucket["doc_count"]) for bucket in sorted(buckets, key=lambda b: b["key"])}
 
     def get(self, doc_id: str) -> Doc | None:
         try:

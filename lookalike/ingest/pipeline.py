@@ -14,17 +14,14 @@ failed, 2 when the index does not fit the model, 3 when the model server cannot 
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
-from PIL import Image
 from tqdm import tqdm
 
 from lookalike.errors import ImageRefused
@@ -99,9 +96,7 @@ class Ingestor:
             vector = self._client().embed(item.data)
         except ImageRefused as exc:  # the image, not the server; any other failure stops the run
             return Outcome(item, reason=f"{exc.status}: {exc.reason}")
-        width, height = _size(item.data)
-        doc = Doc(id=doc_id, vector=vector, model=self.info.model, source=item.source, category=item.category,
-                  tags=item.tags, width=width, height=height, ingested_at=datetime.now(UTC).isoformat())  # fmt: skip
+        doc = Doc.of_image(doc_id, vector, self.info.model, item.data, item.source, item.category, item.tags)
         return Outcome(item, doc=doc)
 
     def run(self, items: Iterable[Item], total: int | None = None, progress: bool = True) -> Report:
@@ -159,13 +154,6 @@ class Ingestor:
             report.errors.append((by_id[doc_id].source or "", doc_id, reason))
         buffer.clear()
         return written
-
-
-def _size(data: bytes) -> tuple[int | None, int | None]:
-    try:
-        return Image.open(io.BytesIO(data)).size
-    except Exception:
-        return None, None
 
 
 def write_errors(path: Path, errors: list[tuple[str, str, str]]) -> None:

@@ -1,0 +1,78 @@
+"""The site's catalogue: read an image's metadata and thumbnail; upsert and delete (API key)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
+
+from lookalike.api.security import require_read, require_write
+from lookalike.api.service import IMAGE_BODY, Service, read_upload
+from lookalike.errors import IndexUnavailable, NotFound
+from lookalike.index import VectorIndex
+from lookalike.index.documents import Doc
+
+router = APIRouter(prefix="/images")
+
+
+def service_of(request: Request) -> Service:
+    return request.app.state.service
+
+
+def found(index: VectorIndex, doc_id: str) -> Doc:
+    doc = index.get(doc_id)
+    if doc is None:
+        raise NotFound(f"no image with id {doc_id}")
+    return doc
+
+
+@router.get("/{doc_id}", dependencies=[Depends(require_read)], summary="An indexed image's metadata")
+async def get_image(request: Request, doc_id: str) -> dict:
+    doc = await service_of(request).indexed(found, doc_id)
+    return doc.metadata()
+
+
+@router.get("/{doc_id}/thumbnail", dependencies=[Depends(require_read)], response_class=FileResponse,
+            summary="A small JPEG of an indexed image (made on upload, or from its source file once)")  # fmt: skip
+async def get_thumbnail(request: Request, doc_id: str) -> FileResponse:
+    service = service_of(request)
+    doc = await service.indexed(found, doc_id)
+    path = await run_in_threadpool(service.thumbnails.get, doc)
+    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=3600"})
+
+
+@router.put("/{doc_id}", openapi_extra=IMAGE_BODY, dependencies=[Depends(require_write)],
+            summary="Add or replace an image: multipart `image` + category, tags, source (or raw body)")  # fmt: skip
+async def put_image(
+    request: Request,
+    response: Response,
+    doc_id: str,
+    category: str | None = Query(None, description="(or the multipart field)"),
+    tags: str | None = Query(None, description="comma-separated (or the multipart field)"),
+    source: str | None = Query(None, description="the image's URL on the site (or the multipart field)"),
+) -> dict:
+    service = service_of(request)
+    image, fields = await read_upload(request, service.settings.max_image_bytes)
+    doc_meta, vector = await service.embed(image)
+    given = {"category": category, "tags": tags, "source": source} | {k: v for k, v in fields.items() if v}
+    tag_list = [tag.strip() for tag in (given["tags"] or "").split(",") if tag.strip()]
+    doc = Doc.of_image(doc_id, vector, doc_meta["model"], image, given["source"] or f"upload:{doc_id}",
+                       given["category"] or None, tag_list)  # fmt: skip
+    existed = await service.indexed(lambda index: bool(index.existing([doc_id])))
+    _, failures = await service.indexed(lambda index: index.upsert([doc]))
+    if failures:
+        raise IndexUnavailable(f"the index refused {doc_id}: {failures[0][1]}")
+    await service.indexed(lambda index: index.refresh())
+    await run_in_threadpool(service.thumbnails.make, doc_id, image)
+    response.status_code = 200 if existed else 201
+    return {"id": doc_id, "created": not existed, **doc.metadata()}
+
+
+@router.delete("/{doc_id}", status_code=204, dependencies=[Depends(require_write)], summary="Remove an image")
+async def delete_image(request: Request, doc_id: str) -> Response:
+    service = service_of(request)
+    if not await service.indexed(lambda index: index.delete(doc_id)):
+        raise NotFound(f"no image with id {doc_id}")
+    await service.indexed(lambda index: index.refresh())
+    service.thumbnails.drop(doc_id)
+    return Response(status_code=204)

@@ -1,0 +1,46 @@
+"""Prometheus metrics of the API (GET /metrics): requests by route and status, request latency,
+embedding and index time apart, and the index size. One registry per app, so several apps in
+one process (tests, benchmarks) never collide."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("lookalike_api_requests", "HTTP requests by route template, method and status",
+                                ["route", "method", "status"], registry=self.registry)  # fmt: skip
+        self.latency = Histogram("lookalike_api_request_seconds", "Whole request time by route template",
+                                 ["route"], buckets=BUCKETS, registry=self.registry)  # fmt: skip
+        self.stages = Histogram("lookalike_api_stage_seconds", "Time inside a request: embed (TorchServe) or index",
+                                ["stage"], buckets=BUCKETS, registry=self.registry)  # fmt: skip
+        self.documents = Gauge("lookalike_index_documents", "Images in the index (read at scrape time)",
+                               registry=self.registry)  # fmt: skip
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stages.labels(name).observe(time.perf_counter() - started)
+
+    def render(self, count: Callable[[], int] | None) -> bytes:
+        if count is not None:
+            with suppress(Exception):  # an index that is down keeps its last size; /healthz says why
+                self.documents.set(count())
+        return generate_latest(self.registry)

@@ -1,0 +1,80 @@
+"""Read routes: search by image (or per category), more like this, categories, health."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from lookalike import search
+from lookalike.api.security import require_read
+from lookalike.api.service import IMAGE_BODY, Service, read_upload
+
+router = APIRouter()
+
+
+def service_of(request: Request) -> Service:
+    return request.app.state.service
+
+
+def filters(
+    settings, k: int | None, category: str | None, tags: list[str] | None, min_similarity: float | None
+) -> dict:
+    split = [tag for value in tags or [] for tag in value.split(",") if tag]
+    return {"k": k or settings.default_k, "category": category, "tags": split, "min_similarity": min_similarity,
+            "max_k": settings.max_k}  # fmt: skip
+
+
+@router.post("/search", openapi_extra=IMAGE_BODY, dependencies=[Depends(require_read)],
+             summary="Find indexed images that look like the uploaded one")  # fmt: skip
+async def post_search(
+    request: Request,
+    k: int | None = Query(None, ge=1, description="number of hits (LOOKALIKE_DEFAULT_K; at most LOOKALIKE_MAX_K)"),
+    category: str | None = Query(None, description="only this category"),
+    tags: list[str] | None = Query(None, description="only images with all these tags (repeat or comma-separate)"),
+    min_similarity: float | None = Query(None, ge=-1, le=1, description="drop hits below this cosine"),
+    per_category: int | None = Query(None, ge=1, le=100, description="instead: the best N in each category"),
+) -> dict:
+    service = service_of(request)
+    started = time.perf_counter()
+    image, _ = await read_upload(request, service.settings.max_image_bytes)
+    doc, vector = await service.embed(image)
+    answer: dict = {"model": doc["model"], "dimension": int(doc["dimension"])}
+    if per_category:
+        groups = await service.indexed(search.per_category, vector, per_category)
+        answer["per_category"] = {name: [hit.to_dict() for hit in hits] for name, hits in groups.items()}
+    else:
+        chosen = filters(service.settings, k, category, tags, min_similarity)
+        answer["hits"] = [hit.to_dict() for hit in await service.indexed(search.by_vector, vector, **chosen)]
+    return {**answer, "took_ms": round((time.perf_counter() - started) * 1000, 1)}
+
+
+@router.get("/similar/{doc_id}", dependencies=[Depends(require_read)],
+            summary="Find indexed images that look like an indexed one (itself excluded)")  # fmt: skip
+async def get_similar(
+    request: Request,
+    doc_id: str,
+    k: int | None = Query(None, ge=1, description="number of hits (LOOKALIKE_DEFAULT_K; at most LOOKALIKE_MAX_K)"),
+    category: str | None = Query(None),
+    tags: list[str] | None = Query(None),
+    min_similarity: float | None = Query(None, ge=-1, le=1),
+) -> dict:
+    service = service_of(request)
+    started = time.perf_counter()
+    chosen = filters(service.settings, k, category, tags, min_similarity)
+    hits = await service.indexed(search.more_like_this, doc_id, **chosen)
+    return {"id": doc_id, "took_ms": round((time.perf_counter() - started) * 1000, 1),
+            "hits": [hit.to_dict() for hit in hits]}  # fmt: skip
+
+
+@router.get("/categories", dependencies=[Depends(require_read)], summary="Category names and image counts")
+async def get_categories(request: Request) -> dict:
+    counts = await service_of(request).indexed(lambda index: index.categories())
+    return {"categories": [{"name": name, "count": count} for name, count in counts.items()]}
+
+
+@router.get("/healthz", summary="Model server and index both checked (open to load balancers)")
+async def healthz(request: Request) -> JSONResponse:
+    healthy, report = await service_of(request).health()
+    return JSONResponse(report, status_code=200 if healthy else 503)

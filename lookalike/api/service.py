@@ -1,0 +1,118 @@
+"""The API's state and its one way of reading an uploaded image."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from lookalike.api.metrics import Metrics
+from lookalike.api.thumbnails import Thumbnails
+from lookalike.errors import BadQuery, LookalikeError, UploadTooLarge
+from lookalike.index import VectorIndex, open_index
+from lookalike.serving.client import AsyncModelClient, ModelInfo
+from lookalike.settings import Settings
+
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
+MULTIPART_SLACK = 64 * 1024  # headers and boundaries around the file in a multipart body
+
+
+class Service:
+    """The API's state: one async client for TorchServe, the index (opened on first need), and
+    the metrics; `embed` and `indexed` time the two halves of every request."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings, self.metrics = settings, metrics
+        self.thumbnails = Thumbnails(settings.thumb_dir, settings.thumb_size)
+        # No retries: a search answers at once; ingest is where overload is waited out.
+        self.model = AsyncModelClient.from_settings(settings, retries=0)
+        self.info: ModelInfo | None = None
+        self.index: VectorIndex | None = None
+        self._opening = asyncio.Lock()
+
+    async def ready_index(self) -> VectorIndex:
+        """Open the index for the served model on first use (the model server may start later)."""
+        if self.index is not None:
+            return self.index
+        async with self._opening:
+            if self.index is None:
+                info = await self.model.info()
+                self.index = await run_in_threadpool(open_index, self.settings, info.model, info.dimension)
+                self.info = info
+        return self.index
+
+    async def embed(self, image: bytes):
+        """(TorchServe's document, the float32 vector) for `image`, timed as embedding time."""
+        with self.metrics.stage("embed"):
+            return await self.model.embed(image)
+
+    async def indexed(self, call: Callable[..., T], *args, **kwargs) -> T:
+        """`call(index, *args, **kwargs)` in the thread pool, timed as index time."""
+        index = await self.ready_index()
+        with self.metrics.stage("index"):
+            return await run_in_threadpool(call, index, *args, **kwargs)
+
+    async def health(self) -> tuple[bool, dict]:
+        report: dict = {"model_server": await self.model.ping()}
+        try:
+            index = await self.ready_index()
+            await run_in_threadpool(index.ping)
+            report["index"] = await run_in_threadpool(index.describe)
+        except LookalikeError as exc:
+            report["index"] = f"unavailable: {exc.reason}"
+        healthy = report["model_server"] == "ok" and isinstance(report["index"], dict)
+        return healthy, {"status": "ok" if healthy else "unavailable", **report}
+
+    async def close(self) -> None:
+        await self.model.aclose()
+        if self.index is not None:
+            await run_in_threadpool(self.index.close)
+
+
+async def read_upload(request: Request, limit: int) -> tuple[bytes, dict[str, str]]:
+    """The image from a multipart field `image` (or `file`) or the raw body; 413 past `limit` bytes.
+    Also returns the multipart form's text fields (none for a raw body)."""
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > limit + MULTIPART_SLACK:
+        raise UploadTooLarge(f"upload is {length} bytes; the limit is {limit} bytes")
+    content_type = request.headers.get("content-type", "")
+    fields: dict[str, str] = {}
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form()
+        upload = form.get("image") or form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise BadQuery("multipart upload needs a file field named 'image'")
+        data = await upload.read(limit + 1)
+        fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    else:
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise UploadTooLarge(f"upload is over the limit of {limit} bytes")
+            chunks.append(chunk)
+        data = b"".join(chunks)
+    if len(data) > limit:
+        raise UploadTooLarge(f"upload is over the limit of {limit} bytes")
+    if not data:
+        raise BadQuery("empty upload: send the image as the body or as the multipart field 'image'")
+    return data, fields
+
+
+IMAGE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": {"image": {"type": "string", "format": "binary"}}}
+            },
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "image/*": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}

@@ -1,0 +1,146 @@
+"""The search page, driven in headless Chromium (Debian's `chromium`, through Playwright's
+executable_path; browser downloads fail on our machines). Screenshots go to reports/page/.
+
+The page runs over the stand-in model server on both index backends (fast tier) and over real
+TorchServe on the embedded index (slow): that run's scores are the model's, and its first
+screenshot is the one the README shows (docs/page.png)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lookalike import stack
+from lookalike.settings import REPORTS_DIR
+from tests.api.conftest import build_catalogue
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+SHOTS = REPORTS_DIR / "page"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM:
+        pytest.fail("Debian's chromium is needed for the page test: apt-get install -y chromium (.ci/run does)")
+    with playwright_api.sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module", params=["standin-embedded", pytest.param("standin-opensearch",
+                marks=pytest.mark.opensearch), pytest.param("server-embedded", marks=pytest.mark.slow)])  # fmt: skip
+def site(request, photos, interiors, tmp_path_factory):
+    """(the settings of a catalogue behind this model server and backend, a name for screenshots)"""
+    server, backend = request.param.split("-")
+    ts_url = request.getfixturevalue(server).inference_url
+    for settings in build_catalogue(request, ts_url, backend, photos, interiors, tmp_path_factory):
+        yield settings, request.param
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    """A full-page screenshot once every thumbnail has loaded."""
+    page.wait_for_function("() => [...document.images].every((img) => img.hidden || img.complete)")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_search_filter_more_like_this_per_category_and_a_text_file(site, page, photos, tmp_path):
+    settings, name = site
+    expect = playwright_api.expect
+    coffee = tmp_path / "coffee.jpg"
+    coffee.write_bytes(photos["coffee"])
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a photo\n")
+    with stack.ApiThread(settings) as running:
+        page.goto(running.url)
+        expect(page.locator("#category option")).to_have_count(3)  # all + the two categories with counts
+        expect(page.locator("#category")).to_contain_text("interiors (12)")
+
+        page.set_input_files("#file", str(coffee))
+        hits = page.locator("#results .hit")
+        expect(hits.first).to_be_visible()
+        expect(hits.first.locator(".name")).to_have_text("coffee.jpg")
+        expect(hits.first.locator(".score")).to_have_text(re.compile(r"^100\.0 %$|^99\.\d %$"))
+        expect(page.locator("#status")).to_contain_text("look-alikes for your photo")
+        expect(page.locator("#preview")).to_be_visible()
+        page.wait_for_function(
+            "() => { const img = document.querySelector('#results .hit img');"
+            " return img && img.complete && img.naturalWidth > 0; }"
+        )  # its thumbnail loaded
+        shot(page, f"{name}-1-search")
+
+        page.select_option("#category", "interiors")
+        expect(page.locator("#status")).to_contain_text("look-alikes")
+        expect(hits.first.locator(".category")).to_have_text("interiors")
+        categories = hits.locator(".category").all_inner_texts()
+        assert categories and set(categories) == {"interiors"}
+        shot(page, f"{name}-2-category")
+
+        first = hits.first.locator(".name").inner_text()
+        hits.first.locator(".more").click()
+        expect(page.locator("#status")).to_contain_text(f"look-alikes like {first}")
+        assert first not in hits.locator(".name").all_inner_texts()  # more like this excludes itself
+        shot(page, f"{name}-3-more-like-this")
+
+        page.select_option("#category", "")
+        page.check("input[value=per-category]")
+        page.set_input_files("#file", str(coffee))
+        groups = page.locator("#results .group")
+        expect(groups).to_have_count(2)
+        expect(groups.locator("h2")).to_contain_text(["interiors", "subjects"])
+        expect(page.locator("#results .group .score").first).to_contain_text("%")
+        shot(page, f"{name}-4-per-category")
+
+        page.set_input_files("#file", str(notes))
+        expect(page.locator("#status")).to_have_class(re.compile("error"))
+        expect(page.locator("#status")).to_contain_text("not an image")
+        expect(page.locator("#status")).to_contain_text("415")
+        shot(page, f"{name}-5-not-an-image")
+
+
+def test_keyboard_and_phone_width(api, browser, photos, tmp_path):
+    """At phone width: no sideways scrolling; the file input is the first stop of the tab order
+    (a native file input: Space or Enter opens the chooser), and "more like this" works from the
+    keyboard alone."""
+    coffee = tmp_path / "coffee.jpg"
+    coffee.write_bytes(photos["coffee"])
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    phone = context.new_page()
+    try:
+        with api() as running:
+            phone.goto(running.url)
+            phone.keyboard.press("Tab")
+            assert phone.evaluate("() => [document.activeElement.id, document.activeElement.type]") == ["file", "file"]
+            phone.set_input_files("#file", str(coffee))
+            playwright_api.expect(phone.locator("#status")).to_contain_text("look-alikes for your photo")
+            for _ in range(30):  # tab through the controls to the first hit's button
+                phone.keyboard.press("Tab")
+                if phone.evaluate("() => document.activeElement.classList.contains('more')"):
+                    break
+            label = phone.evaluate("() => document.activeElement.getAttribute('aria-label')")
+            assert label == "More like coffee.jpg"
+            phone.keyboard.press("Enter")
+            playwright_api.expect(phone.locator("#status")).to_contain_text("look-alikes like coffee.jpg")
+            assert phone.evaluate("() => document.documentElement.scrollWidth") <= 390
+            shot(phone, "phone")
+    finally:
+        context.close()
+
+
+def test_a_screenshot_for_the_readme_exists_after_the_run():
+    """The README shows docs/page.png: reports/page/server-embedded-1-search.png, reduced, copied by
+    hand when the page changes."""
+    assert Path(__file__).resolve().parents[2].joinpath("docs", "page.png").is_file()
