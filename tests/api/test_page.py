@@ -50,6 +50,19 @@ def page(browser):
     context.close()
 
 
+# Drop or paste a file the way a browser delivers one: a DataTransfer holding a File (here the
+# coffee photo's own thumbnail, fetched from the API).
+DELIVER = """async (gesture) => {
+  const blob = await (await fetch('/images/coffee/thumbnail')).blob();
+  const data = new DataTransfer();
+  data.items.add(new File([blob], gesture + '.jpg', {type: 'image/jpeg'}));
+  const event = gesture === 'drop'
+    ? new DragEvent('drop', {dataTransfer: data, bubbles: true, cancelable: true})
+    : new ClipboardEvent('paste', {clipboardData: data, bubbles: true, cancelable: true});
+  (gesture === 'drop' ? document.getElementById('drop') : document).dispatchEvent(event);
+}"""
+
+
 def shot(page, name: str) -> None:
     """A full-page screenshot once every thumbnail has loaded."""
     page.wait_for_function("() => [...document.images].every((img) => img.hidden || img.complete)")
@@ -103,6 +116,13 @@ def test_search_filter_more_like_this_per_category_and_a_text_file(site, page, p
         expect(groups.locator("h2")).to_contain_text(["interiors", "subjects"])
         expect(page.locator("#results .group .score").first).to_contain_text("%")
         shot(page, f"{name}-4-per-category")
+
+        for gesture in ("drop", "paste"):  # the same photo dropped on the page, then pasted into it
+            page.check("input[value=hits]")
+            page.evaluate(DELIVER, gesture)
+            expect(page.locator("#status")).to_contain_text("look-alikes for your photo")
+            expect(hits.first.locator(".name")).to_have_text("coffee.jpg")
+            expect(page.locator("#preview")).to_have_attribute("alt", f"Your photo: {gesture}.jpg")
 
         page.set_input_files("#file", str(notes))
         expect(page.locator("#status")).to_have_class(re.compile("error"))
