@@ -148,3 +148,16 @@ def test_metrics_count_requests_and_time_embedding_and_index_apart(api, photos, 
     assert 'lookalike_api_stage_seconds_count{stage="index"}' in text
     assert 'lookalike_api_request_seconds_bucket{le="0.25",route="/search"}' in text
     assert f"lookalike_index_documents {float(len(photos) + 12)}" in text
+
+
+def test_an_unexpected_failure_is_a_500_in_the_same_shape(api, photos, monkeypatch):
+    from lookalike import search as search_module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(search_module, "by_vector", broken)
+    with api() as running:
+        response = requests.post(f"{running.url}/search", data=photos["coffee"], timeout=60)
+        assert_error(response, 500, "internal error (RuntimeError)")
+        assert requests.get(f"{running.url}/images/coffee", timeout=30).status_code == 200  # still serving
