@@ -39,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", choices=sorted(BENCHMARKS), help="; ".join(f"{k}: {v[1]}" for k, v in BENCHMARKS.items()))
     p.add_argument("args", nargs=argparse.REMAINDER, help="the benchmark's own options")
     p.set_defaults(run=lambda args: importlib.import_module(BENCHMARKS[args.name][0]).main(args.args))
+    p = subparser(sub, "eval", "relevance of served models side by side: a labelled folder, near duplicates",
+                  "lookalike eval --near-duplicates --seeds 0,1,2",
+                  "lookalike eval --folder shop-photos/ --models efficientnet_lite0,resnet50",
+                  "lookalike eval --help")  # fmt: skip
+    p.add_argument("args", nargs=argparse.REMAINDER, help="the evaluation's own options (lookalike eval --help)")
+    p.set_defaults(run=lambda args: importlib.import_module("lookalike.relevance.evaluate").main(args.args))
     p = subparser(sub, "loadtest", "start what is not running, then a bounded headless Locust run (or --ui)",
                   "lookalike loadtest --shape ramp -u 8 -t 60s", "lookalike loadtest --ui")  # fmt: skip
     p.add_argument("args", nargs=argparse.REMAINDER, help="options for locust (and our loadtest/locustfile.py)")
@@ -46,7 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands whose options belong to another parser (ours for eval, Locust's for loadtest): everything
+# after the command name goes to it as given (argparse would take a leading --option as its own).
+PASS_THROUGH = {"eval": "lookalike.relevance.evaluate", "loadtest": "lookalike.loadtest.runner"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in PASS_THROUGH:
+        return int(importlib.import_module(PASS_THROUGH[argv[0]]).main(argv[1:]) or 0)
     args = build_parser().parse_args(argv)
     return int(args.run(args) or 0)
 

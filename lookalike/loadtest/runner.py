@@ -32,6 +32,8 @@ def summary(stats_csv: Path) -> str:
 def main(argv: list[str]) -> int:
     from lookalike.demo import ensure_stack
 
+    if {"-h", "--help"} & set(argv):  # Locust's options (ours included), without starting anything
+        return subprocess.call([str(Path(sys.executable).with_name("locust")), "-f", str(LOCUSTFILE), "--help"])
     settings = ensure_stack()
     api = f"http://{settings.api_host}:{settings.api_port}"
     REPORTS.mkdir(parents=True, exist_ok=True)

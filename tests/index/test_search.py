@@ -17,37 +17,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image
 
 from lookalike import dedup, search, stack
 from lookalike.errors import BadQuery, NotFound
 from lookalike.index.embedded import EmbeddedIndex
 from lookalike.index.opensearch_index import OpenSearchIndex
 from lookalike.ingest.pipeline import Ingestor
+from lookalike.relevance.protocols import near_duplicate
 from lookalike.serving.client import ModelClient
 from lookalike.settings import Settings
 from tests.backends import drop_indices, opensearch_settings
 
 REPO = Path(__file__).resolve().parents[2]
 LITE = "efficientnet_lite0"
-
-
-def augment(data: bytes, rng: np.random.Generator) -> bytes:
-    """The near-duplicate protocol: random crop, flip, colour jitter, small rotation, JPEG re-encode."""
-    img = Image.open(io.BytesIO(data)).convert("RGB")
-    w, h = img.size
-    scale = rng.uniform(0.7, 0.9)
-    cw, ch = int(w * scale), int(h * scale)
-    left, top = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-    img = img.crop((left, top, left + cw, top + ch))
-    if rng.random() < 0.5:
-        img = ImageOps.mirror(img)
-    img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.8, 1.2))
-    img = ImageEnhance.Color(img).enhance(rng.uniform(0.8, 1.2))
-    img = img.rotate(rng.uniform(-10, 10), resample=Image.Resampling.BILINEAR, expand=False)
-    buffer = io.BytesIO()
-    img.save(buffer, format="JPEG", quality=int(rng.integers(60, 91)))
-    return buffer.getvalue()
 
 
 def build_gallery(ts_url: str, photos, interiors, tmp_path_factory, opensearch_url: str | None = None):
@@ -97,7 +80,9 @@ def test_near_duplicates_are_found_first(relevance_gallery):
     """recall@1 >= 0.95 over every real photo, each queried by an augmented copy."""
     index, client, everything, _ = relevance_gallery
     rng = np.random.default_rng(42)
-    hits = {name: search.by_image(index, client, augment(data, rng), k=1)[0].id for name, data in everything.items()}
+    hits = {
+        name: search.by_image(index, client, near_duplicate(data, rng), k=1)[0].id for name, data in everything.items()
+    }
     recall = np.mean([hits[name] == name for name in everything])
     assert recall >= 0.95, {name: hit for name, hit in hits.items() if hit != name}
 

@@ -1,0 +1,153 @@
+"""`lookalike eval`: relevance of served models, side by side, on
+
+  (a) a labelled folder (first-level folder = class): every image queries all the others
+      (held out of its own gallery); a right answer is an image of the same class;
+  (b) the near-duplicate protocol (protocols.py): each photo's seeded copies query the originals;
+      the right answer is the copy's original.
+
+Scores are from exact cosine similarity, so they measure the embedding, not the ANN index.
+Prints a table per protocol, writes JSON (reports/eval.json).
+
+    lookalike eval --folder shop-photos/ --models efficientnet_lite0,resnet50
+    lookalike eval --near-duplicates --seeds 0,1,2            # the bundled photos
+    lookalike eval --serve --models efficientnet_lite0,lite0-full --near-duplicates
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from lookalike import stack
+from lookalike.errors import BadQuery, LookalikeError
+from lookalike.ingest.sources import IMAGE_SUFFIXES
+from lookalike.photos import interior_photos, subject_photos
+from lookalike.relevance.metrics import Scores, rankings, score
+from lookalike.relevance.protocols import near_duplicate
+from lookalike.serving.client import ModelClient
+from lookalike.settings import MODEL_STORE, REPORTS_DIR, RUN_DIR, Settings
+
+
+def labelled_folder(root: Path) -> tuple[list[bytes], list[str]]:
+    """(image bytes, class) of every image under root/<class>/..."""
+    images, labels = [], []
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and path.parent != root:
+            images.append(path.read_bytes())
+            labels.append(path.relative_to(root).parts[0])
+    if not images:
+        raise BadQuery(f"no images in class folders under {root} (expected {root}/<class>/<image>)")
+    return images, labels
+
+
+def embed_all(client: ModelClient, images: list[bytes], workers: int = 4) -> np.ndarray:
+    with ThreadPoolExecutor(workers) as pool:
+        return np.stack(list(pool.map(client.embed, images))).astype(np.float32)
+
+
+def classes(vectors: np.ndarray, labels: list[str]) -> dict[str, Scores]:
+    """Leave-one-out class retrieval: overall and per class (classes of one image only answer nothing)."""
+    tags = np.array(labels)
+    relevant = tags[:, None] == tags[None, :]
+    itself = np.eye(len(tags), dtype=bool)
+    relevant &= ~itself
+    ranked = rankings(vectors, vectors, exclude=itself)
+    answerable = relevant.any(axis=1)
+    result = {"overall": score(ranked, relevant, answerable)}
+    for name in sorted(set(labels)):
+        result[name] = score(ranked, relevant, answerable & (tags == name))
+    return result
+
+
+def near_duplicates(client: ModelClient, images: list[bytes], gallery: np.ndarray, seeds: list[int]) -> dict:
+    result = {}
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        copies = [near_duplicate(image, rng) for image in images]
+        queries = embed_all(client, copies)
+        result[f"seed {seed}"] = score(rankings(queries, gallery), np.eye(len(images), dtype=bool))
+    return result
+
+
+@contextmanager
+def served(models: list[str], ts_url: str, serve: bool) -> Iterator[str]:
+    """The inference URL serving `models`: ts_url as given, or a TorchServe started for the run."""
+    if not serve:
+        yield ts_url
+        return
+    with stack.torchserve(models, MODEL_STORE, RUN_DIR / "eval-torchserve") as server:
+        yield server.inference_url
+
+
+def table(title: str, results: dict[str, dict[str, Scores]]) -> str:
+    lines = [title, f"{'model':<24} {'set':<22} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'mAP@10':>7} {'queries':>8}"]
+    for model, rows in results.items():
+        for name, scores in rows.items():
+            r = scores.recall
+            lines.append(f"{model:<24} {name:<22} {r[1]:>6.3f} {r[5]:>6.3f} {r[10]:>6.3f} {scores.map_at_10:>7.3f} "
+                         f"{scores.queries:>8}")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return evaluate(argv)
+    except LookalikeError as exc:
+        print(f"error: {exc.reason}", file=sys.stderr)
+        return exc.exit_code
+
+
+def evaluate(argv: list[str] | None = None) -> int:
+    settings = Settings.from_env()
+    parser = argparse.ArgumentParser(prog="lookalike eval", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--models", default=settings.model, help=f"comma-separated served models ({settings.model})")
+    parser.add_argument("--ts-url", default=settings.ts_url, help=f"TorchServe inference URL ({settings.ts_url})")
+    parser.add_argument("--serve", action="store_true", help="start a TorchServe with --models from model_store/")
+    parser.add_argument("--folder", type=Path, help="labelled folder: <folder>/<class>/<images>")
+    parser.add_argument("--near-duplicates", action="store_true", help="run the near-duplicate protocol")
+    parser.add_argument("--seeds", default="0,1,2", help="near-duplicate seeds (0,1,2)")
+    parser.add_argument("--out", type=Path, default=REPORTS_DIR / "eval.json")
+    args = parser.parse_args(argv)
+    models = [name.strip() for name in args.models.split(",") if name.strip()]
+    if not args.folder and not args.near_duplicates:
+        args.near_duplicates = True  # nothing chosen: the protocol every install can run
+    if args.folder:
+        images, labels = labelled_folder(args.folder)
+    else:
+        photos = {**subject_photos(), **interior_photos()}
+        images, labels = list(photos.values()), ["photos"] * len(photos)
+    seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
+    by_class: dict[str, dict[str, Scores]] = {}
+    by_copy: dict[str, dict[str, Scores]] = {}
+    with served(models, args.ts_url, args.serve) as ts_url:
+        for model in models:
+            client = ModelClient(ts_url, model)
+            try:
+                gallery = embed_all(client, images)
+                if args.folder:
+                    by_class[model] = classes(gallery, labels)
+                if args.near_duplicates:
+                    by_copy[model] = near_duplicates(client, images, gallery, seeds)
+            finally:
+                client.close()
+    report: dict = {"images": len(images), "source": str(args.folder or "bundled photos"), "models": models}
+    if by_class:
+        print(table(f"Class retrieval on {args.folder} ({len(images)} images, {len(set(labels))} classes; "
+                    "each image queries all the others)", by_class))  # fmt: skip
+        report["classes"] = {m: {k: s.row() for k, s in rows.items()} for m, rows in by_class.items()}
+    if by_copy:
+        print(table(f"\nNear duplicates ({len(images)} originals; seeded crop/flip/jitter/rotate/JPEG copies)",
+                    by_copy))  # fmt: skip
+        report["near_duplicates"] = {m: {k: s.row() for k, s in rows.items()} for m, rows in by_copy.items()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"JSON: {args.out}")
+    return 0

@@ -1,0 +1,36 @@
+"""`lookalike eval` end to end over the stand-in model server (plumbing, not relevance)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_eval_on_a_labelled_folder_and_near_duplicates(standin, photos, interiors, tmp_path):
+    for cls, images in (("subjects", photos), ("interiors", dict(list(interiors.items())[:6]))):
+        (tmp_path / "set" / cls).mkdir(parents=True)
+        for name, data in images.items():
+            (tmp_path / "set" / cls / f"{name}.jpg").write_bytes(data)
+    out = tmp_path / "eval.json"
+    cmd = [sys.executable, "-m", "lookalike", "eval", "--ts-url", standin.inference_url, "--models",
+           "efficientnet_lite0", "--folder", str(tmp_path / "set"), "--near-duplicates", "--seeds", "1,2",
+           "--out", str(out)]  # fmt: skip
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Class retrieval" in done.stdout and "Near duplicates" in done.stdout
+    report = json.loads(out.read_text())
+    assert report["images"] == len(photos) + 6
+    classes = report["classes"]["efficientnet_lite0"]
+    assert set(classes) == {"overall", "subjects", "interiors"} and classes["interiors"]["queries"] == 6
+    copies = report["near_duplicates"]["efficientnet_lite0"]
+    assert set(copies) == {"seed 1", "seed 2"} and all(0 <= row["recall@1"] <= 1 for row in copies.values())
+
+
+def test_eval_of_an_empty_folder_is_a_clear_error(standin, tmp_path):
+    cmd = [sys.executable, "-m", "lookalike", "eval", "--ts-url", standin.inference_url, "--folder", str(tmp_path)]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "no images in class folders" in done.stderr
