@@ -21,7 +21,7 @@ from .errors import ConfigError, ImageError
 from .graph import for_reduced_precision
 from .precision import autocast, resolve_precision
 from .settings import HandlerSettings
-from .transforms import normalize_batch, resize_crop
+from .transforms import FIT, normalize_batch
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +73,11 @@ class Embedder:
         decode_threads: int = 1,
         draft: bool = False,
         channels_last: bool | None = None,
+        fit: str = "crop",
     ):
         self.backbone = backbone
+        self.fit = fit
+        self._fit = FIT[fit]
         self.device = device
         self.precision = precision
         # channels_last lets oneDNN (AVX2 fp32 too, AMX/AVX512 bf16) and cuDNN (fp16/bf16) pick their
@@ -130,15 +133,21 @@ class Embedder:
             "draft" if draft else "exact",
         )
         channels_last = {"auto": None, "channels_last": True, "contiguous": False}[settings.memory_format]
-        return cls(backbone, model, device, precision, decode_threads, draft, channels_last)
+        return cls(backbone, model, device, precision, decode_threads, draft, channels_last, settings.fit)
 
     @property
     def dimension(self) -> int:
         return self.backbone.dimension
 
+    @property
+    def model_id(self) -> str:
+        """The vector space's name: the backbone, and its fit unless it is the default crop
+        (`efficientnet_lite0`, `efficientnet_lite0+full`). Indexes refuse vectors of another."""
+        return self.backbone.id if self.fit == "crop" else f"{self.backbone.id}+{self.fit}"
+
     def pixels(self, img: Image.Image) -> torch.Tensor:
-        """One RGB image -> uint8 `[3,S,S]` (resize + crop), the per-image part of preprocessing."""
-        return resize_crop(img, self.backbone.spec)
+        """One RGB image -> uint8 `[3,S,S]` (resize, and crop or not), the per-image part of preprocessing."""
+        return self._fit(img, self.backbone.spec)
 
     def prepare(self, blobs: Sequence[bytes], limits: Limits = DEFAULT_LIMITS) -> list[torch.Tensor | ImageError]:
         """Decode + resize + crop each upload (in parallel threads): a uint8 `[3,S,S]` or its ImageError."""

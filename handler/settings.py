@@ -16,6 +16,7 @@ from typing import Any
 from .errors import ConfigError
 
 ENV_PREFIX = "LOOKALIKE_HANDLER_"  # lookalike.settings.WORKER_PREFIX; the handler imports nothing of ours
+FITS = ("crop", "full")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +44,10 @@ class HandlerSettings:
     decode: str = "auto"
     # "auto" (channels_last on CPUs and for bf16/fp16 on GPUs), "channels_last" or "contiguous" (NCHW).
     memory_format: str = "auto"
+    # How an image fills the model's input: "crop" (resize the short side, centre crop: torchvision's
+    # recipe, equal to weights.transforms()) or "full" (the whole image resized to the input size,
+    # aspect not kept). Vectors of different fits are different spaces: the model id says which.
+    fit: str = "crop"
 
     @classmethod
     def from_model_config(
@@ -74,6 +79,8 @@ class HandlerSettings:
             raise ConfigError(f"decode must be 'exact', 'draft' or 'auto', not {self.decode!r}")
         if self.memory_format not in ("auto", "channels_last", "contiguous"):
             raise ConfigError(f"memory_format must be auto, channels_last or contiguous, not {self.memory_format!r}")
+        if self.fit not in FITS:
+            raise ConfigError(f"fit must be one of {', '.join(FITS)}, not {self.fit!r}")
         if self.weights not in ("file", "random"):
             raise ConfigError(f"weights must be 'file' or 'random', not {self.weights!r}")
         if self.decode_threads < 0 or self.threads < 0:

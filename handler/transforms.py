@@ -2,7 +2,8 @@
 
 Resize and crop run per image on uint8 (cheap, exactly as torchvision does them on
 PIL images); the float conversion and mean/std normalisation run once per batch.
-The result equals `weights.transforms()` of the backbone (tests/handler/test_transforms.py).
+With fit "crop" the result equals `weights.transforms()` of the backbone
+(tests/handler/test_transforms.py); fit "full" resizes the whole image to S x S instead.
 """
 
 from __future__ import annotations
@@ -49,6 +50,17 @@ def resize_crop(img: Image.Image, spec: PreprocessSpec) -> torch.Tensor:
     img = img.crop((left, top, left + spec.crop, top + spec.crop))
     array = np.asarray(img, dtype=np.uint8)
     return torch.from_numpy(array.copy()).permute(2, 0, 1)
+
+
+def resize_full(img: Image.Image, spec: PreprocessSpec) -> torch.Tensor:
+    """One RGB image -> uint8 tensor `[3, crop, crop]`: the whole image, resized (aspect not kept)."""
+    if img.size != (spec.crop, spec.crop):
+        img = img.resize((spec.crop, spec.crop), _PIL_FILTERS[spec.interpolation])
+    array = np.asarray(img, dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1)
+
+
+FIT = {"crop": resize_crop, "full": resize_full}
 
 
 def normalize_batch(pixels: torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:

@@ -88,7 +88,7 @@ class EmbeddingHandler(BaseHandler):
             self.context.set_response_header(idx, "X-Lookalike-Batch", str(batch.size))
         if batch.vectors is not None:
             vectors = batch.vectors.numpy()
-            model_id = self.embedder.backbone.id
+            model_id = self.embedder.model_id
             for row, (idx, encoding) in enumerate(zip(batch.rows, batch.encodings, strict=True)):
                 self.context.set_response_content_type(idx, "application/json")
                 answers[idx] = encode_vector(vectors[row], model_id, encoding)

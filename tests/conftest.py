@@ -25,6 +25,7 @@ from tests.standin import StandInModelServer
 # The batch-proof model: 4 requests or 3 s, whichever first, so 4 concurrent requests share a batch.
 BATCH_MODEL = "lite0-batch4"
 LITE = "efficientnet_lite0"
+FULL_MODEL = "lite0-full"  # efficientnet_lite0 with handler.fit: full
 
 
 @pytest.fixture(scope="session")
@@ -51,13 +52,17 @@ def store(tmp_path_factory) -> Path:
     # One worker, so the four requests of the batch test cannot be split between two workers.
     batch_proof = {"batchSize": 4, "maxBatchDelay": 3000, "minWorkers": 1, "maxWorkers": 1}
     archive.build("efficientnet_lite0", path, name=BATCH_MODEL, overrides=batch_proof)
+    archive.build("efficientnet_lite0", path, name=FULL_MODEL, handler_overrides={"fit": "full"},
+                  overrides={"minWorkers": 1, "maxWorkers": 1})  # fmt: skip
     return path
 
 
 @pytest.fixture(scope="session")
 def server(store, tmp_path_factory) -> Iterator[TorchServe]:
-    """One TorchServe with lite0, random-weight resnet50 and the batch-proof model; stopped at the end."""
-    with stack.torchserve([LITE, "resnet50-random", BATCH_MODEL], store, tmp_path_factory.mktemp("ts")) as instance:
+    """One TorchServe with lite0, random-weight resnet50, the batch-proof model and lite0 with the
+    whole-image fit; stopped at the end."""
+    models = [LITE, "resnet50-random", BATCH_MODEL, FULL_MODEL]
+    with stack.torchserve(models, store, tmp_path_factory.mktemp("ts")) as instance:
         yield instance
 
 

@@ -28,6 +28,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", help="explicit weights file (resnet50; LOOKALIKE_RESNET50_WEIGHTS)")
     p.add_argument("--random-weights", action="store_true", help="seeded random weights: plumbing/speed only")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "auto"], help="override handler.precision")
+    p.add_argument("--fit", choices=["crop", "full"],
+                   help="override handler.fit: crop (centre crop, the default) or full (the whole image); "
+                        "a full-fit archive serves the model id <backbone>+full")  # fmt: skip
     p.add_argument("--batch-size", type=int, help="override batchSize")
     p.add_argument("--max-batch-delay", type=int, help="override maxBatchDelay (ms)")
     p.add_argument("--workers", type=int, help="override minWorkers and maxWorkers")
@@ -68,7 +71,7 @@ def build_archive(args: argparse.Namespace) -> int:
         overrides["maxBatchDelay"] = args.max_batch_delay
     if args.workers:
         overrides.update(minWorkers=args.workers, maxWorkers=args.workers)
-    handler_overrides = {"precision": args.precision} if args.precision else {}
+    handler_overrides = {key: value for key, value in (("precision", args.precision), ("fit", args.fit)) if value}
     target = args.store / f"{args.name or args.model}.mar"
     if args.if_stale and not archive.is_stale(target):
         print(f"{target} is up to date")
