@@ -19,6 +19,7 @@ from .backbones import Backbone, get_backbone
 from .decode import DEFAULT_LIMITS, Limits, decode_image
 from .errors import ConfigError, ImageError
 from .graph import for_reduced_precision
+from .head import ProjectionHead, WithHead
 from .precision import autocast, resolve_precision
 from .settings import HandlerSettings
 from .transforms import FIT, normalize_batch
@@ -74,10 +75,13 @@ class Embedder:
         draft: bool = False,
         channels_last: bool | None = None,
         fit: str = "crop",
+        model_id: str | None = None,
     ):
         self.backbone = backbone
         self.fit = fit
         self._fit = FIT[fit]
+        self._model_id = model_id
+        self._dimension: int = model.dimension if isinstance(model, WithHead) else backbone.dimension
         self.device = device
         self.precision = precision
         # channels_last lets oneDNN (AVX2 fp32 too, AMX/AVX512 bf16) and cuDNN (fp16/bf16) pick their
@@ -99,17 +103,22 @@ class Embedder:
         weights_path: str | None,
         device: torch.device | str = "cpu",
         workers: int = 1,
+        model_dir: str | None = None,
     ) -> Embedder:
-        """Build the backbone named in `settings` from `weights_path` (or seeded random weights).
+        """Build the backbone named in `settings` from `weights_path` (or seeded random weights),
+        with the projection head `settings.head` (a file in `model_dir`) on top if there is one.
 
         `workers`: how many workers of this model share the machine's cores (TorchServe's maxWorkers).
         """
         device = torch.device(device)
         backbone = get_backbone(settings.backbone)
-        if settings.dimension is not None and settings.dimension != backbone.dimension:
-            raise ConfigError(
-                f"model-config says dimension {settings.dimension} but {backbone.id} gives {backbone.dimension}"
-            )
+        head = ProjectionHead.load(os.path.join(model_dir or ".", settings.head)) if settings.head else None
+        if head is not None and head.linear.in_features != backbone.dimension:
+            raise ConfigError(f"head {settings.head} takes {head.linear.in_features}-d input, {backbone.id} gives "
+                              f"{backbone.dimension}")  # fmt: skip
+        dimension = head.linear.out_features if head is not None else backbone.dimension
+        if settings.dimension is not None and settings.dimension != dimension:
+            raise ConfigError(f"model-config says dimension {settings.dimension} but the model gives {dimension}")
         torch_threads, decode_threads = thread_budget(settings, workers, cpu_cores())
         if torch_threads != torch.get_num_threads():
             torch.set_num_threads(torch_threads)
@@ -121,6 +130,8 @@ class Embedder:
             raise ConfigError(f"weights file for {backbone.id} not found: {weights_path}")
         precision = resolve_precision(settings.precision, device)
         model = backbone.build(weights_path)
+        if head is not None:
+            model = WithHead(model, head)
         draft = settings.decode == "draft" or (settings.decode == "auto" and precision != "fp32")
         logger.info(
             "loaded %s (%d-d) on %s at %s, %d torch threads, %d decode threads, %s decode",
@@ -133,16 +144,20 @@ class Embedder:
             "draft" if draft else "exact",
         )
         channels_last = {"auto": None, "channels_last": True, "contiguous": False}[settings.memory_format]
-        return cls(backbone, model, device, precision, decode_threads, draft, channels_last, settings.fit)
+        return cls(backbone, model, device, precision, decode_threads, draft, channels_last, settings.fit,
+                   settings.model_id)  # fmt: skip
 
     @property
     def dimension(self) -> int:
-        return self.backbone.dimension
+        return self._dimension
 
     @property
     def model_id(self) -> str:
-        """The vector space's name: the backbone, and its fit unless it is the default crop
-        (`efficientnet_lite0`, `efficientnet_lite0+full`). Indexes refuse vectors of another."""
+        """The vector space's name: a fine-tuned archive's own id, else the backbone and its fit
+        unless it is the default crop (`efficientnet_lite0`, `efficientnet_lite0+full`). Indexes
+        refuse vectors of another."""
+        if self._model_id:
+            return self._model_id
         return self.backbone.id if self.fit == "crop" else f"{self.backbone.id}+{self.fit}"
 
     def pixels(self, img: Image.Image) -> torch.Tensor:

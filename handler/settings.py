@@ -48,6 +48,10 @@ class HandlerSettings:
     # recipe, equal to weights.transforms()) or "full" (the whole image resized to the input size,
     # aspect not kept). Vectors of different fits are different spaces: the model id says which.
     fit: str = "crop"
+    # A fine-tuned archive: the projection head's weights (a file packed in the archive) and the
+    # model id its vectors are served under (`lookalike finetune` writes both).
+    head: str | None = None
+    model_id: str | None = None
 
     @classmethod
     def from_model_config(

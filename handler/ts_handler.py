@@ -35,7 +35,7 @@ class EmbeddingHandler(BaseHandler):
         self.settings = settings
         self.limits = Limits(settings.max_image_bytes, settings.max_image_pixels, settings.min_image_side)
         workers = int((context.model_yaml_config or {}).get("maxWorkers") or 1)
-        self.embedder = Embedder.load(settings, weights, device, workers)
+        self.embedder = Embedder.load(settings, weights, device, workers, model_dir=properties["model_dir"])
         self.model = self.embedder.model
         self.device = device
         self.initialized = True

@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                   "lookalike eval --help")  # fmt: skip
     p.add_argument("args", nargs=argparse.REMAINDER, help="the evaluation's own options (lookalike eval --help)")
     p.set_defaults(run=lambda args: importlib.import_module("lookalike.relevance.evaluate").main(args.args))
+    p = subparser(sub, "finetune", "triplet fine-tuning of a projection head on a folder; exports a .mar",
+                  "lookalike finetune shop-photos/ --name shop-v1 --dim 256", "lookalike finetune --help")  # fmt: skip
+    p.add_argument("args", nargs=argparse.REMAINDER, help="its own options (lookalike finetune --help)")
     p = subparser(sub, "loadtest", "start what is not running, then a bounded headless Locust run (or --ui)",
                   "lookalike loadtest --shape ramp -u 8 -t 60s", "lookalike loadtest --ui")  # fmt: skip
     p.add_argument("args", nargs=argparse.REMAINDER, help="options for locust (and our loadtest/locustfile.py)")
@@ -54,7 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Commands whose options belong to another parser (ours for eval, Locust's for loadtest): everything
 # after the command name goes to it as given (argparse would take a leading --option as its own).
-PASS_THROUGH = {"eval": "lookalike.relevance.evaluate", "loadtest": "lookalike.loadtest.runner"}
+PASS_THROUGH = {
+    "eval": "lookalike.relevance.evaluate",
+    "finetune": "lookalike.relevance.finetune",
+    "loadtest": "lookalike.loadtest.runner",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,14 +2,15 @@
 
   (a) a labelled folder (first-level folder = class): every image queries all the others
       (held out of its own gallery); a right answer is an image of the same class;
-  (b) the near-duplicate protocol (protocols.py): each photo's seeded copies query the originals;
-      the right answer is the copy's original.
+  (b) copy protocols (protocols.py: near-duplicate, heavy-crop, reframe, recolour, pasted into
+      another photo): each photo's seeded copy queries the originals; the right answer is its original.
 
 Scores are from exact cosine similarity, so they measure the embedding, not the ANN index.
 Prints a table per protocol, writes JSON (reports/eval.json).
 
     lookalike eval --folder shop-photos/ --models efficientnet_lite0,resnet50
     lookalike eval --near-duplicates --seeds 0,1,2            # the bundled photos
+    lookalike eval --near-duplicates --kinds all --seeds 0,1,2
     lookalike eval --serve --models efficientnet_lite0,lite0-full --near-duplicates
 """
 
@@ -30,7 +31,7 @@ from lookalike.errors import BadQuery, LookalikeError
 from lookalike.ingest.sources import IMAGE_SUFFIXES
 from lookalike.photos import interior_photos, subject_photos
 from lookalike.relevance.metrics import Scores, rankings, score
-from lookalike.relevance.protocols import near_duplicate
+from lookalike.relevance.protocols import ALL_KINDS, copies
 from lookalike.serving.client import ModelClient
 from lookalike.settings import MODEL_STORE, REPORTS_DIR, RUN_DIR, Settings
 
@@ -66,13 +67,19 @@ def classes(vectors: np.ndarray, labels: list[str]) -> dict[str, Scores]:
     return result
 
 
-def near_duplicates(client: ModelClient, images: list[bytes], gallery: np.ndarray, seeds: list[int]) -> dict:
+def near_duplicates(client: ModelClient, images: list[bytes], gallery: np.ndarray, seeds: list[int],
+                    kinds: list[str]) -> dict:  # fmt: skip
+    """Per kind of copy and seed: each image's copy queries the originals; then the mean over seeds."""
     result = {}
-    for seed in seeds:
-        rng = np.random.default_rng(seed)
-        copies = [near_duplicate(image, rng) for image in images]
-        queries = embed_all(client, copies)
-        result[f"seed {seed}"] = score(rankings(queries, gallery), np.eye(len(images), dtype=bool))
+    for kind in kinds:
+        runs = []
+        for seed in seeds:
+            queries = embed_all(client, copies(images, kind, np.random.default_rng(seed)))
+            runs.append(score(rankings(queries, gallery), np.eye(len(images), dtype=bool)))
+            result[f"{kind} seed {seed}"] = runs[-1]
+        if len(runs) > 1:
+            result[f"{kind} mean"] = Scores({k: float(np.mean([r.recall[k] for r in runs])) for k in runs[0].recall},
+                                            float(np.mean([r.map_at_10 for r in runs])), runs[0].queries)  # fmt: skip
     return result
 
 
@@ -112,8 +119,11 @@ def evaluate(argv: list[str] | None = None) -> int:
     parser.add_argument("--ts-url", default=settings.ts_url, help=f"TorchServe inference URL ({settings.ts_url})")
     parser.add_argument("--serve", action="store_true", help="start a TorchServe with --models from model_store/")
     parser.add_argument("--folder", type=Path, help="labelled folder: <folder>/<class>/<images>")
-    parser.add_argument("--near-duplicates", action="store_true", help="run the near-duplicate protocol")
-    parser.add_argument("--seeds", default="0,1,2", help="near-duplicate seeds (0,1,2)")
+    parser.add_argument("--near-duplicates", action="store_true", help="run the copy protocols (--kinds)")
+    parser.add_argument("--seeds", default="0,1,2", help="copy seeds (0,1,2)")
+    parser.add_argument("--kinds", default="near-duplicate",
+                        help=f"kinds of copy, comma-separated, or 'all': {', '.join(ALL_KINDS)} "
+                             "(near-duplicate)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPORTS_DIR / "eval.json")
     args = parser.parse_args(argv)
     models = [name.strip() for name in args.models.split(",") if name.strip()]
@@ -125,6 +135,10 @@ def evaluate(argv: list[str] | None = None) -> int:
         photos = {**subject_photos(), **interior_photos()}
         images, labels = list(photos.values()), ["photos"] * len(photos)
     seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
+    kinds = list(ALL_KINDS) if args.kinds == "all" else [kind.strip() for kind in args.kinds.split(",") if kind.strip()]
+    unknown = sorted(set(kinds) - set(ALL_KINDS))
+    if unknown:
+        raise BadQuery(f"unknown kinds of copy: {', '.join(unknown)} (choose from {', '.join(ALL_KINDS)})")
     by_class: dict[str, dict[str, Scores]] = {}
     by_copy: dict[str, dict[str, Scores]] = {}
     with served(models, args.ts_url, args.serve) as ts_url:
@@ -135,7 +149,7 @@ def evaluate(argv: list[str] | None = None) -> int:
                 if args.folder:
                     by_class[model] = classes(gallery, labels)
                 if args.near_duplicates:
-                    by_copy[model] = near_duplicates(client, images, gallery, seeds)
+                    by_copy[model] = near_duplicates(client, images, gallery, seeds, kinds)
             finally:
                 client.close()
     report: dict = {"images": len(images), "source": str(args.folder or "bundled photos"), "models": models}
@@ -144,8 +158,7 @@ def evaluate(argv: list[str] | None = None) -> int:
                     "each image queries all the others)", by_class))  # fmt: skip
         report["classes"] = {m: {k: s.row() for k, s in rows.items()} for m, rows in by_class.items()}
     if by_copy:
-        print(table(f"\nNear duplicates ({len(images)} originals; seeded crop/flip/jitter/rotate/JPEG copies)",
-                    by_copy))  # fmt: skip
+        print(table(f"\nCopies ({len(images)} originals; each image's seeded copy queries the originals)", by_copy))
         report["near_duplicates"] = {m: {k: s.row() for k, s in rows.items()} for m, rows in by_copy.items()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))

@@ -44,8 +44,8 @@ def model_config(
     config = yaml.safe_load(base.read_text()) or {}
     config.update(overrides or {})
     handler = dict(config.get("handler") or {})
-    handler.update(handler_overrides or {})
     handler.update(backbone=backbone.id, dimension=backbone.dimension, weights="random" if random_weights else "file")
+    handler.update(handler_overrides or {})  # a fine-tuned archive states its head's dimension
     config["handler"] = handler
     return config
 
@@ -58,8 +58,11 @@ def build(
     random_weights: bool = False,
     overrides: dict[str, Any] | None = None,
     handler_overrides: dict[str, Any] | None = None,
+    extra_files: list[Path] | None = None,
+    version: str = "1.0",
 ) -> Path:
-    """Write `<store>/<name>.mar` and return its path."""
+    """Write `<store>/<name>.mar` and return its path. `extra_files` land beside the handler
+    package in the model's directory (a fine-tuned head's weights)."""
     name = name or model
     config = model_config(model, random_weights, overrides=overrides, handler_overrides=handler_overrides)
     serialized = None if random_weights else weights_mod.resolve(model, weights)
@@ -68,12 +71,14 @@ def build(
     with tempfile.TemporaryDirectory(prefix="lookalike-mar-") as tmp:
         stage = Path(tmp) / "extra"
         shutil.copytree(HANDLER_DIR, stage / "lookalike_handler", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        for extra in extra_files or []:
+            shutil.copy2(extra, stage / Path(extra).name)
         config_file = Path(tmp) / "model-config.yaml"
         config_file.write_text(yaml.safe_dump(config, sort_keys=False))
         cmd = [
             str(Path(sys.executable).with_name("torch-model-archiver")),
             "--model-name", name,
-            "--version", "1.0",
+            "--version", version,
             "--handler", str(HANDLER_DIR / "ts_handler.py"),
             "--extra-files", str(stage),
             "--config-file", str(config_file),

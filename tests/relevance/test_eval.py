@@ -18,19 +18,40 @@ def test_eval_on_a_labelled_folder_and_near_duplicates(standin, photos, interior
     out = tmp_path / "eval.json"
     cmd = [sys.executable, "-m", "lookalike", "eval", "--ts-url", standin.inference_url, "--models",
            "efficientnet_lite0", "--folder", str(tmp_path / "set"), "--near-duplicates", "--seeds", "1,2",
+           "--kinds", "near-duplicate,pasted",
            "--out", str(out)]  # fmt: skip
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "Class retrieval" in done.stdout and "Near duplicates" in done.stdout
+    assert "Class retrieval" in done.stdout and "Copies" in done.stdout
     report = json.loads(out.read_text())
     assert report["images"] == len(photos) + 6
     classes = report["classes"]["efficientnet_lite0"]
     assert set(classes) == {"overall", "subjects", "interiors"} and classes["interiors"]["queries"] == 6
     copies = report["near_duplicates"]["efficientnet_lite0"]
-    assert set(copies) == {"seed 1", "seed 2"} and all(0 <= row["recall@1"] <= 1 for row in copies.values())
+    assert set(copies) == {
+        f"{kind} {run}" for kind in ("near-duplicate", "pasted") for run in ("seed 1", "seed 2", "mean")
+    }
+    assert all(0 <= row["recall@1"] <= 1 for row in copies.values())
 
 
 def test_eval_of_an_empty_folder_is_a_clear_error(standin, tmp_path):
     cmd = [sys.executable, "-m", "lookalike", "eval", "--ts-url", standin.inference_url, "--folder", str(tmp_path)]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "no images in class folders" in done.stderr
+
+
+def test_each_kind_of_copy_is_seeded_and_changes_the_picture(photos):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from lookalike.relevance.protocols import ALL_KINDS, copies
+
+    images = [photos[name] for name in ("coffee", "chelsea", "rocket")]
+    for kind in ALL_KINDS:
+        first = copies(images, kind, np.random.default_rng(3))
+        assert first == copies(images, kind, np.random.default_rng(3)), kind  # same seed, same copies
+        assert first != copies(images, kind, np.random.default_rng(4)), kind
+        for original, copy in zip(images, first, strict=True):
+            assert copy != original and Image.open(io.BytesIO(copy)).format == "JPEG", kind
