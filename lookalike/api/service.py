@@ -65,7 +65,7 @@ class Service:
             report["index"] = await run_in_threadpool(index.describe)
         except LookalikeError as exc:
             report["index"] = f"unavailable: {exc.reason}"
-        healthy = report["model_server"] == "ok" and isinstance(report["index"], dict)
+        healthy = report["model_server"].startswith("ok") and isinstance(report["index"], dict)
         return healthy, {"status": "ok" if healthy else "unavailable", **report}
 
     async def close(self) -> None:

@@ -11,6 +11,9 @@ receives the answers. The rules it encodes:
 - 503/507 (overloaded, a worker restarting) are retried `retries` times with back-off.
 - A 4xx about the image is `ImageRefused` with TorchServe's own status and reason.
 - Anything else (unreachable, 5xx, not our wire format) is `ModelServerDown`.
+- Several instances (LOOKALIKE_TS_URL comma-separated): each request goes to the one with the
+  fewest requests in flight; an unreachable or failing (5xx) instance is taken out for a while
+  and the request is retried on another (endpoints.py).
 """
 
 from __future__ import annotations
@@ -30,11 +33,13 @@ from lookalike_handler.wire import decode_vector
 from PIL import Image
 
 from lookalike.errors import ImageRefused, ModelServerAuth, ModelServerDown, ModelServerError
+from lookalike.serving.endpoints import pool
 from lookalike.settings import Settings
 
-# What the exchange yields: a request to send, or seconds to sleep before the next try.
+# What the exchange yields: a request to send, or seconds to sleep before the next try; it gets
+# back the response, or the ModelServerDown of a request that reached no server.
 Step = httpx.Request | float
-Exchange = Generator[Step, httpx.Response | None, dict]
+Exchange = Generator[Step, httpx.Response | ModelServerDown | None, dict]
 
 
 @dataclass(frozen=True)
@@ -69,9 +74,9 @@ class _Base:
         timeout: float = 60.0,
         retries: int = 3,
     ) -> None:
-        self.url = url.rstrip("/")
+        self.pool = pool(url)
+        self.url = ",".join(self.pool.urls)
         self.model = model
-        self.endpoint = f"{self.url}/predictions/{model}"
         self.timeout = httpx.Timeout(timeout, connect=5.0)
         self.retries = retries
         self.key_file = None if token else key_file
@@ -91,24 +96,38 @@ class _Base:
     def _exchange(self, image: bytes) -> Exchange:
         reread = bool(self.key_file)
         attempt = 0
+        failed: set[str] = set()  # instances that failed this request: try the others first
         while True:
-            response = yield httpx.Request("POST", self.endpoint, content=image, headers=self._headers())
-            assert isinstance(response, httpx.Response)
+            base = self.pool.pick(avoid=failed)
+            endpoint = f"{base}/predictions/{self.model}"
+            healthy = True
             try:
-                return interpret(response, self.endpoint)
+                response = yield httpx.Request("POST", endpoint, content=image, headers=self._headers())
+                if isinstance(response, ModelServerDown):
+                    raise response
+                assert isinstance(response, httpx.Response)
+                return interpret(response, endpoint)
             except ModelServerAuth:
                 if not reread:
                     raise
                 reread = False  # keys expire; TorchServe writes the new ones to its key file
                 self.token = read_key_file(self.key_file or "")
             except ModelServerError as exc:
+                # Unreachable or 5xx: this instance is out for a while; another one gets the request.
+                healthy = not isinstance(exc, ModelServerDown) or exc.retryable
+                if not healthy and len(failed | {base}) < len(self.pool):
+                    failed.add(base)
+                    continue
                 if not exc.retryable or attempt >= self.retries:
                     raise
                 attempt += 1
                 yield 0.5 * 2 ** (attempt - 1)
+            finally:
+                self.pool.done(base, healthy)
 
-    def _unreachable(self, exc: httpx.HTTPError) -> ModelServerDown:
-        return ModelServerDown(f"model server unavailable at {self.url}: unreachable ({exc!r})")
+    def _unreachable(self, request: httpx.Request, exc: httpx.HTTPError) -> ModelServerDown:
+        where = f"{request.url.scheme}://{request.url.netloc.decode()}"
+        return ModelServerDown(f"model server unavailable at {where}: unreachable ({exc!r})")
 
     def _info(self, doc: dict) -> ModelInfo:
         return ModelInfo(self.model, str(doc["model"]), int(doc["dimension"]))
@@ -136,11 +155,11 @@ class ModelClient(_Base):
             except StopIteration as done:
                 return done.value
 
-    def _send(self, request: httpx.Request) -> httpx.Response:
+    def _send(self, request: httpx.Request) -> httpx.Response | ModelServerDown:
         try:
             return self.http.send(request)
         except httpx.HTTPError as exc:
-            raise self._unreachable(exc) from exc
+            return self._unreachable(request, exc)
 
     def embed(self, image: bytes) -> np.ndarray:
         """Image bytes -> float32 L2-normalised vector `[D]`."""
@@ -171,11 +190,11 @@ class AsyncModelClient(_Base):
             except StopIteration as done:
                 return done.value
 
-    async def _send(self, request: httpx.Request) -> httpx.Response:
+    async def _send(self, request: httpx.Request) -> httpx.Response | ModelServerDown:
         try:
             return await self.http.send(request)
         except httpx.HTTPError as exc:
-            raise self._unreachable(exc) from exc
+            return self._unreachable(request, exc)
 
     async def embed(self, image: bytes) -> tuple[dict, np.ndarray]:
         """(the server's answer, its vector `[D]`)."""
@@ -186,12 +205,20 @@ class AsyncModelClient(_Base):
         return self._info(await self.embed_response(probe_image()))
 
     async def ping(self) -> str:
-        """ "ok", or why the server is not healthy."""
-        try:
-            response = await self.http.get(f"{self.url}/ping", headers=self._headers(), timeout=5.0)
-        except httpx.HTTPError as exc:
-            return f"unreachable: {exc!r}"
-        return "ok" if response.status_code == 200 else f"ping answered {response.status_code}"
+        """ "ok" when every instance answers its ping, else what is wrong with which (the API is
+        still served while at least one instance answers)."""
+        problems = []
+        for base in self.pool.urls:
+            where = f"{base} " if len(self.pool) > 1 else ""
+            try:
+                response = await self.http.get(f"{base}/ping", headers=self._headers(), timeout=5.0)
+                if response.status_code != 200:
+                    problems.append(f"{where}ping answered {response.status_code}")
+            except httpx.HTTPError as exc:
+                problems.append(f"{where}unreachable: {exc!r}")
+        if not problems:
+            return "ok"
+        return ("ok, degraded: " if len(problems) < len(self.pool) else "") + "; ".join(problems)
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -1,0 +1,94 @@
+"""Several model-server instances behind one client: least outstanding requests, failover, and
+an instance back in once it answers. Stand-in servers (fast tier) and real TorchServe (slow)."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psutil
+import pytest
+import requests
+
+from lookalike import stack
+from lookalike.errors import ModelServerDown
+from lookalike.serving.client import ModelClient
+from lookalike.serving.endpoints import Endpoints
+from lookalike.settings import Settings
+from tests.standin import StandInModelServer
+
+LITE = "efficientnet_lite0"
+
+
+def test_least_outstanding_then_in_turn():
+    pool = Endpoints(["http://a", "http://b", "http://c"])
+    first = pool.pick()
+    second = pool.pick()
+    third = pool.pick()
+    assert {first, second, third} == {"http://a", "http://b", "http://c"}  # one each while all are busy
+    pool.done(second, healthy=True)
+    assert pool.pick() == second  # the only one with nothing in flight
+    for url in (first, second, third):
+        pool.done(url, healthy=True)
+    assert {pool.pick() for _ in range(3)} == {"http://a", "http://b", "http://c"}  # ties go in turn
+
+
+def test_a_failed_instance_is_out_for_a_while_then_probed_again():
+    pool = Endpoints(["http://a", "http://b"], cooldown=0.3)
+    bad = pool.pick()
+    pool.done(bad, healthy=False)
+    for _ in range(4):
+        url = pool.pick()
+        assert url != bad
+        pool.done(url, healthy=True)
+    assert pool.state()[bad].startswith("out for")
+    time.sleep(0.35)
+    picks = set()
+    for _ in range(2):
+        url = pool.pick()
+        picks.add(url)
+        pool.done(url, healthy=True)
+    assert bad in picks and pool.state()[bad] == "up"  # probed once the pause is over; back in
+
+
+def test_requests_spread_over_instances_and_survive_one_going_away(photos):
+    with StandInModelServer() as one, StandInModelServer() as two:
+        client = ModelClient(f"{one.inference_url},{two.inference_url}", LITE, retries=0)
+        with ThreadPoolExecutor(8) as threads:
+            list(threads.map(client.embed, [photos["coffee"]] * 40))
+        assert one.requests >= 10 and two.requests >= 10 and one.requests + two.requests == 40
+        two.__exit__()  # gone: connections refused
+        for _ in range(10):
+            assert client.embed(photos["chelsea"]).shape == (1280,)  # failover, never an error
+        assert client.pool.state()[two.inference_url].startswith("out for")
+        client.close()
+    with pytest.raises(ModelServerDown, match="unreachable"):
+        ModelClient(f"{one.inference_url},{two.inference_url}", LITE, retries=0).embed(photos["coffee"])
+
+
+@pytest.mark.slow
+def test_searches_keep_succeeding_when_a_torchserve_is_killed_mid_load(store, photos, tmp_path):
+    """Two real TorchServe instances behind the API; one is SIGKILLed while searches run."""
+    with (
+        stack.torchserve([LITE], store, tmp_path / "a") as first,
+        stack.torchserve([LITE], store, tmp_path / "b") as second,
+    ):
+        settings = Settings(ts_url=f"{first.inference_url},{second.inference_url}", model=LITE,
+                                  data_dir=tmp_path / "index", thumb_dir=tmp_path / "thumbs")  # fmt: skip
+        stack.ingest(settings, stack.photo_items(photos, tmp_path / "photos", "subjects", named=True))
+        with stack.ApiThread(settings) as api:
+
+            def search(_: int) -> int:
+                response = requests.post(f"{api.url}/search?k=3", data=photos["coffee"], timeout=120)
+                return response.status_code
+
+            with ThreadPoolExecutor(4) as threads:
+                futures = [threads.submit(search, i) for i in range(40)]
+                time.sleep(2)
+                victim = psutil.Process(second.pid())  # the frontend and its workers, mid-load
+                for process in [*victim.children(recursive=True), victim]:
+                    process.kill()
+                statuses = [future.result() for future in futures]
+            assert statuses == [200] * 40
+            health = requests.get(f"{api.url}/healthz", timeout=30).json()
+            assert health["status"] == "ok" and health["model_server"].startswith("ok, degraded")
