@@ -16,6 +16,7 @@ BENCHMARKS = {
     "index": ("lookalike.bench.index", "embedded index: recall@10 vs exact search, query latency, build time"),
     "backends": ("lookalike.bench.backends", "embedded vs OpenSearch: recall, search p50/p95, ingest/s, memory, API"),
     "ingest": ("lookalike.bench.ingest", "ingest throughput vs TorchServe alone, same run"),
+    "instances": ("lookalike.bench.instances", "searches/s through the API with one vs two TorchServe instances"),
     "capacity": ("lookalike.bench.capacity", "searches/s the whole local stack sustains per TorchServe layout"),
 }
 
