@@ -85,8 +85,8 @@ capacity: $(STAMP) ## searches/s of the whole local stack per TorchServe layout 
 	$(LOOKALIKE) bench capacity
 
 LOAD_ARGS ?= --shape ramp -u 8 -t 60s
-loadtest: $(STAMP) ## start what is not running, run a bounded headless Locust test (LOAD_ARGS), print the summary
-	$(LOOKALIKE) loadtest $(LOAD_ARGS)
+loadtest: $(STAMP) ## start what is not running, run a bounded headless Locust test (LOAD_ARGS; WORKERS=n: distributed), print the summary
+	$(LOOKALIKE) loadtest $(if $(WORKERS),--workers $(WORKERS)) $(LOAD_ARGS)
 
 loadtest-ui: $(STAMP) ## Locust's web UI on http://127.0.0.1:8089 against the local stack
 	$(LOOKALIKE) loadtest --ui

@@ -2,6 +2,7 @@
 test with loadtest/locustfile.py, print the summary.
 
     lookalike loadtest --shape ramp -u 8 -t 60s      # extra args go to locust
+    lookalike loadtest --workers 2 --shape soak -u 8 -t 10m   # a master and 2 worker processes
     lookalike loadtest --ui                          # web UI on 127.0.0.1:8089
 """
 
@@ -29,24 +30,57 @@ def summary(stats_csv: Path) -> str:
     return "\n".join(lines)
 
 
+def locust_command(api: str, ts_url: str, model: str) -> list[str]:
+    """locust with our locustfile against the API at `api` (EmbedUser against TorchServe at `ts_url`)."""
+    return [str(Path(sys.executable).with_name("locust")), "-f", str(LOCUSTFILE), "-H", api,
+            "--ts-host", ts_url.split(",")[0], "--ts-model", model]  # fmt: skip
+
+
+def run_headless(cmd: list[str], argv: list[str], prefix: Path, html: Path, workers: int = 0) -> int:
+    """A bounded headless run writing CSV and HTML reports; with `workers`, Locust's distributed
+    mode on this machine: one master (the shape, the thresholds, the reports) and that many worker
+    processes generating the load. Locust's exit code: 1 when a threshold broke."""
+    common = ["--headless", "--csv", str(prefix), "--html", str(html), "--only-summary", *argv]
+    if not workers:
+        return subprocess.call([*cmd, *common], cwd=REPO)
+    from lookalike.stack import free_port
+
+    port = free_port()
+    helpers = [subprocess.Popen([*cmd, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for _ in range(workers)]  # fmt: skip
+    try:
+        return subprocess.call([*cmd, *common, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
+                                str(port), "--expect-workers", str(workers)], cwd=REPO)  # fmt: skip
+    finally:
+        for helper in helpers:
+            try:
+                helper.wait(timeout=15)  # workers quit when the master does
+            except subprocess.TimeoutExpired:
+                helper.kill()
+
+
 def main(argv: list[str]) -> int:
     from lookalike.demo import ensure_stack
 
     if {"-h", "--help"} & set(argv):  # Locust's options (ours included), without starting anything
         return subprocess.call([str(Path(sys.executable).with_name("locust")), "-f", str(LOCUSTFILE), "--help"])
+    workers = 0
+    if "--workers" in argv:  # ours: Locust's distributed mode on this machine
+        at = argv.index("--workers")
+        workers, argv = int(argv[at + 1]), argv[:at] + argv[at + 2 :]
     settings = ensure_stack()
     api = f"http://{settings.api_host}:{settings.api_port}"
     REPORTS.mkdir(parents=True, exist_ok=True)
-    cmd = [str(Path(sys.executable).with_name("locust")), "-f", str(LOCUSTFILE), "-H", api,
-           "--ts-host", settings.ts_url, "--ts-model", settings.model]  # fmt: skip
+    cmd = locust_command(api, settings.ts_url, settings.model)
     if "--ui" in argv:
         argv = [arg for arg in argv if arg != "--ui"]
         print("Locust web UI: http://127.0.0.1:8089 (Ctrl-C to stop)")
         return subprocess.call([*cmd, "--web-host", "127.0.0.1", *argv], cwd=REPO)
     prefix = REPORTS / "lookalike"
     html = REPORTS / "report.html"
-    code = subprocess.call([*cmd, "--headless", "--csv", str(prefix), "--html", str(html), "--only-summary",
-                            *(argv or ["--shape", "ramp", "-u", "8", "-t", "60s"])], cwd=REPO)  # fmt: skip
+    code = run_headless(cmd, argv or ["--shape", "ramp", "-u", "8", "-t", "60s"], prefix, html, workers)
     print("\n" + summary(Path(f"{prefix}_stats.csv")))
-    print(f"\nreports: {html} and {prefix}_*.csv; thresholds {'met' if code == 0 else 'BROKEN (exit code 1)'}")
+    where = f" ({workers} worker processes)" if workers else ""
+    print(f"\nreports{where}: {html} and {prefix}_*.csv; thresholds {'met' if code == 0 else 'BROKEN (exit code 1)'}")
     return code

@@ -56,3 +56,16 @@ def test_wrong_answers_are_counted_as_failures_with_their_reason(search_api, ser
         > 0
     )
     assert "HTTP 404" in result.stderr or "HTTP 404" in (tmp_path / "run_failures.csv").read_text()
+
+
+def test_distributed_mode_with_two_worker_processes(search_api, server, tmp_path):
+    """`lookalike loadtest --workers 2`: a master and two workers on this machine, one report."""
+    from lookalike.loadtest.runner import locust_command, run_headless
+
+    cmd = locust_command(search_api.url, server.inference_url, LITE)
+    code = run_headless(cmd, ["--shape", "ramp", "-u", "4", "-t", "12s", "--max-fail-ratio", "0"],
+                        tmp_path / "dist", tmp_path / "dist.html", workers=2)  # fmt: skip
+    assert code == 0
+    with open(tmp_path / "dist_stats.csv", newline="") as handle:
+        stats = {row["Name"]: row for row in csv.DictReader(handle)}
+    assert int(stats["POST /search"]["Request Count"]) > 0 and int(stats["Aggregated"]["Failure Count"]) == 0
