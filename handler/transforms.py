@@ -47,17 +47,19 @@ def resize_crop(img: Image.Image, spec: PreprocessSpec) -> torch.Tensor:
         img = img.resize((width, height), _PIL_FILTERS[spec.interpolation])
     top = round((height - spec.crop) / 2.0)
     left = round((width - spec.crop) / 2.0)
-    img = img.crop((left, top, left + spec.crop, top + spec.crop))
-    array = np.asarray(img, dtype=np.uint8)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1)
+    return _chw(img.crop((left, top, left + spec.crop, top + spec.crop)))
 
 
 def resize_full(img: Image.Image, spec: PreprocessSpec) -> torch.Tensor:
     """One RGB image -> uint8 tensor `[3, crop, crop]`: the whole image, resized (aspect not kept)."""
     if img.size != (spec.crop, spec.crop):
         img = img.resize((spec.crop, spec.crop), _PIL_FILTERS[spec.interpolation])
-    array = np.asarray(img, dtype=np.uint8)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1)
+    return _chw(img)
+
+
+def _chw(img: Image.Image) -> torch.Tensor:
+    """An RGB image as a uint8 tensor `[3, H, W]` (its own copy of the pixels)."""
+    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 
 FIT = {"crop": resize_crop, "full": resize_full}

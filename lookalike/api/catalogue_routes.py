@@ -7,16 +7,12 @@ from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from lookalike.api.security import require_read, require_write
-from lookalike.api.service import IMAGE_BODY, Service, read_upload
+from lookalike.api.service import IMAGE_BODY, read_upload, service_of
 from lookalike.errors import IndexUnavailable, NotFound
 from lookalike.index import VectorIndex
 from lookalike.index.documents import Doc
 
 router = APIRouter(prefix="/images")
-
-
-def service_of(request: Request) -> Service:
-    return request.app.state.service
 
 
 def found(index: VectorIndex, doc_id: str) -> Doc:

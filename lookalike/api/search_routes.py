@@ -9,13 +9,9 @@ from fastapi.responses import JSONResponse
 
 from lookalike import search
 from lookalike.api.security import require_read
-from lookalike.api.service import IMAGE_BODY, Service, read_upload
+from lookalike.api.service import IMAGE_BODY, read_upload, service_of
 
 router = APIRouter()
-
-
-def service_of(request: Request) -> Service:
-    return request.app.state.service
 
 
 def filters(

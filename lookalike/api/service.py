@@ -74,6 +74,11 @@ class Service:
             await run_in_threadpool(self.index.close)
 
 
+def service_of(request: Request) -> Service:
+    """The app's Service (made by create_app's lifespan)."""
+    return request.app.state.service
+
+
 async def read_upload(request: Request, limit: int) -> tuple[bytes, dict[str, str]]:
     """The image from a multipart field `image` (or `file`) or the raw body; 413 past `limit` bytes.
     Also returns the multipart form's text fields (none for a raw body)."""

@@ -30,7 +30,7 @@ import numpy as np
 import psutil
 
 from lookalike import bench, opensearch_node, stack
-from lookalike.bench.index import dataset
+from lookalike.bench.index import dataset, measure
 from lookalike.index import VectorIndex
 from lookalike.index.documents import Doc
 from lookalike.index.embedded import EmbeddedIndex
@@ -44,17 +44,6 @@ CATEGORIES = 10
 
 def rss_mb(pid: int) -> float:
     return psutil.Process(pid).memory_info().rss / 2**20
-
-
-def measure(index: VectorIndex, xq: np.ndarray, truth: np.ndarray, category: str | None) -> dict:
-    latencies, recalls = [], []
-    for query, want in zip(xq, truth, strict=True):
-        t0 = time.perf_counter()
-        hits = index.search(query, K, category=category)
-        latencies.append((time.perf_counter() - t0) * 1000)
-        recalls.append(len({int(hit.id) for hit in hits} & set(want.tolist())) / K)
-    p50, p95 = np.percentile(latencies, [50, 95])
-    return {"recall_at_10": float(np.mean(recalls)), "p50_ms": float(p50), "p95_ms": float(p95)}
 
 
 def fill(index: VectorIndex, xb: np.ndarray, cats: np.ndarray, model: str, batch: int = 1000) -> float:

@@ -39,6 +39,18 @@ def dataset(n: int, d: int, nq: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
     return xb, (xq / np.linalg.norm(xq, axis=1, keepdims=True)).astype(np.float32)
 
 
+def measure(index, xq: np.ndarray, truth: np.ndarray, category: str | None = None, k: int = 10) -> dict:
+    """recall@k of `index` against the exact `truth` ids, and its query latency p50/p95 (ms)."""
+    latencies, recalls = [], []
+    for query, want in zip(xq, truth, strict=True):
+        t0 = time.perf_counter()
+        hits = index.search(query, k, category=category)
+        latencies.append((time.perf_counter() - t0) * 1000)
+        recalls.append(len({int(hit.id) for hit in hits} & set(want.tolist())) / k)
+    p50, p95 = np.percentile(latencies, [50, 95])
+    return {"recall_at_10": float(np.mean(recalls)), "p50_ms": float(p50), "p95_ms": float(p95)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = bench.parser(__name__, __doc__)
     parser.add_argument("--n", type=int, default=100_000)
@@ -68,15 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         build_s = time.perf_counter() - t0
         for ef in [int(e) for e in args.ef_search.split(",")]:
             index.ef_search = ef
-            latencies, recalls = [], []
-            for q, t in zip(xq, truth, strict=True):
-                t0 = time.perf_counter()
-                hits = index.search(q, k)
-                latencies.append((time.perf_counter() - t0) * 1000)
-                recalls.append(len({int(h.id) for h in hits} & set(t.tolist())) / k)
-            p50, p95 = np.percentile(latencies, [50, 95])
-            recall = float(np.mean(recalls))
-            rows.append({"ef_search": ef, "recall_at_10": recall, "p50_ms": float(p50), "p95_ms": float(p95)})
+            rows.append({"ef_search": ef, **measure(index, xq, truth, k=k)})
         index.close()
     print(f"{args.n} vectors x {args.dim}-d; M={args.m}, efConstruction={args.ef_construction}")
     print(f"write to SQLite {write_s:.1f} s ({args.n / write_s:.0f}/s); HNSW build {build_s:.1f} s; "

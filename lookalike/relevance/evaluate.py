@@ -28,7 +28,7 @@ import numpy as np
 
 from lookalike import stack
 from lookalike.errors import BadQuery, LookalikeError
-from lookalike.ingest.sources import IMAGE_SUFFIXES
+from lookalike.ingest.sources import from_folder
 from lookalike.photos import interior_photos, subject_photos
 from lookalike.relevance.metrics import Scores, rankings, score
 from lookalike.relevance.protocols import ALL_KINDS, copies
@@ -37,15 +37,12 @@ from lookalike.settings import MODEL_STORE, REPORTS_DIR, RUN_DIR, Settings
 
 
 def labelled_folder(root: Path) -> tuple[list[bytes], list[str]]:
-    """(image bytes, class) of every image under root/<class>/..."""
-    images, labels = [], []
-    for path in sorted(root.rglob("*")):
-        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and path.parent != root:
-            images.append(path.read_bytes())
-            labels.append(path.relative_to(root).parts[0])
-    if not images:
+    """(image bytes, class) of every image under root/<class>/... (ingest's folder rule: the
+    first-level folder is the category)."""
+    items = [item for item in from_folder(root) if item.category]
+    if not items:
         raise BadQuery(f"no images in class folders under {root} (expected {root}/<class>/<image>)")
-    return images, labels
+    return [Path(item.source).read_bytes() for item in items], [str(item.category) for item in items]
 
 
 def embed_all(client: ModelClient, images: list[bytes], workers: int = 4) -> np.ndarray:

@@ -41,7 +41,7 @@ from lookalike_handler.transforms import normalize_batch
 from tqdm import tqdm
 
 from lookalike.errors import BadQuery, LookalikeError
-from lookalike.ingest.sources import IMAGE_SUFFIXES
+from lookalike.ingest.sources import from_folder
 from lookalike.relevance.evaluate import classes
 from lookalike.relevance.metrics import rankings, score
 from lookalike.relevance.protocols import near_duplicate
@@ -59,15 +59,15 @@ class Dataset:
 
 def load(root: Path) -> Dataset:
     """DIR/<class>/<images> (classes), or images directly in DIR (each its own class)."""
-    paths = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
+    items = list(from_folder(root))  # ingest's folder rule: the first-level folder is the category
+    if not items:
         raise BadQuery(f"no images under {root}")
-    nested = [p for p in paths if p.parent != root]
+    nested = [item for item in items if item.category]
     if nested:
-        names = sorted({p.relative_to(root).parts[0] for p in nested})
-        labels = np.array([names.index(p.relative_to(root).parts[0]) for p in nested])
-        return Dataset([p.read_bytes() for p in nested], labels, True)
-    return Dataset([p.read_bytes() for p in paths], np.arange(len(paths)), False)
+        names = sorted({str(item.category) for item in nested})
+        labels = np.array([names.index(str(item.category)) for item in nested])
+        return Dataset([Path(item.source).read_bytes() for item in nested], labels, True)
+    return Dataset([Path(item.source).read_bytes() for item in items], np.arange(len(items)), False)
 
 
 def split(data: Dataset, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
