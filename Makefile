@@ -12,6 +12,9 @@ WEIGHTS ?=
 RANDOM_WEIGHTS ?=
 MODELS ?=
 PYTEST_ARGS ?=
+SIZE ?= 100000
+DIM ?= 2048
+QUANTIZATION ?= sq8
 
 .DEFAULT_GOAL := help
 .PHONY: help setup mar serve stop demo ingest api test test-fast test-opensearch opensearch opensearch-stop loadtest loadtest-ui lint format bench bench-levers bench-index bench-ingest capacity clean
@@ -75,8 +78,8 @@ bench: $(STAMP) ## embedding benchmark: raw in-process vs served, per precision 
 bench-levers: $(STAMP) ## every speed lever vs the plain fp32 path, served by TorchServe, in one run (table + JSON)
 	$(LOOKALIKE) bench levers --served
 
-bench-index: $(STAMP) ## embedded index: recall@10 vs exact search and query speed at 100k vectors
-	$(LOOKALIKE) bench index
+bench-index: $(STAMP) ## embedded index: recall@10, p50/p95, peak RSS, build and open time (SIZE=100000 DIM=2048 QUANTIZATION=sq8)
+	$(LOOKALIKE) bench index --n $(SIZE) --dim $(DIM) --quantization $(QUANTIZATION)
 
 bench-ingest: $(STAMP) ## ingest throughput vs TorchServe alone, same run
 	$(LOOKALIKE) bench ingest

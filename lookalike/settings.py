@@ -43,6 +43,9 @@ TORCHSERVE_PORTS = {
     "grpc_management": 7071,
 }
 ENGINES = ("auto", "faiss", "lucene")  # auto: faiss only where every node declares k-NN native libraries
+# How the HNSW graph holds its vectors. Embedded: none | fp16 | sq8, default sq8 (re-ranked exactly
+# from SQLite). OpenSearch, for a new index: none (the default) | sq8 (Lucene's 7-bit sq) | fp16 (faiss).
+QUANTIZATIONS = ("none", "fp16", "sq8")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +67,7 @@ class Settings:
     engine: str = "auto"  # OpenSearch k-NN engine: auto | faiss | lucene
     shards: int = 1  # OpenSearch primaries of a new index
     replicas: int = 0  # OpenSearch replicas of a new index (1+ on a cluster)
+    quantization: str | None = None  # None: each backend's default (embedded sq8, OpenSearch none)
     m: int = 16
     ef_construction: int = 100
     ef_search: int = 100
@@ -105,6 +109,9 @@ class Settings:
     def validate(self) -> None:
         if self.engine not in ENGINES:
             raise SettingsError(f"LOOKALIKE_ENGINE must be one of {', '.join(ENGINES)}, not {self.engine!r}")
+        if self.quantization is not None and self.quantization not in QUANTIZATIONS:
+            raise SettingsError(f"LOOKALIKE_QUANTIZATION must be one of {', '.join(QUANTIZATIONS)}, "
+                                f"not {self.quantization!r}")  # fmt: skip
         for name in ("ts_url", "opensearch_url"):
             for url in (getattr(self, name) or "").split(",") if getattr(self, name) is not None else ():
                 if not url.strip().startswith(("http://", "https://")):

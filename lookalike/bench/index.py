@@ -1,16 +1,24 @@
-"""Embedded index at scale: recall@10 against exact search, build and query speed.
+"""Embedded index at scale: recall@10 against exact search, query speed, memory, build and open time.
 
 Vectors are synthetic but embedding-like: a 64-d latent mixture of 500 clusters projected to
 D dimensions plus noise, L2-normalised (image embeddings have a low intrinsic dimension;
-i.i.d. Gaussian 2048-d vectors would be a worst case no real model produces). Queries are
-perturbed copies of indexed vectors. Prints a table, writes JSON.
+i.i.d. Gaussian 2048-d vectors would be a worst case no real model produces). They are made
+and written in chunks, so a million 2048-d vectors (8 GB as float32) never sit in memory at
+once. Queries are fresh draws from the same mixture, not copies of indexed vectors. Each
+document gets one of 100 categories, so a category filter keeps 1 %.
 
-    lookalike bench index --n 100000 --dim 2048
+The SQLite file is written once; then, per quantisation, the graph is built and saved by this
+process and measured by a fresh one that opens it (open time, peak resident memory, searches).
+Prints a table, writes JSON.
+
+    lookalike bench index --n 1000000 --dim 2048 --quantization sq8,fp16
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import multiprocessing
 import tempfile
 import time
 from pathlib import Path
@@ -20,35 +28,108 @@ import numpy as np
 from lookalike import bench
 from lookalike.index.documents import Doc
 from lookalike.index.embedded import EmbeddedIndex
-from lookalike.settings import REPORTS_DIR
+from lookalike.settings import QUANTIZATIONS, REPORTS_DIR
+
+CATEGORIES = 100
+CHUNK = 10_000
+
+
+class Mixture:
+    """Embedding-like unit vectors [m, D] float32, drawn `m` at a time from one fixed mixture."""
+
+    def __init__(self, d: int, seed: int = 0, latent_dim: int = 64, clusters: int = 500) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.centres = self.rng.standard_normal((clusters, latent_dim))
+        self.projection = self.rng.standard_normal((latent_dim, d)) / np.sqrt(latent_dim)
+        self.d = d
+
+    def draw(self, m: int) -> np.ndarray:
+        z = self.centres[self.rng.integers(0, len(self.centres), m)]
+        z = z + 0.5 * self.rng.standard_normal(z.shape)
+        x = z @ self.projection + 0.05 * self.rng.standard_normal((m, self.d))
+        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
 def dataset(n: int, d: int, nq: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    latent_dim, clusters = 64, 500
-    centres = rng.standard_normal((clusters, latent_dim))
-    projection = rng.standard_normal((latent_dim, d)) / np.sqrt(latent_dim)
-    xb = np.empty((n, d), dtype=np.float32)
-    for start in range(0, n, 10000):
-        m = min(10000, n - start)
-        z = centres[rng.integers(0, clusters, m)] + 0.5 * rng.standard_normal((m, latent_dim))
-        x = z @ projection + 0.05 * rng.standard_normal((m, d))
-        xb[start : start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
-    picks = rng.integers(0, n, nq)
-    xq = xb[picks] + 0.02 * rng.standard_normal((nq, d)).astype(np.float32)
+    """`n` indexed vectors and `nq` queries that are perturbed copies of some of them (near-duplicates)."""
+    mixture = Mixture(d, seed)
+    xb = np.concatenate([mixture.draw(min(CHUNK, n - start)) for start in range(0, n, CHUNK)])
+    xq = xb[mixture.rng.integers(0, n, nq)] + 0.02 * mixture.rng.standard_normal((nq, d)).astype(np.float32)
     return xb, (xq / np.linalg.norm(xq, axis=1, keepdims=True)).astype(np.float32)
 
 
-def measure(index, xq: np.ndarray, truth: np.ndarray, category: str | None = None, k: int = 10) -> dict:
-    """recall@k of `index` against the exact `truth` ids, and its query latency p50/p95 (ms)."""
+def measure(index, xq: np.ndarray, truth: np.ndarray, category=None, k: int = 10) -> dict:
+    """recall@k of `index` against the exact `truth` ids [nq, k], and its query latency p50/p95 (ms).
+    `category` is one name for every query, or a list with one per query."""
     latencies, recalls = [], []
-    for query, want in zip(xq, truth, strict=True):
+    for i, (query, want) in enumerate(zip(xq, truth, strict=True)):
+        name = category[i] if isinstance(category, list) else category
         t0 = time.perf_counter()
-        hits = index.search(query, k, category=category)
+        hits = index.search(query, k, category=name)
         latencies.append((time.perf_counter() - t0) * 1000)
         recalls.append(len({int(hit.id) for hit in hits} & set(want.tolist())) / k)
     p50, p95 = np.percentile(latencies, [50, 95])
     return {"recall_at_10": float(np.mean(recalls)), "p50_ms": float(p50), "p95_ms": float(p95)}
+
+
+class Truth:
+    """Exact top-k ids of each query, overall and within the query's category, kept up to date chunk by chunk."""
+
+    def __init__(self, xq: np.ndarray, query_categories: np.ndarray, k: int) -> None:
+        self.xq, self.cq, self.k = xq, query_categories, k
+        self.best = [np.full((len(xq), 0), -np.inf), np.full((len(xq), 0), -np.inf)]
+        self.ids = [np.zeros((len(xq), 0), dtype=np.int64), np.zeros((len(xq), 0), dtype=np.int64)]
+
+    def add(self, xb: np.ndarray, first_id: int, categories: np.ndarray) -> None:
+        scores = self.xq @ xb.T
+        ids = np.broadcast_to(np.arange(first_id, first_id + len(xb)), scores.shape)
+        masked = np.where(categories[None, :] == self.cq[:, None], scores, -np.inf)
+        for which, s in enumerate((scores, masked)):
+            all_s = np.concatenate([self.best[which], s], axis=1)
+            all_i = np.concatenate([self.ids[which], ids], axis=1)
+            top = np.argsort(-all_s, axis=1)[:, : self.k]
+            self.best[which] = np.take_along_axis(all_s, top, axis=1)
+            self.ids[which] = np.take_along_axis(all_i, top, axis=1)
+
+
+def write(index: EmbeddedIndex, n: int, d: int, truth: Truth, seed: int) -> float:
+    """Stream `n` vectors into the index's SQLite and `truth`; returns seconds spent writing."""
+    mixture = Mixture(d, seed)
+    spent, last_report = 0.0, time.perf_counter()
+    for start in range(0, n, CHUNK):
+        xb = mixture.draw(min(CHUNK, n - start))
+        categories = (np.arange(start, start + len(xb)) % CATEGORIES).astype(np.int64)
+        truth.add(xb, start, categories)
+        docs = [Doc(id=str(start + i), vector=v, model="synthetic", category=f"c{categories[i]}")
+                for i, v in enumerate(xb)]  # fmt: skip
+        t0 = time.perf_counter()
+        index.upsert(docs)
+        spent += time.perf_counter() - t0
+        if time.perf_counter() - last_report > 30:
+            print(f"  wrote {start + len(xb):,}/{n:,} vectors ({(start + len(xb)) / spent:.0f}/s)", flush=True)
+            last_report = time.perf_counter()
+    return spent
+
+
+def probe(directory: str, d: int, quantization: str, xq: np.ndarray, truth: list, categories: list,
+          ef_searches: list[int], m: int, ef_construction: int) -> dict:  # fmt: skip
+    """Run in a fresh process: open the saved index, search, report open time and peak RSS."""
+    rss_before = peak_rss_mb()
+    t0 = time.perf_counter()
+    index = EmbeddedIndex(Path(directory), "bench", "synthetic", d, m, ef_construction, quantization=quantization)
+    open_s = time.perf_counter() - t0
+    for query in xq[:10]:  # warm the page cache the re-ranking reads from
+        index.search(query, 10)
+    rows = []
+    for ef in ef_searches:
+        index.ef_search = ef
+        row = {"ef_search": ef, **measure(index, xq, truth[0])}
+        row |= {f"filtered_{key}": value for key, value in measure(index, xq, truth[1], categories).items()}
+        rows.append(row)
+    peak = peak_rss_mb()
+    graph_mb = (Path(directory) / index.name / "graph.faiss").stat().st_size / 2**20
+    return {"open_s": open_s, "rss_import_mb": rss_before, "peak_rss_mb": peak, "graph_file_mb": graph_mb,
+            "rss_mb": current_rss_mb(), "graph": index.graph_kind, "rows": rows}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,41 +137,83 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--ef-search", default="100,200", help="comma-separated efSearch values to measure")
+    parser.add_argument("--quantization", default="sq8", help=f"comma-separated, of {', '.join(QUANTIZATIONS)}")
+    parser.add_argument("--ef-search", default="64,128", help="comma-separated efSearch values to measure")
     parser.add_argument("--m", type=int, default=16)
     parser.add_argument("--ef-construction", type=int, default=100)
-    parser.add_argument("--out", type=Path, default=REPORTS_DIR / "bench_index.json")
+    parser.add_argument("--dir", type=Path, help="build here and keep it (default: a temporary folder)")
+    parser.add_argument("--out", type=Path, help="JSON report (default: reports/bench_index_<n>_<dim>.json)")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="  %(message)s")  # the graph build's progress
+    kinds = args.quantization.split(",")
+    if unknown := set(kinds) - set(QUANTIZATIONS):
+        parser.error(f"unknown quantization {', '.join(sorted(unknown))}")
+    ef_searches = [int(e) for e in args.ef_search.split(",")]
 
-    xb, xq = dataset(args.n, args.dim, args.queries)
     k = 10
-    t0 = time.perf_counter()
-    truth = np.argsort(-(xq @ xb.T), axis=1)[:, :k]
-    exact_ms = (time.perf_counter() - t0) / len(xq) * 1000
-    rows = []
+    xq = Mixture(args.dim, seed=10_000 + args.dim).draw(args.queries)  # held out: another stream of the mixture
+    query_categories = np.arange(args.queries) % CATEGORIES
+    truth = Truth(xq, query_categories, k)
+    results = []
     with tempfile.TemporaryDirectory(prefix="lookalike-bench-index-") as tmp:
-        index = EmbeddedIndex(Path(tmp), "bench", "synthetic", args.dim, args.m, args.ef_construction)
-        t0 = time.perf_counter()
-        for start in range(0, args.n, 5000):
-            docs = [Doc(id=str(start + i), vector=v, model="synthetic") for i, v in enumerate(xb[start : start + 5000])]
-            index.upsert(docs)
-        write_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        index.search(xq[0], k)  # builds the HNSW graph from SQLite
-        build_s = time.perf_counter() - t0
-        for ef in [int(e) for e in args.ef_search.split(",")]:
-            index.ef_search = ef
-            rows.append({"ef_search": ef, **measure(index, xq, truth, k=k)})
-        index.close()
-    print(f"{args.n} vectors x {args.dim}-d; M={args.m}, efConstruction={args.ef_construction}")
-    print(f"write to SQLite {write_s:.1f} s ({args.n / write_s:.0f}/s); HNSW build {build_s:.1f} s; "
-          f"exact search {exact_ms:.1f} ms/query (numpy, in memory)")  # fmt: skip
-    print(f"{'efSearch':>8}  {'recall@10':>9}  {'p50 ms':>7}  {'p95 ms':>7}")
-    for row in rows:
-        print(f"{row['ef_search']:>8}  {row['recall_at_10']:>9.4f}  {row['p50_ms']:>7.2f}  {row['p95_ms']:>7.2f}")
+        directory = args.dir or Path(tmp)
+        index = EmbeddedIndex(directory, "bench", "synthetic", args.dim, args.m, args.ef_construction,
+                              quantization=kinds[0])  # fmt: skip
+        if index.count():
+            raise SystemExit(f"{directory} already holds an index: give an empty --dir")
+        print(f"writing {args.n:,} vectors x {args.dim}-d to SQLite ...", flush=True)
+        write_s = write(index, args.n, args.dim, truth, seed=args.dim)
+        index.db.close()  # not close(): that would build a graph, which each kind below times
+        spawn = multiprocessing.get_context("spawn")
+        for kind in kinds:
+            print(f"building the {kind} graph ...", flush=True)
+            t0 = time.perf_counter()
+            index = EmbeddedIndex(directory, "bench", "synthetic", args.dim, args.m, args.ef_construction,
+                                  quantization=kind)  # fmt: skip
+            index.close()  # saves the graph
+            build_s = time.perf_counter() - t0
+            build_rss = peak_rss_mb()
+            del index
+            with spawn.Pool(1) as pool:
+                probed = pool.apply(probe, (str(directory), args.dim, kind, xq, truth.ids,
+                                            [f"c{c}" for c in query_categories], ef_searches, args.m,
+                                            args.ef_construction))  # fmt: skip
+            results.append({"quantization": kind, "build_s": build_s, "build_peak_rss_mb": build_rss, **probed})
+            (directory / index_name(args.dim) / "graph.faiss").unlink()  # the next kind builds from SQLite
+
+    print(f"\n{args.n:,} vectors x {args.dim}-d; M={args.m}, efConstruction={args.ef_construction}; "
+          f"SQLite write {write_s:.0f} s ({args.n / write_s:,.0f}/s); filter: 1 category of {CATEGORIES}")  # fmt: skip
+    print(f"{'graph':>5} {'build s':>8} {'open s':>7} {'graph MB':>9} {'peak RSS MB':>12} {'efSearch':>8} "
+          f"{'recall@10':>9} {'p50 ms':>7} {'p95 ms':>7} {'filt. recall':>12} {'filt. p50':>9}")  # fmt: skip
+    for result in results:
+        for row in result["rows"]:
+            print(f"{result['quantization']:>5} {result['build_s']:>8.0f} {result['open_s']:>7.1f} "
+                  f"{result['graph_file_mb']:>9.0f} {result['peak_rss_mb']:>12.0f} {row['ef_search']:>8} "
+                  f"{row['recall_at_10']:>9.4f} {row['p50_ms']:>7.2f} {row['p95_ms']:>7.2f} "
+                  f"{row['filtered_recall_at_10']:>12.4f} {row['filtered_p50_ms']:>9.2f}")  # fmt: skip
+    args.out = args.out or REPORTS_DIR / f"bench_index_{args.n}_{args.dim}.json"
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"n": args.n, "dim": args.dim, "m": args.m, "ef_construction": args.ef_construction,
-            "write_s": write_s, "build_s": build_s, "exact_ms_per_query": exact_ms}  # fmt: skip
-    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    meta = {"n": args.n, "dim": args.dim, "m": args.m, "ef_construction": args.ef_construction, "queries": args.queries,
+            "categories": CATEGORIES, "write_s": write_s, "vectors": "synthetic 64-d latent mixture, held-out queries"}  # fmt: skip
+    args.out.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     print(f"JSON: {args.out}")
     return 0
+
+
+def peak_rss_mb() -> float:
+    """This process's resident-memory high-water mark (VmHWM: unlike ru_maxrss, it starts afresh at exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def current_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def index_name(d: int) -> str:
+    return f"bench-synthetic-{d}"

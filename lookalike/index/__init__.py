@@ -43,5 +43,6 @@ def open_index(settings: Settings, model: str, dimension: int) -> VectorIndex:
     from lookalike.index.embedded import EmbeddedIndex
 
     return EmbeddedIndex(
-        settings.data_dir, settings.alias, model, dimension, settings.m, settings.ef_construction, settings.ef_search
+        settings.data_dir, settings.alias, model, dimension, settings.m, settings.ef_construction, settings.ef_search,
+        quantization=settings.quantization or "sq8",
     )

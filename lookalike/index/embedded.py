@@ -1,6 +1,9 @@
 """The embedded index: SQLite (documents, metadata, vectors; the source of truth) + a FAISS HNSW graph.
 
-No server needed. Cosine on L2-normalised vectors is inner product. SQLite commits each
+No server needed. The graph holds its vectors as float32 (`none`), float16 (`fp16`) or 8-bit
+scalar codes (`sq8`, 4x smaller: 1M 2048-d vectors fit in ~2.3 GB of memory); whatever the
+graph holds, its candidates are re-ranked by exact cosine on the float32 vectors read back from
+SQLite (page cache, not process memory), so scores and thresholds never depend on the choice. Cosine on L2-normalised vectors is inner product. SQLite commits each
 write batch durably (WAL), so a killed ingest loses nothing it reported written. The FAISS
 graph is a cache of SQLite: it is saved with the last row key and deletion seq it holds and,
 on open or whenever another process wrote, catches up from SQLite instead of rebuilding.
@@ -14,6 +17,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -22,11 +26,15 @@ import numpy as np
 
 from lookalike.errors import IndexMismatch, IndexUnavailable
 from lookalike.index.documents import Doc, Hit
+from lookalike.settings import QUANTIZATIONS
 
 logger = logging.getLogger(__name__)
 
 SPACE = "cosinesimil"
 EXACT_LIMIT = 20_000  # filtered searches over at most this many docs are exact
+CODECS = {"fp16": faiss.ScalarQuantizer.QT_fp16, "sq8": faiss.ScalarQuantizer.QT_8bit}  # and none: float32
+TRAIN_SIZE = 10_000  # sq8 learns each dimension's range from this many vectors; a smaller graph stays float32
+RERANK = 4  # a quantised graph proposes RERANK x k candidates for the exact re-ranking
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,9 +54,11 @@ META_COLUMNS = "id, source, category, tags, width, height, model, ingested_at"
 class EmbeddedIndex:
     def __init__(
         self, directory: Path, alias: str, model: str, dimension: int, m: int = 16,
-        ef_construction: int = 100, ef_search: int = 100,
+        ef_construction: int = 100, ef_search: int = 100, quantization: str = "sq8",
     ) -> None:  # fmt: skip
-        self.model, self.dimension = model, dimension
+        if quantization not in QUANTIZATIONS:  # Settings checks it too; this guards direct use
+            raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, not {quantization!r}")
+        self.model, self.dimension, self.quantization = model, dimension, quantization
         self.name = f"{alias}-{model}-{dimension}"
         self.path = Path(directory) / self.name
         self.m, self.ef_construction, self.ef_search = m, ef_construction, ef_search
@@ -78,46 +88,81 @@ class EmbeddedIndex:
 
     def describe(self) -> dict:
         return {"backend": "embedded", "index": self.name, "path": str(self.path), "model": self.model,
-                "dimension": self.dimension, "space": SPACE, "count": self.count()}  # fmt: skip
+                "dimension": self.dimension, "space": SPACE, "quantization": self.graph_kind,
+                "count": self.count()}  # fmt: skip
 
     # -- the FAISS graph, a cache of SQLite ---------------------------------------------------
-    def _new_graph(self) -> faiss.Index:
-        hnsw = faiss.IndexHNSWFlat(self.dimension, self.m, faiss.METRIC_INNER_PRODUCT)
+    def _new_graph(self, kind: str) -> faiss.Index:
+        if kind == "none":
+            hnsw = faiss.IndexHNSWFlat(self.dimension, self.m, faiss.METRIC_INNER_PRODUCT)
+        else:
+            hnsw = faiss.IndexHNSWSQ(self.dimension, CODECS[kind], self.m, faiss.METRIC_INNER_PRODUCT)
         hnsw.hnsw.efConstruction = self.ef_construction
         return faiss.IndexIDMap2(hnsw)
 
+    def _reset_graph(self, kind: str) -> None:
+        self.graph, self.graph_kind = self._new_graph(kind), kind
+        self.max_key, self.deleted_seq, self.tombstones = 0, 0, set()
+
     def _load_graph(self) -> None:
         graph_file, state_file = self.path / "graph.faiss", self.path / "graph.json"
-        self.graph, self.max_key, self.deleted_seq, self.tombstones = self._new_graph(), 0, 0, set()
+        self._reset_graph("none" if self.quantization == "sq8" else self.quantization)
         if graph_file.exists() and state_file.exists():
             try:
                 state = json.loads(state_file.read_text())
-                self.graph = faiss.read_index(str(graph_file))
-                self.max_key, self.deleted_seq = state["max_key"], state["deleted_seq"]
-                self.tombstones = set(state.get("tombstones", []))
+                kind = state.get("quantization", "none")
+                if kind == self.quantization or (self.quantization == "sq8" and kind == "none"):
+                    self.graph, self.graph_kind = faiss.read_index(str(graph_file)), kind
+                    self.max_key, self.deleted_seq = state["max_key"], state["deleted_seq"]
+                    self.tombstones = set(state.get("tombstones", []))
+                else:
+                    logger.warning("rebuilding the graph of %s as %s (it was saved as %s)", self.path,
+                                   self.quantization, kind)  # fmt: skip
             except (OSError, ValueError, KeyError, RuntimeError) as exc:
                 logger.warning("rebuilding the graph of %s: %s", self.path, exc)
-                self.graph, self.max_key, self.deleted_seq, self.tombstones = self._new_graph(), 0, 0, set()
+                self._reset_graph(self.graph_kind)
         self._sync()
 
     def _sync(self) -> None:
-        """Catch the graph up with rows other writers (or a killed run) committed."""
+        """Catch the graph up with rows other writers (or a killed run) committed. An sq8 graph stays
+        float32 until it holds TRAIN_SIZE live vectors, then is rebuilt once with ranges learnt from them."""
+        if self.graph_kind != self.quantization:
+            query = "SELECT COUNT(*) FROM (SELECT 1 FROM docs WHERE key > ? LIMIT ?)"
+            new_rows = self.db.execute(query, (self.max_key, TRAIN_SIZE)).fetchone()[0]
+            if self.graph.ntotal - len(self.tombstones) + new_rows >= TRAIN_SIZE:
+                logger.info("quantising the graph of %s (%s)", self.path, self.quantization)
+                self._reset_graph(self.quantization)
+        self._catch_up()
+
+    def _catch_up(self) -> None:
+        keys: list[int] = []
+        vectors: list[np.ndarray] = []
         rows = self.db.execute("SELECT key, vector FROM docs WHERE key > ? ORDER BY key", (self.max_key,))
-        keys, vectors = [], []
+        started = reported = time.monotonic()
+        added = 0
         for key, blob in rows:
             keys.append(key)
             vectors.append(np.frombuffer(blob, dtype="<f4"))
-            if len(keys) >= 4096:
+            if len(keys) >= (4096 if self.graph.is_trained else TRAIN_SIZE):
                 self._add(keys, vectors)
+                added += len(keys)
                 keys, vectors = [], []
+                if time.monotonic() - reported > 30:  # a large catch-up (a rebuild) takes minutes
+                    rate = added / (time.monotonic() - started)
+                    logger.info("graph of %s: %d vectors added (%.0f/s)", self.path, added, rate)
+                    reported = time.monotonic()
         if keys:
             self._add(keys, vectors)
         for seq, key in self.db.execute("SELECT seq, key FROM deleted WHERE seq > ?", (self.deleted_seq,)):
-            self.tombstones.add(key)
+            if key <= self.max_key:  # keys above it were never in the graph
+                self.tombstones.add(key)
             self.deleted_seq = seq
 
     def _add(self, keys: list[int], vectors: list[np.ndarray]) -> None:
-        self.graph.add_with_ids(np.stack(vectors).astype(np.float32), np.asarray(keys, dtype=np.int64))
+        xb = np.stack(vectors).astype(np.float32)
+        if not self.graph.is_trained:
+            self.graph.train(xb)
+        self.graph.add_with_ids(xb, np.asarray(keys, dtype=np.int64))
         self.max_key = max(self.max_key, keys[-1])
 
     def refresh(self) -> None:
@@ -130,7 +175,8 @@ class EmbeddedIndex:
             tmp = self.path / "graph.faiss.tmp"
             faiss.write_index(self.graph, str(tmp))
             tmp.replace(self.path / "graph.faiss")
-            state = {"max_key": self.max_key, "deleted_seq": self.deleted_seq, "tombstones": sorted(self.tombstones)}
+            state = {"max_key": self.max_key, "deleted_seq": self.deleted_seq, "quantization": self.graph_kind,
+                     "tombstones": sorted(self.tombstones)}  # fmt: skip
             (self.path / "graph.json.tmp").write_text(json.dumps(state))
             (self.path / "graph.json.tmp").replace(self.path / "graph.json")
 
@@ -217,6 +263,7 @@ class EmbeddedIndex:
         tags, exclude_ids = list(tags), list(exclude_ids)
         with self._lock:
             self._sync()
+            wanted = k if self.graph_kind == "none" else RERANK * k
             excluded = self._keys_of(exclude_ids) | self.tombstones
             if category is not None or tags:
                 allowed = np.asarray(sorted(set(self._filtered_keys(category, tags)) - excluded), dtype=np.int64)
@@ -224,17 +271,14 @@ class EmbeddedIndex:
                     return []
                 if len(allowed) <= EXACT_LIMIT:
                     scores = self.graph.reconstruct_batch(allowed) @ xq[0]
-                    order = np.argsort(-scores)[:k]
-                    found = list(zip(scores[order].tolist(), allowed[order].tolist(), strict=True))
-                    return self._hits(found, min_similarity)
+                    return self._hits(allowed[np.argsort(-scores)[:wanted]].tolist(), xq[0], k, min_similarity)
                 selector: faiss.IDSelector = faiss.IDSelectorBatch(allowed)
             else:
                 selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.asarray(sorted(excluded), dtype=np.int64)))
             # SearchParametersHNSW is made by SWIG and missing from faiss's type stubs.
-            params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.ef_search, k))  # type: ignore[attr-defined]
-            scores, keys = self.graph.search(xq, k, params=params)
-        found = [(float(s), int(key)) for s, key in zip(scores[0], keys[0], strict=True) if key >= 0]
-        return self._hits(found, min_similarity)
+            params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.ef_search, wanted))  # type: ignore[attr-defined]
+            _, keys = self.graph.search(xq, wanted, params=params)
+            return self._hits([int(key) for key in keys[0] if key >= 0], xq[0], k, min_similarity)
 
     def _keys_of(self, ids: list[str]) -> set[int]:
         if not ids:
@@ -252,17 +296,20 @@ class EmbeddedIndex:
             params.append(tag)
         return [row[0] for row in self.db.execute(f"SELECT key FROM docs WHERE {' AND '.join(clauses)}", params)]
 
-    def _hits(self, found: list[tuple[float, int]], min_similarity: float | None) -> list[Hit]:
-        if min_similarity is not None:
-            found = [(score, key) for score, key in found if score >= min_similarity]
-        if not found:
+    def _hits(self, candidates: list[int], xq: np.ndarray, k: int, min_similarity: float | None) -> list[Hit]:
+        """The best k of `candidates` (row keys) by exact cosine with `xq` [D], from the stored float32
+        vectors; rows deleted meanwhile drop out."""
+        if not candidates:
             return []
-        marks = ",".join("?" * len(found))
-        rows = self.db.execute(
-            f"SELECT key, {META_COLUMNS} FROM docs WHERE key IN ({marks})", [key for _, key in found]
-        ).fetchall()
-        meta = {row[0]: _metadata(row[1:]) for row in rows}
-        return [Hit(meta[key]["id"], min(1.0, score), meta[key]) for score, key in found if key in meta]
+        marks = ",".join("?" * len(candidates))
+        rows = self.db.execute(f"SELECT key, {META_COLUMNS}, vector FROM docs WHERE key IN ({marks})", candidates)
+        found = []
+        for row in rows:
+            score = float(np.frombuffer(row[-1], dtype="<f4") @ xq)
+            if min_similarity is None or score >= min_similarity:
+                found.append((score, row[0], row[1:-1]))
+        found.sort(key=lambda item: (-item[0], item[1]))
+        return [Hit(row[0], min(1.0, score), _metadata(row)) for score, _, row in found[:k]]
 
 
 def _metadata(row) -> dict:

@@ -97,6 +97,22 @@ def derived_source(client: OpenSearch) -> bool:
     return (major, minor) >= (2, 19)
 
 
+# LOOKALIKE_QUANTIZATION per engine: Lucene quantises to 7-bit integers per segment (k-NN 2.16+),
+# faiss to float16; neither has the other's.
+ENCODERS = {("lucene", "sq8"): {"name": "sq"}, ("faiss", "fp16"): {"name": "sq", "parameters": {"type": "fp16"}}}
+
+
+def encoder(engine: str, quantization: str | None) -> dict | None:
+    """The k-NN `encoder` of a new index's vector field, None for float32 vectors."""
+    if quantization in (None, "none"):
+        return None
+    if (engine, quantization) not in ENCODERS:
+        offered = ", ".join(q for e, q in ENCODERS if e == engine)
+        raise SettingsError(f"LOOKALIKE_QUANTIZATION={quantization} is not offered by the {engine} engine "
+                            f"(it offers none, {offered})")  # fmt: skip
+    return ENCODERS[(engine, quantization)]
+
+
 def index_body(model: str, dimension: int, settings: Settings, engine: str, derived: bool = True) -> dict:
     """The checked-in mapping.json with the model's dimension, engine and HNSW settings filled in."""
     body = copy.deepcopy(json.loads(MAPPING_FILE.read_text()))
@@ -108,6 +124,8 @@ def index_body(model: str, dimension: int, settings: Settings, engine: str, deri
     field["dimension"] = dimension
     field["method"]["engine"] = engine
     field["method"]["parameters"] = {"m": settings.m, "ef_construction": settings.ef_construction}
+    if (codec := encoder(engine, settings.quantization)) is not None:
+        field["method"]["parameters"]["encoder"] = codec
     return body
 
 
@@ -158,9 +176,12 @@ class OpenSearchIndex:
         check_index(self.client, name, self.model, self.dimension)
 
     def describe(self) -> dict:
-        engine = vector_field(self.client, self.name).get("method", {}).get("engine", "faiss")
+        method = vector_field(self.client, self.name).get("method", {})
+        engine = method.get("engine", "faiss")
+        codec = method.get("parameters", {}).get("encoder")
         return {"backend": "opensearch", "alias": self.alias, "index": self.name, "model": self.model,
-                "dimension": self.dimension, "space": SPACE, "engine": engine, "count": self.count()}  # fmt: skip
+                "dimension": self.dimension, "space": SPACE, "engine": engine,
+                "encoder": codec, "count": self.count()}  # fmt: skip
 
     def ping(self) -> None:
         try:

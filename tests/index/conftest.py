@@ -25,7 +25,8 @@ def make_index(request, tmp_path):
     def make(model: str = "m", dimension: int = 8, **overrides):
         if backend == "embedded":
             settings = Settings(data_dir=tmp_path, alias=alias, **overrides)
-            return EmbeddedIndex(tmp_path, alias, model, dimension, settings.m, settings.ef_construction)
+            return EmbeddedIndex(tmp_path, alias, model, dimension, settings.m, settings.ef_construction,
+                                 quantization=settings.quantization or "sq8")  # fmt: skip
         return OpenSearchIndex(opensearch_settings(url, alias, **overrides), model, dimension)
 
     make.backend = backend
