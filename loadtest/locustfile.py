@@ -8,7 +8,8 @@ Users (name the classes on the command line to run only some, e.g. `... SearchUs
   SimilarUser  GET /similar/{id} on ids that exist (found by searching at test start)
   EmbedUser    POST /predictions/<model> straight to TorchServe (isolates the model server)
 Every response is checked (status, JSON shape, dimension, at least one hit) and a failure
-says why. Shapes: --shape ramp|steps|spike|soak over -u (peak users) and -t (run time).
+says why. Shapes: --shape ramp|steps|spike|soak over -u (peak users) and -t (run time);
+--rate R paces the whole test at R requests/s (each user an even share) instead of flat out.
 Thresholds --max-fail-ratio, --max-p95-ms, --min-rps set the exit code (1 when broken).
 Options may also come from environment variables (docs/loadtest.md); the model server's URL,
 model and key default to the settings every other command reads (lookalike.settings).
@@ -23,7 +24,7 @@ import threading
 from pathlib import Path
 from typing import ClassVar
 
-from locust import FastHttpUser, LoadTestShape, between, events, task
+from locust import FastHttpUser, LoadTestShape, between, constant_throughput, events, task
 
 from lookalike.loadtest.shapes import SHAPES, users_at
 from lookalike.loadtest.thresholds import Thresholds, violations
@@ -72,6 +73,13 @@ def _options(parser) -> None:
     group.add_argument("--search-weight", type=int, default=3, env_var="LOOKALIKE_SEARCH_WEIGHT")
     group.add_argument("--similar-weight", type=int, default=1, env_var="LOOKALIKE_SIMILAR_WEIGHT")
     group.add_argument("--embed-weight", type=int, default=1, env_var="LOOKALIKE_EMBED_WEIGHT")
+    group.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        env_var="LOOKALIKE_LOAD_RATE",
+        help="requests/s for the whole test, spread over -u users (0: as fast as they go)",
+    )
     group.add_argument("--max-fail-ratio", type=float, default=0.01, env_var="LOOKALIKE_MAX_FAIL_RATIO")
     group.add_argument("--max-p95-ms", type=float, default=1000.0, env_var="LOOKALIKE_MAX_P95_MS")
     group.add_argument("--min-rps", type=float, default=0.0, env_var="LOOKALIKE_MIN_RPS")  # fmt: skip
@@ -143,11 +151,23 @@ def _check_hits(response, want: int | None = None) -> None:
         response.failure("a hit lacks an id or a similarity in [-1, 1]")
 
 
+def paced(user) -> float:
+    """Seconds to wait before the next task: an even share of --rate for each of the -u users (an
+    open-loop rate, e.g. 80 % of capacity for a soak), else a short random think time."""
+    options = user.environment.parsed_options
+    if options.rate > 0:
+        return constant_throughput(options.rate / max(1, options.num_users or 1))(user)
+    return _THINK(user)
+
+
+_THINK = between(0.0, 0.2)
+
+
 class SearchUser(FastHttpUser):
     """A site visitor searching by an uploaded image."""
 
     weight = 3
-    wait_time = between(0.0, 0.2)
+    wait_time = paced
 
     @task
     def search(self) -> None:
@@ -162,7 +182,7 @@ class SimilarUser(FastHttpUser):
     """A visitor clicking "more like this" on an indexed image."""
 
     weight = 1
-    wait_time = between(0.0, 0.2)
+    wait_time = paced
 
     @task
     def similar(self) -> None:
@@ -180,7 +200,7 @@ class EmbedUser(FastHttpUser):
     """Straight to TorchServe: the model server's own capacity, without the API and the index."""
 
     weight = 1
-    wait_time = between(0.0, 0.2)
+    wait_time = paced
 
     @task
     def embed(self) -> None:

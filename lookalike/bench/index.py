@@ -193,8 +193,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{row['filtered_recall_at_10']:>12.4f} {row['filtered_p50_ms']:>9.2f}")  # fmt: skip
     args.out = args.out or REPORTS_DIR / f"bench_index_{args.n}_{args.dim}.json"
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"n": args.n, "dim": args.dim, "m": args.m, "ef_construction": args.ef_construction, "queries": args.queries,
-            "categories": CATEGORIES, "write_s": write_s, "vectors": "synthetic 64-d latent mixture, held-out queries"}  # fmt: skip
+    meta = {"n": args.n, "dim": args.dim, "m": args.m, "ef_construction": args.ef_construction,
+            "queries": args.queries, "categories": CATEGORIES, "write_s": write_s,
+            "vectors": "synthetic 64-d latent mixture, held-out queries"}  # fmt: skip
     args.out.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     print(f"JSON: {args.out}")
     return 0

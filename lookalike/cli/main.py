@@ -13,10 +13,12 @@ from lookalike.cli.common import subparser
 BENCHMARKS = {
     "embed": ("lookalike.bench.embed", "raw in-process embedding vs served by TorchServe, per precision and batch"),
     "levers": ("lookalike.bench.levers", "every speed lever vs the plain fp32 path (in-process or --served)"),
-    "index": ("lookalike.bench.index", "embedded index: recall@10 vs exact search, query latency, build time"),
+    "index": ("lookalike.bench.index", "embedded index: recall@10, p50/p95, peak RSS, build/open time"),
+    "opensearch": ("lookalike.bench.opensearch_scale", "OpenSearch: float32 vs Lucene sq, memory/million, sizing"),
     "backends": ("lookalike.bench.backends", "embedded vs OpenSearch: recall, search p50/p95, ingest/s, memory, API"),
     "ingest": ("lookalike.bench.ingest", "ingest throughput vs TorchServe alone, same run"),
     "instances": ("lookalike.bench.instances", "searches/s through the API with one vs two TorchServe instances"),
+    "soak": ("lookalike.bench.soak", "capacity, then 80 %% of it for 10 minutes: failures and resident memory"),
     "capacity": ("lookalike.bench.capacity", "searches/s the whole local stack sustains per TorchServe layout"),
 }
 
@@ -36,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     opensearch_commands.add(sub)
     p = subparser(sub, "bench", "benchmarks: print a table, write JSON under reports/",
                   "lookalike bench embed --seconds 10", "lookalike bench levers --served",
-                  "lookalike bench index --size 100000", "lookalike bench NAME --help")  # fmt: skip
+                  "lookalike bench index --n 1000000", "lookalike bench NAME --help")  # fmt: skip
     p.add_argument("name", choices=sorted(BENCHMARKS), help="; ".join(f"{k}: {v[1]}" for k, v in BENCHMARKS.items()))
     p.add_argument("args", nargs=argparse.REMAINDER, help="the benchmark's own options")
     p.set_defaults(run=lambda args: importlib.import_module(BENCHMARKS[args.name][0]).main(args.args))

@@ -42,7 +42,5 @@ def open_index(settings: Settings, model: str, dimension: int) -> VectorIndex:
         return OpenSearchIndex(settings, model, dimension)
     from lookalike.index.embedded import EmbeddedIndex
 
-    return EmbeddedIndex(
-        settings.data_dir, settings.alias, model, dimension, settings.m, settings.ef_construction, settings.ef_search,
-        quantization=settings.quantization or "sq8",
-    )
+    return EmbeddedIndex(settings.data_dir, settings.alias, model, dimension, settings.m, settings.ef_construction,
+                         settings.ef_search, quantization=settings.quantization or "sq8")  # fmt: skip

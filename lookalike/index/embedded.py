@@ -3,8 +3,10 @@
 No server needed. The graph holds its vectors as float32 (`none`), float16 (`fp16`) or 8-bit
 scalar codes (`sq8`, 4x smaller: 1M 2048-d vectors fit in ~2.3 GB of memory); whatever the
 graph holds, its candidates are re-ranked by exact cosine on the float32 vectors read back from
-SQLite (page cache, not process memory), so scores and thresholds never depend on the choice. Cosine on L2-normalised vectors is inner product. SQLite commits each
-write batch durably (WAL), so a killed ingest loses nothing it reported written. The FAISS
+SQLite (page cache, not process memory), so scores and thresholds never depend on the choice.
+
+Cosine on L2-normalised vectors is inner product. SQLite commits each write batch durably
+(WAL), so a killed ingest loses nothing it reported written. The FAISS
 graph is a cache of SQLite: it is saved with the last row key and deletion seq it holds and,
 on open or whenever another process wrote, catches up from SQLite instead of rebuilding.
 Upsert = delete + insert under a new key (AUTOINCREMENT never reuses one); replaced or deleted
@@ -93,16 +95,18 @@ class EmbeddedIndex:
 
     # -- the FAISS graph, a cache of SQLite ---------------------------------------------------
     def _new_graph(self, kind: str) -> faiss.Index:
+        hnsw: faiss.Index
         if kind == "none":
             hnsw = faiss.IndexHNSWFlat(self.dimension, self.m, faiss.METRIC_INNER_PRODUCT)
-        else:
-            hnsw = faiss.IndexHNSWSQ(self.dimension, CODECS[kind], self.m, faiss.METRIC_INNER_PRODUCT)
+        else:  # faiss's stubs type the codec as a ScalarQuantizer; SWIG takes its QT_* constant
+            hnsw = faiss.IndexHNSWSQ(self.dimension, CODECS[kind], self.m, faiss.METRIC_INNER_PRODUCT)  # type: ignore[arg-type]
         hnsw.hnsw.efConstruction = self.ef_construction
         return faiss.IndexIDMap2(hnsw)
 
     def _reset_graph(self, kind: str) -> None:
         self.graph, self.graph_kind = self._new_graph(kind), kind
-        self.max_key, self.deleted_seq, self.tombstones = 0, 0, set()
+        self.max_key, self.deleted_seq = 0, 0
+        self.tombstones: set[int] = set()
 
     def _load_graph(self) -> None:
         graph_file, state_file = self.path / "graph.faiss", self.path / "graph.json"

@@ -99,7 +99,10 @@ def derived_source(client: OpenSearch) -> bool:
 
 # LOOKALIKE_QUANTIZATION per engine: Lucene quantises to 7-bit integers per segment (k-NN 2.16+),
 # faiss to float16; neither has the other's.
-ENCODERS = {("lucene", "sq8"): {"name": "sq"}, ("faiss", "fp16"): {"name": "sq", "parameters": {"type": "fp16"}}}
+ENCODERS: dict[tuple[str, str], dict] = {
+    ("lucene", "sq8"): {"name": "sq"},
+    ("faiss", "fp16"): {"name": "sq", "parameters": {"type": "fp16"}},
+}
 
 
 def encoder(engine: str, quantization: str | None) -> dict | None:

@@ -1,0 +1,160 @@
+"""OpenSearch at scale on the real node: the embedded benchmark's vectors, queries and category filter,
+with float32 vectors and with the Lucene engine's 7-bit scalar quantisation (`sq` encoder).
+
+Per quantisation: bulk ingest, merge into one segment (Lucene searches one HNSW graph per
+segment), recall@10 against exact search and search p50/p95 through the Python backend, the
+node's resident memory, and the vector files of the merged segment by kind, read from the
+node's data folder: .vec (float32 vectors), .veq (quantised vectors), .vex (the graph). What a
+search touches (graph + the vectors it compares) must stay in the page cache; that set per
+million vectors drives the sizing table printed at the end for 10M and 100M images.
+
+    lookalike bench opensearch --n 200000 --dim 1280 --quantization none,sq8
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from lookalike import bench, opensearch_node, stack
+from lookalike.bench.index import CATEGORIES, CHUNK, Mixture, Truth, measure
+from lookalike.index.documents import Doc
+from lookalike.index.opensearch_index import OpenSearchIndex
+from lookalike.settings import REPORTS_DIR, Settings
+
+K = 10
+FILE_KINDS = {".vec": "float32 vectors", ".veq": "quantised vectors", ".vex": "HNSW graph"}
+# The sizing table's assumptions, printed with it.
+NODE_RAM_GB, NODE_HEAP_GB, SHARD_MAX_GB, REPLICAS = 64, 8, 40, 1
+
+
+def vector_files(data_dir: Path, uuid: str) -> dict[str, int]:
+    """Bytes per vector-file kind of one index's shards under a node's data folder."""
+    sizes = dict.fromkeys(FILE_KINDS, 0)
+    for path in data_dir.glob(f"nodes/*/indices/{uuid}/*/index/*"):
+        if path.suffix in sizes:
+            sizes[path.suffix] += path.stat().st_size
+    return sizes
+
+
+def load(index: OpenSearchIndex, n: int, d: int, truth: Truth | None, seed: int) -> float:
+    mixture, started = Mixture(d, seed), time.perf_counter()
+    for start in range(0, n, CHUNK):
+        xb = mixture.draw(min(CHUNK, n - start))
+        categories = (np.arange(start, start + len(xb)) % CATEGORIES).astype(np.int64)
+        if truth is not None:
+            truth.add(xb, start, categories)
+        for part in range(0, len(xb), 1000):
+            docs = [Doc(id=str(start + part + i), vector=v, model="synthetic", category=f"c{categories[part + i]}")
+                    for i, v in enumerate(xb[part : part + 1000])]  # fmt: skip
+            _, failures = index.upsert(docs)
+            if failures:
+                raise RuntimeError(f"{len(failures)} writes failed, e.g. {failures[0]}")
+        done = start + len(xb)
+        print(f"  {done:,}/{n:,} vectors ({done / (time.perf_counter() - started):.0f}/s)", flush=True)
+    index.flush()
+    return time.perf_counter() - started
+
+
+def sizing(per_million: dict[str, dict]) -> list[dict]:
+    """Shards, data nodes and memory for 10M and 100M images from the measured per-million figures."""
+    rows = []
+    for images in (10_000_000, 100_000_000):
+        for kind, m in per_million.items():
+            millions = images / 1e6
+            hot_gb = m["hot_bytes"] * millions / 2**30 * (1 + REPLICAS)  # every copy is searched somewhere
+            disk_gb = m["store_bytes"] * millions / 2**30
+            shards = max(1, math.ceil(disk_gb / SHARD_MAX_GB))
+            cache_gb = (NODE_RAM_GB - NODE_HEAP_GB) * 0.8  # the rest for the OS and merges
+            nodes = max(2, math.ceil(hot_gb / cache_gb), math.ceil(shards * (1 + REPLICAS) / 8))
+            rows.append({"images": images, "quantization": kind, "hot_set_gb": hot_gb, "primary_store_gb": disk_gb,
+                         "shards": shards, "replicas": REPLICAS, "data_nodes": nodes, "node_ram_gb": NODE_RAM_GB,
+                         "heap_gb": NODE_HEAP_GB})  # fmt: skip
+    return rows
+
+
+def run_one(node, kind: str, args, xq: np.ndarray, truth: Truth, first: bool) -> dict:
+    """Ingest, merge and measure one quantisation on `node`; the index is deleted after."""
+    settings = Settings(opensearch_url=node.url, alias=f"bench-{kind}-{os.getpid()}", engine="lucene",
+                        quantization=kind, ef_search=args.ef_search)  # fmt: skip
+    index = OpenSearchIndex(settings, "synthetic", args.dim)
+    print(f"{kind}: ingesting {args.n:,} vectors x {args.dim}-d ...", flush=True)
+    ingest_s = load(index, args.n, args.dim, truth if first else None, seed=args.dim)
+    merged = index.merge()
+    row = {"quantization": kind, "ingest_s": ingest_s, "merge_s": merged["seconds"], "ingest_per_s": args.n / ingest_s}
+    for query in xq[:10]:
+        index.search(query, K)
+    row |= measure(index, xq, truth.ids[0])
+    names = [f"c{c}" for c in truth.cq]
+    row |= {f"filtered_{key}": value for key, value in measure(index, xq, truth.ids[1], names).items()}
+    uuid = index.client.indices.get_settings(index=index.name)[index.name]["settings"]["index"]["uuid"]
+    files = vector_files(node.config.home / "data", uuid)
+    store = index.client.indices.stats(index=index.name)["_all"]["primaries"]["store"]["size_in_bytes"]
+    hot = files[".vex"] + (files[".veq"] if kind == "sq8" else files[".vec"])
+    per_million, rss = 1e6 / args.n, psutil.Process(node.pid()).memory_info().rss
+    row |= {"files_bytes": files, "store_bytes": store, "node_rss_mb": rss / 2**20,
+            "hot_bytes_per_million": hot * per_million, "store_bytes_per_million": store * per_million}  # fmt: skip
+    index.client.indices.delete(index=index.name)
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = bench.parser(__name__, __doc__)
+    parser.add_argument("--n", type=int, default=200_000)
+    parser.add_argument("--dim", type=int, default=1280)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--quantization", default="none,sq8", help="comma-separated: none, sq8")
+    parser.add_argument("--ef-search", type=int, default=100)
+    parser.add_argument("--out", type=Path, default=REPORTS_DIR / "bench_opensearch.json")
+    args = parser.parse_args(argv)
+
+    xq = Mixture(args.dim, seed=10_000 + args.dim).draw(args.queries)
+    query_categories = np.arange(args.queries) % CATEGORIES
+    truth = Truth(xq, query_categories, K)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="lookalike-bench-opensearch-") as tmp_name:
+        tmp = Path(tmp_name)
+        tmp.chmod(0o755)  # the node runs as its own user
+        installation, java_home = opensearch_node.prepare()
+        config = opensearch_node.NodeConfig("bench", tmp / "node", stack.free_port(), stack.free_port(),
+                                            cluster="bench", heap_min="1g", heap_max="1g")  # fmt: skip
+        config.home.mkdir()
+        node = opensearch_node.LocalNode(config, installation, java_home).start()
+        try:
+            for number, kind in enumerate(args.quantization.split(",")):
+                results.append(run_one(node, kind, args, xq, truth, first=number == 0))
+        finally:
+            node.stop()
+
+    print(f"\n{args.n:,} vectors x {args.dim}-d on one node (Lucene engine, merged to one segment), k={K}, "
+          f"ef_search={args.ef_search}; filter: 1 category of {CATEGORIES}")  # fmt: skip
+    print(f"{'quant.':>6} {'ingest/s':>8} {'merge s':>8} {'recall@10':>9} {'p50 ms':>7} {'p95 ms':>7} "
+          f"{'f.recall':>8} {'f.p50':>6} {'.vec MB':>8} {'.veq MB':>8} {'.vex MB':>8} {'hot GB/M':>9} "
+          f"{'node RSS':>8}")  # fmt: skip
+    for r in results:
+        f = r["files_bytes"]
+        print(f"{r['quantization']:>6} {r['ingest_per_s']:>8.0f} {r['merge_s']:>8.0f} {r['recall_at_10']:>9.4f} "
+              f"{r['p50_ms']:>7.2f} {r['p95_ms']:>7.2f} {r['filtered_recall_at_10']:>8.4f} "
+              f"{r['filtered_p50_ms']:>6.2f} "
+              f"{f['.vec'] / 2**20:>8.0f} {f['.veq'] / 2**20:>8.0f} {f['.vex'] / 2**20:>8.0f} "
+              f"{r['hot_bytes_per_million'] / 2**30:>9.2f} {r['node_rss_mb']:>8.0f}")  # fmt: skip
+    table = sizing({r["quantization"]: {"hot_bytes": r["hot_bytes_per_million"],
+                                        "store_bytes": r["store_bytes_per_million"]} for r in results})  # fmt: skip
+    print(f"\nsizing ({args.dim}-d; {REPLICAS} replica, data nodes of {NODE_RAM_GB} GB RAM with a {NODE_HEAP_GB} GB "
+          f"heap, 80 % of the rest as page cache for the hot set, shards ≤ {SHARD_MAX_GB} GB):")  # fmt: skip
+    print(f"{'images':>12} {'quant.':>6} {'hot set GB':>10} {'primary GB':>10} {'shards':>6} {'data nodes':>10}")
+    for s in table:
+        print(f"{s['images']:>12,} {s['quantization']:>6} {s['hot_set_gb']:>10.0f} {s['primary_store_gb']:>10.0f} "
+              f"{s['shards']:>6} {s['data_nodes']:>10}")  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"meta": {k: str(v) for k, v in vars(args).items()}, "results": results,
+                                    "sizing": table}, indent=2))  # fmt: skip
+    print(f"JSON: {args.out}")
+    return 0

@@ -1,0 +1,132 @@
+"""Soak: measure the stack's capacity, then hold 80 % of it for ten minutes and watch memory.
+
+The stack is the default one (`make demo`'s): TorchServe serving EfficientNet-Lite0, the
+bundled photos ingested into the embedded index, the API as its own process. Capacity is the
+search-by-image rate (loadtest/locustfile.py, SearchUser) that Locust reaches flat out with
+--users users for --probe seconds. The soak then paces the same users at --fraction of that
+rate (open loop: --rate), as Locust's master with --workers worker processes, for --minutes.
+Resident memory of TorchServe's frontend (Java), its workers, and the API process (which holds
+the embedded index) is sampled every 15 s. Prints a table, writes JSON.
+
+    lookalike bench soak --minutes 10 --fraction 0.8
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+from lookalike import bench, stack
+from lookalike.loadtest.runner import locust_command, run_headless
+from lookalike.photos import all_photos
+from lookalike.settings import DEFAULT_MODEL, MODEL_STORE, REPORTS_DIR, Settings
+
+
+def locust_totals(prefix: Path) -> dict:
+    with open(f"{prefix}_stats.csv", newline="") as handle:
+        row = next(r for r in csv.DictReader(handle) if r["Name"] == "Aggregated")
+    return {"requests": int(row["Request Count"]), "failures": int(row["Failure Count"]),
+            "rps": float(row["Requests/s"]), "p50_ms": float(row["50%"]), "p95_ms": float(row["95%"]),
+            "p99_ms": float(row["99%"])}  # fmt: skip
+
+
+class MemoryWatch(threading.Thread):
+    """Samples the resident memory (MB) of each named group of processes every `every` seconds."""
+
+    def __init__(self, groups, every: float = 15.0) -> None:
+        super().__init__(daemon=True)
+        self.groups, self.every, self.stop_event = groups, every, threading.Event()
+        self.samples: list[dict] = []
+
+    def sample(self) -> dict:
+        row: dict = {"t": time.monotonic()}
+        for name, processes in self.groups().items():
+            total = 0.0
+            for process in processes:
+                with contextlib.suppress(psutil.Error):  # a worker being replaced
+                    total += process.memory_info().rss / 2**20
+            row[name] = total
+        return row
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            self.samples.append(self.sample())
+            self.stop_event.wait(self.every)
+
+    def stop(self) -> list[dict]:
+        self.stop_event.set()
+        self.join()
+        self.samples.append(self.sample())
+        start = self.samples[0]["t"]
+        return [{**s, "t": round(s["t"] - start, 1)} for s in self.samples]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = bench.parser(__name__, __doc__)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--fraction", type=float, default=0.8, help="of the measured capacity")
+    parser.add_argument("--users", type=int, default=16)
+    parser.add_argument("--probe", type=int, default=60, help="seconds of the flat-out capacity run")
+    parser.add_argument("--workers", type=int, default=1, help="Locust worker processes for the soak")
+    parser.add_argument("--out", type=Path, default=REPORTS_DIR / "soak.json")
+    args = parser.parse_args(argv)
+
+    stack.ensure_archive(DEFAULT_MODEL)
+    with tempfile.TemporaryDirectory(prefix="lookalike-soak-") as tmp_name:
+        tmp = Path(tmp_name)
+        ts = stack.start_torchserve([DEFAULT_MODEL], MODEL_STORE, tmp / "ts", stack.free_ports())
+        api_dir = tmp / "api"
+        try:
+            settings = Settings(ts_url=ts.inference_url, data_dir=tmp / "index", api_port=stack.free_port())
+            stack.ingest(settings, stack.photo_items(all_photos(), tmp / "photos"))
+            api = stack.start_api(settings, api_dir)
+            java, api_process = psutil.Process(ts.pid()), psutil.Process(stack.api_pid(api_dir / "api.pid"))
+
+            def groups() -> dict[str, list[psutil.Process]]:
+                return {"torchserve_frontend_mb": [java], "torchserve_workers_mb": java.children(recursive=True),
+                        "api_and_index_mb": [api_process]}  # fmt: skip
+
+            cmd = [*locust_command(api, ts.inference_url, DEFAULT_MODEL), "SearchUser"]
+            print(f"capacity: {args.users} users flat out for {args.probe} s ...", flush=True)
+            probe = tmp / "probe"
+            run_headless(cmd, ["-u", str(args.users), "-t", f"{args.probe}s", "--max-p95-ms", "1e9"], probe,
+                         tmp / "probe.html")  # fmt: skip
+            capacity = locust_totals(probe)
+            rate = args.fraction * capacity["rps"]
+            print(f"capacity {capacity['rps']:.1f} searches/s; soaking at {rate:.1f}/s for {args.minutes:g} min "
+                  f"({args.workers} Locust workers) ...", flush=True)  # fmt: skip
+            watch = MemoryWatch(groups)
+            watch.start()
+            soak = tmp / "soak"
+            code = run_headless(cmd, ["-u", str(args.users), "-t", f"{int(args.minutes * 60)}s", "--rate", str(rate),
+                                      "--max-fail-ratio", "0", "--max-p95-ms", "1e9"], soak, tmp / "soak.html",
+                                workers=args.workers)  # fmt: skip
+            samples = watch.stop()
+            result = locust_totals(soak)
+        finally:
+            stack.stop_api(api_dir / "api.pid")
+            ts.stop()
+
+    first = next((s for s in samples if s["t"] >= 60), samples[0])  # after a minute of warm-up
+    last = samples[-1]
+    names = [key for key in samples[0] if key != "t"]
+    print(f"\ncapacity {capacity['rps']:.1f} searches/s (p50 {capacity['p50_ms']:.0f} ms); soak at "
+          f"{args.fraction:.0%} = {rate:.1f}/s for {args.minutes:g} min: {result['requests']:,} requests, "
+          f"{result['failures']} failed, {result['rps']:.1f}/s, p50 {result['p50_ms']:.0f} ms, "
+          f"p95 {result['p95_ms']:.0f} ms; Locust exit code {code}")  # fmt: skip
+    print(f"{'resident MB':<24} {'at ' + str(first['t']) + ' s':>10} {'at end':>10} {'max':>10}")
+    for name in names:
+        print(f"{name:<24} {first[name]:>10.0f} {last[name]:>10.0f} {max(s[name] for s in samples):>10.0f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"meta": {k: str(v) for k, v in vars(args).items()}, "capacity": capacity,
+                                    "rate": rate, "soak": result, "locust_exit": code, "memory": samples},
+                                   indent=2))  # fmt: skip
+    print(f"JSON: {args.out}")
+    return 0 if code == 0 and result["failures"] == 0 else 1
