@@ -37,10 +37,12 @@ CHUNK = 10_000
 class Mixture:
     """Embedding-like unit vectors [m, D] float32, drawn `m` at a time from one fixed mixture."""
 
-    def __init__(self, d: int, seed: int = 0, latent_dim: int = 64, clusters: int = 500) -> None:
-        self.rng = np.random.default_rng(seed)
-        self.centres = self.rng.standard_normal((clusters, latent_dim))
-        self.projection = self.rng.standard_normal((latent_dim, d)) / np.sqrt(latent_dim)
+    def __init__(self, d: int, seed: int = 0, stream: int = 0, latent_dim: int = 64, clusters: int = 500) -> None:
+        """`seed` fixes the mixture (centres, projection); `stream` which draws come out of it."""
+        structure = np.random.default_rng(seed)
+        self.centres = structure.standard_normal((clusters, latent_dim))
+        self.projection = structure.standard_normal((latent_dim, d)) / np.sqrt(latent_dim)
+        self.rng = structure if stream == 0 else np.random.default_rng([seed, stream])
         self.d = d
 
     def draw(self, m: int) -> np.ndarray:
@@ -151,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     ef_searches = [int(e) for e in args.ef_search.split(",")]
 
     k = 10
-    xq = Mixture(args.dim, seed=10_000 + args.dim).draw(args.queries)  # held out: another stream of the mixture
+    xq = Mixture(args.dim, seed=args.dim, stream=1).draw(args.queries)  # held out: another stream, same mixture
     query_categories = np.arange(args.queries) % CATEGORIES
     truth = Truth(xq, query_categories, k)
     results = []

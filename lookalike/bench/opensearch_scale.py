@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPORTS_DIR / "bench_opensearch.json")
     args = parser.parse_args(argv)
 
-    xq = Mixture(args.dim, seed=10_000 + args.dim).draw(args.queries)
+    xq = Mixture(args.dim, seed=args.dim, stream=1).draw(args.queries)
     query_categories = np.arange(args.queries) % CATEGORIES
     truth = Truth(xq, query_categories, K)
     results = []
