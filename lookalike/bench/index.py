@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike import bench
+from lookalike.bench import ivfpq
 from lookalike.index.documents import Doc
 from lookalike.index.embedded import EmbeddedIndex
 from lookalike.settings import QUANTIZATIONS, REPORTS_DIR
@@ -140,14 +141,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--quantization", default="sq8", help=f"comma-separated, of {', '.join(QUANTIZATIONS)}")
-    parser.add_argument("--ef-search", default="64,128", help="comma-separated efSearch values to measure")
+    parser.add_argument("--ef-search", default="64,128,256", help="comma-separated efSearch values to measure")
     parser.add_argument("--m", type=int, default=16)
     parser.add_argument("--ef-construction", type=int, default=100)
+    parser.add_argument("--ivfpq", metavar="NLIST,M", help="also measure IVF-PQ + exact re-ranking, e.g. 1024,64")
+    parser.add_argument("--nprobe", default="16,64", help="comma-separated nprobe values for --ivfpq")
     parser.add_argument("--dir", type=Path, help="build here and keep it (default: a temporary folder)")
     parser.add_argument("--out", type=Path, help="JSON report (default: reports/bench_index_<n>_<dim>.json)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="  %(message)s")  # the graph build's progress
-    kinds = args.quantization.split(",")
+    kinds = [kind for kind in args.quantization.split(",") if kind]
     if unknown := set(kinds) - set(QUANTIZATIONS):
         parser.error(f"unknown quantization {', '.join(sorted(unknown))}")
     ef_searches = [int(e) for e in args.ef_search.split(",")]
@@ -159,14 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="lookalike-bench-index-") as tmp:
         directory = args.dir or Path(tmp)
-        index = EmbeddedIndex(directory, "bench", "synthetic", args.dim, args.m, args.ef_construction,
-                              quantization=kinds[0])  # fmt: skip
+        index = EmbeddedIndex(directory, "bench", "synthetic", args.dim, args.m, args.ef_construction)
         if index.count():
             raise SystemExit(f"{directory} already holds an index: give an empty --dir")
         print(f"writing {args.n:,} vectors x {args.dim}-d to SQLite ...", flush=True)
         write_s = write(index, args.n, args.dim, truth, seed=args.dim)
         index.db.close()  # not close(): that would build a graph, which each kind below times
         spawn = multiprocessing.get_context("spawn")
+        ivf = None
         for kind in kinds:
             print(f"building the {kind} graph ...", flush=True)
             t0 = time.perf_counter()
@@ -182,6 +185,13 @@ def main(argv: list[str] | None = None) -> int:
                                             args.ef_construction))  # fmt: skip
             results.append({"quantization": kind, "build_s": build_s, "build_peak_rss_mb": build_rss, **probed})
             (directory / index_name(args.dim) / "graph.faiss").unlink()  # the next kind builds from SQLite
+        if args.ivfpq:
+            nlist, m = (int(part) for part in args.ivfpq.split(","))
+            print(f"IVF-PQ ({nlist} lists, {m} bytes per vector) ...", flush=True)
+            db_file = str(directory / index_name(args.dim) / "docs.sqlite")
+            nprobes = [int(p) for p in args.nprobe.split(",")]
+            with spawn.Pool(1) as pool:
+                ivf = pool.apply(ivfpq.probe, (db_file, args.dim, xq, truth.ids[0], nprobes, nlist, m))
 
     print(f"\n{args.n:,} vectors x {args.dim}-d; M={args.m}, efConstruction={args.ef_construction}; "
           f"SQLite write {write_s:.0f} s ({args.n / write_s:,.0f}/s); filter: 1 category of {CATEGORIES}")  # fmt: skip
@@ -193,12 +203,18 @@ def main(argv: list[str] | None = None) -> int:
                   f"{result['graph_file_mb']:>9.0f} {result['peak_rss_mb']:>12.0f} {row['ef_search']:>8} "
                   f"{row['recall_at_10']:>9.4f} {row['p50_ms']:>7.2f} {row['p95_ms']:>7.2f} "
                   f"{row['filtered_recall_at_10']:>12.4f} {row['filtered_p50_ms']:>9.2f}")  # fmt: skip
+    if ivf:
+        print(f"{ivf['quantization']}: build {ivf['build_s']:.0f} s, index {ivf['index_mb']:.0f} MB, "
+              f"peak RSS {ivf['peak_rss_mb']:.0f} MB (the training sample included)")  # fmt: skip
+        for row in ivf["rows"]:
+            print(f"  nprobe {row['nprobe']:>4}  recall@10 {row['recall_at_10']:.4f}  p50 {row['p50_ms']:.2f} ms  "
+                  f"p95 {row['p95_ms']:.2f} ms")  # fmt: skip
     args.out = args.out or REPORTS_DIR / f"bench_index_{args.n}_{args.dim}.json"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"n": args.n, "dim": args.dim, "m": args.m, "ef_construction": args.ef_construction,
             "queries": args.queries, "categories": CATEGORIES, "write_s": write_s,
             "vectors": "synthetic 64-d latent mixture, held-out queries"}  # fmt: skip
-    args.out.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    args.out.write_text(json.dumps({"meta": meta, "results": results, "ivfpq": ivf}, indent=2))
     print(f"JSON: {args.out}")
     return 0
 

@@ -46,13 +46,16 @@ class MemoryWatch(threading.Thread):
         self.samples: list[dict] = []
 
     def sample(self) -> dict:
+        """Resident MB per group (`<group>_mb`) and CPU seconds used so far (`<group>_cpu_s`)."""
         row: dict = {"t": time.monotonic()}
         for name, processes in self.groups().items():
-            total = 0.0
+            rss = cpu = 0.0
             for process in processes:
                 with contextlib.suppress(psutil.Error):  # a worker being replaced
-                    total += process.memory_info().rss / 2**20
-            row[name] = total
+                    rss += process.memory_info().rss / 2**20
+                    times = process.cpu_times()
+                    cpu += times.user + times.system
+            row[f"{name}_mb"], row[f"{name}_cpu_s"] = rss, cpu
         return row
 
     def run(self) -> None:
@@ -90,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             java, api_process = psutil.Process(ts.pid()), psutil.Process(stack.api_pid(api_dir / "api.pid"))
 
             def groups() -> dict[str, list[psutil.Process]]:
-                return {"torchserve_frontend_mb": [java], "torchserve_workers_mb": java.children(recursive=True),
-                        "api_and_index_mb": [api_process]}  # fmt: skip
+                return {"torchserve_frontend": [java], "torchserve_workers": java.children(recursive=True),
+                        "api_and_index": [api_process]}  # fmt: skip
 
             cmd = [*locust_command(api, ts.inference_url, DEFAULT_MODEL), "SearchUser"]
             print(f"capacity: {args.users} users flat out for {args.probe} s ...", flush=True)
@@ -116,14 +119,19 @@ def main(argv: list[str] | None = None) -> int:
 
     first = next((s for s in samples if s["t"] >= 60), samples[0])  # after a minute of warm-up
     last = samples[-1]
-    names = [key for key in samples[0] if key != "t"]
+    names = [key[:-3] for key in samples[0] if key.endswith("_mb")]
     print(f"\ncapacity {capacity['rps']:.1f} searches/s (p50 {capacity['p50_ms']:.0f} ms); soak at "
           f"{args.fraction:.0%} = {rate:.1f}/s for {args.minutes:g} min: {result['requests']:,} requests, "
           f"{result['failures']} failed, {result['rps']:.1f}/s, p50 {result['p50_ms']:.0f} ms, "
           f"p95 {result['p95_ms']:.0f} ms; Locust exit code {code}")  # fmt: skip
-    print(f"{'resident MB':<24} {'at ' + str(first['t']) + ' s':>10} {'at end':>10} {'max':>10}")
+    seconds = samples[-1]["t"] - samples[0]["t"]
+    print(f"{'process':<20} {'RSS MB at ' + str(first['t']) + ' s':>16} {'at end':>8} {'max':>8} "
+          f"{'cores':>6} {'CPU ms/search':>13}")  # fmt: skip
     for name in names:
-        print(f"{name:<24} {first[name]:>10.0f} {last[name]:>10.0f} {max(s[name] for s in samples):>10.0f}")
+        cpu = samples[-1][f"{name}_cpu_s"] - samples[0][f"{name}_cpu_s"]
+        print(f"{name:<20} {first[name + '_mb']:>16.0f} {last[name + '_mb']:>8.0f} "
+              f"{max(s[name + '_mb'] for s in samples):>8.0f} {cpu / seconds:>6.2f} "
+              f"{1000 * cpu / max(1, result['requests']):>13.1f}")  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"meta": {k: str(v) for k, v in vars(args).items()}, "capacity": capacity,
                                     "rate": rate, "soak": result, "locust_exit": code, "memory": samples},

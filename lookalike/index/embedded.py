@@ -56,7 +56,7 @@ META_COLUMNS = "id, source, category, tags, width, height, model, ingested_at"
 class EmbeddedIndex:
     def __init__(
         self, directory: Path, alias: str, model: str, dimension: int, m: int = 16,
-        ef_construction: int = 100, ef_search: int = 100, quantization: str = "sq8",
+        ef_construction: int = 100, ef_search: int = 128, quantization: str = "sq8",
     ) -> None:  # fmt: skip
         if quantization not in QUANTIZATIONS:  # Settings checks it too; this guards direct use
             raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, not {quantization!r}")
