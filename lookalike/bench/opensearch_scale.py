@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dim", type=int, default=1280)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--quantization", default="none,sq8", help="comma-separated: none, sq8")
-    parser.add_argument("--ef-search", type=int, default=100)
+    parser.add_argument("--ef-search", type=int, default=Settings().ef_search)
     parser.add_argument("--out", type=Path, default=REPORTS_DIR / "bench_opensearch.json")
     args = parser.parse_args(argv)
 
