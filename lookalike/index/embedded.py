@@ -137,7 +137,22 @@ class EmbeddedIndex:
             if self.graph.ntotal - len(self.tombstones) + new_rows >= TRAIN_SIZE:
                 logger.info("quantising the graph of %s (%s)", self.path, self.quantization)
                 self._reset_graph(self.quantization)
+        if not self.graph.is_trained:
+            self._train()
+            if not self.graph.is_trained:  # its rows were deleted meanwhile: float32 until there are more
+                self._reset_graph("none")
         self._catch_up()
+
+    def _train(self) -> None:
+        """Learn sq8's ranges from TRAIN_SIZE vectors spread evenly over the table (not only the
+        first ones written, which may all be one category)."""
+        top = self.db.execute("SELECT MAX(key) FROM docs").fetchone()[0] or 0
+        rows = self.db.execute(
+            "SELECT vector FROM docs WHERE key % ? = 0 LIMIT ?", (max(1, top // TRAIN_SIZE), TRAIN_SIZE)
+        )
+        sample = [np.frombuffer(blob, dtype="<f4") for (blob,) in rows]
+        if sample:
+            self.graph.train(np.stack(sample).astype(np.float32))
 
     def _catch_up(self) -> None:
         keys: list[int] = []
@@ -148,7 +163,7 @@ class EmbeddedIndex:
         for key, blob in rows:
             keys.append(key)
             vectors.append(np.frombuffer(blob, dtype="<f4"))
-            if len(keys) >= (4096 if self.graph.is_trained else TRAIN_SIZE):
+            if len(keys) >= 4096:
                 self._add(keys, vectors)
                 added += len(keys)
                 keys, vectors = [], []
@@ -164,10 +179,7 @@ class EmbeddedIndex:
             self.deleted_seq = seq
 
     def _add(self, keys: list[int], vectors: list[np.ndarray]) -> None:
-        xb = np.stack(vectors).astype(np.float32)
-        if not self.graph.is_trained:
-            self.graph.train(xb)
-        self.graph.add_with_ids(xb, np.asarray(keys, dtype=np.int64))
+        self.graph.add_with_ids(np.stack(vectors).astype(np.float32), np.asarray(keys, dtype=np.int64))
         self.max_key = max(self.max_key, keys[-1])
 
     def refresh(self) -> None:
