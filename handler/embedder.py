@@ -21,6 +21,7 @@ from .errors import ConfigError, ImageError
 from .graph import for_reduced_precision
 from .head import ProjectionHead, WithHead
 from .precision import autocast, resolve_precision
+from .regions import crops
 from .settings import HandlerSettings
 from .transforms import FIT, normalize_batch
 
@@ -164,18 +165,23 @@ class Embedder:
         """One RGB image -> uint8 `[3,S,S]` (resize, and crop or not), the per-image part of preprocessing."""
         return self._fit(img, self.backbone.spec)
 
-    def prepare(self, blobs: Sequence[bytes], limits: Limits = DEFAULT_LIMITS) -> list[torch.Tensor | ImageError]:
-        """Decode + resize + crop each upload (in parallel threads): a uint8 `[3,S,S]` or its ImageError."""
+    def prepare(
+        self, blobs: Sequence[bytes], limits: Limits = DEFAULT_LIMITS, schemes: Sequence[str] | None = None
+    ) -> list[torch.Tensor | ImageError]:
+        """Decode + resize + crop each upload (in parallel threads): a uint8 `[1+R,3,S,S]` (the whole
+        image, then the R regions of its scheme in `schemes`, none by default) or its ImageError."""
 
-        def one(data: bytes) -> torch.Tensor | ImageError:
+        def one(data: bytes, scheme: str) -> torch.Tensor | ImageError:
             try:
-                return self.pixels(decode_image(data, limits, self.draft_short_side))
+                img = decode_image(data, limits, self.draft_short_side)
+                return torch.stack([self.pixels(img)] + [self.pixels(crop) for crop in crops(img, scheme)])
             except ImageError as exc:
                 return exc
 
+        wanted = list(schemes) if schemes is not None else ["none"] * len(blobs)
         if self.pool is None or len(blobs) < 2:
-            return [one(data) for data in blobs]
-        return list(self.pool.map(one, blobs))
+            return [one(data, scheme) for data, scheme in zip(blobs, wanted, strict=True)]
+        return list(self.pool.map(one, blobs, wanted))
 
     @torch.inference_mode()
     def embed_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -199,4 +205,4 @@ class Embedder:
             if isinstance(item, ImageError):
                 raise item
             tensors.append(item)
-        return self.embed_pixels(torch.stack(tensors))
+        return self.embed_pixels(torch.cat(tensors))

@@ -18,7 +18,7 @@ from .errors import BadPayload, EmptyImage
 
 IMAGE_FIELDS = ("image", "file", "data", "body")
 # Query parameters and form fields that are options, not the image.
-OPTION_FIELDS = frozenset({"encoding"})
+OPTION_FIELDS = frozenset({"encoding", "regions"})
 
 
 def image_bytes(request: Mapping[str, Any]) -> bytes:

@@ -1,7 +1,8 @@
 """The TorchServe entry point: a thin `BaseHandler` subclass over the pure modules.
 
-preprocess: N request dicts -> decoded, resized uint8 pixels, and a per-request error for each bad one
-inference:  uint8 `[M,3,S,S]` -> float32 `[M,D]` L2-normalised vectors
+preprocess: N request dicts -> decoded, resized uint8 pixels (the whole image, then the regions its
+            `regions` option asks for), and a per-request error for each bad one
+inference:  uint8 `[M,3,S,S]` -> float32 `[M,D]` L2-normalised vectors, every request's rows in one batch
 postprocess: N JSON answers; a bad request gets its own 4xx, its neighbours their vectors
 """
 
@@ -16,6 +17,7 @@ from lookalike_handler.decode import Limits
 from lookalike_handler.embedder import Embedder, worker_device
 from lookalike_handler.errors import BadPayload, ImageError
 from lookalike_handler.payload import image_bytes, option
+from lookalike_handler.regions import boxes
 from lookalike_handler.settings import HandlerSettings
 from lookalike_handler.wire import ENCODINGS, encode_error, encode_vector
 from ts.torch_handler.base_handler import BaseHandler
@@ -23,6 +25,7 @@ from ts.torch_handler.base_handler import BaseHandler
 logger = logging.getLogger(__name__)
 
 ENCODING_HEADER = "X-Lookalike-Encoding"
+REGIONS_HEADER = "X-Lookalike-Regions"
 
 
 class EmbeddingHandler(BaseHandler):
@@ -42,25 +45,29 @@ class EmbeddingHandler(BaseHandler):
 
     def preprocess(self, data: list[dict]) -> Batch:
         batch = Batch(size=len(data))
-        found: list[tuple[int, str]] = []  # (request index, wire encoding) of each payload found
+        found: list[tuple[int, str, str]] = []  # (request index, wire encoding, regions) of each payload found
         blobs: list[bytes] = []
         for idx, request in enumerate(data):
             try:
                 encoding = option(request, "encoding") or self._header(idx, ENCODING_HEADER) or "base64"
                 if encoding not in ENCODINGS:
                     raise BadPayload(f"encoding must be one of {', '.join(ENCODINGS)}, not {encoding!r}")
+                scheme = option(request, "regions") or self._header(idx, REGIONS_HEADER) or "none"
+                boxes(scheme)  # an unknown scheme is this request's 400
                 blobs.append(image_bytes(request))
             except ImageError as exc:
                 batch.errors[idx] = exc
                 continue
-            found.append((idx, encoding))
+            found.append((idx, encoding, scheme))
         # Decoding runs in parallel threads; a bad image comes back as its own ImageError.
-        for (idx, encoding), item in zip(found, self.embedder.prepare(blobs, self.limits), strict=True):
+        prepared = self.embedder.prepare(blobs, self.limits, [scheme for _, _, scheme in found])
+        for (idx, encoding, scheme), item in zip(found, prepared, strict=True):
             if isinstance(item, ImageError):
                 batch.errors[idx] = item
             else:
                 batch.rows.append(idx)
                 batch.encodings.append(encoding)
+                batch.schemes.append(scheme)
                 batch.pixels.append(item)
         return batch
 
@@ -73,7 +80,7 @@ class EmbeddingHandler(BaseHandler):
 
     def inference(self, batch: Batch, *args, **kwargs) -> Batch:
         if batch.pixels:
-            batch.vectors = self.embedder.embed_pixels(torch.stack(batch.pixels))
+            batch.vectors = self.embedder.embed_pixels(torch.cat(batch.pixels))
         return batch
 
     def postprocess(self, batch: Batch) -> list[bytes]:
@@ -89,7 +96,12 @@ class EmbeddingHandler(BaseHandler):
         if batch.vectors is not None:
             vectors = batch.vectors.numpy()
             model_id = self.embedder.model_id
-            for row, (idx, encoding) in enumerate(zip(batch.rows, batch.encodings, strict=True)):
+            start = 0
+            for idx, encoding, scheme, pixels in zip(batch.rows, batch.encodings, batch.schemes, batch.pixels,
+                                                     strict=True):  # fmt: skip
+                rows = vectors[start : start + len(pixels)]
+                start += len(pixels)
+                regions = list(zip(boxes(scheme), rows[1:], strict=True)) if scheme != "none" else None
                 self.context.set_response_content_type(idx, "application/json")
-                answers[idx] = encode_vector(vectors[row], model_id, encoding)
+                answers[idx] = encode_vector(rows[0], model_id, encoding, regions=regions, scheme=scheme)
         return answers

@@ -8,6 +8,9 @@ Wire format (one JSON object per request, Content-Type application/json):
 2048 floats take 10.9 KB as base64, against ~42 KB as TorchServe's indented list.
 A form field `encoding=list` (or the header `X-Lookalike-Encoding: list`) sends
 `"embedding": [0.0123, ...]` instead (compact, for curl and jq).
+With `regions=<scheme>` (form field, query parameter or `X-Lookalike-Regions`), the answer also
+carries `"regions": "<scheme>"` and `"region_vectors": [{"box": [l, t, r, b], "embedding": ...}]`,
+one per box of the scheme (fractions of the image's width and height), in the same encoding.
 Errors: {"error": "<reason>", "status": <http code>} with that HTTP status.
 """
 
@@ -23,21 +26,31 @@ import numpy as np
 ENCODINGS = ("base64", "list")
 
 
-def encode_vector(vector: np.ndarray, model: str, encoding: str = "base64") -> bytes:
-    """One float32 vector `[D]` -> UTF-8 JSON bytes."""
-    array = np.ascontiguousarray(vector, dtype="<f4")
+def _embedding(array: np.ndarray, encoding: str) -> Any:
     if encoding == "list":
-        embedding: Any = [float(x) for x in array]
-    else:
-        encoding = "base64"
-        embedding = base64.b64encode(array.tobytes()).decode("ascii")
-    doc = {
+        return [float(x) for x in array]
+    return base64.b64encode(array.tobytes()).decode("ascii")
+
+
+def encode_vector(vector: np.ndarray, model: str, encoding: str = "base64",
+                  regions: list[tuple[tuple[float, float, float, float], np.ndarray]] | None = None,
+                  scheme: str = "none") -> bytes:  # fmt: skip
+    """One float32 vector `[D]` (and its regions' `(box, [D])`, if asked for) -> UTF-8 JSON bytes."""
+    array = np.ascontiguousarray(vector, dtype="<f4")
+    encoding = "list" if encoding == "list" else "base64"
+    doc: dict[str, Any] = {
         "model": model,
         "dimension": int(array.shape[0]),
         "dtype": "float32",
         "encoding": encoding,
-        "embedding": embedding,
+        "embedding": _embedding(array, encoding),
     }
+    if regions is not None:
+        doc["regions"] = scheme
+        doc["region_vectors"] = [
+            {"box": list(box), "embedding": _embedding(np.ascontiguousarray(v, dtype="<f4"), encoding)}
+            for box, v in regions
+        ]
     return json.dumps(doc, separators=(",", ":")).encode("utf-8")
 
 
@@ -45,12 +58,20 @@ def encode_error(status: int, reason: str) -> bytes:
     return json.dumps({"error": reason, "status": status}, separators=(",", ":")).encode("utf-8")
 
 
-def decode_vector(doc: Mapping[str, Any]) -> np.ndarray:
-    """The parsed JSON answer -> float32 vector `[D]`; checks the stated dimension."""
+def decode_vector(doc: Mapping[str, Any], embedding: Any = None) -> np.ndarray:
+    """The parsed JSON answer -> float32 vector `[D]` (of `embedding`, default the whole image's);
+    checks the stated dimension."""
+    embedding = doc["embedding"] if embedding is None else embedding
     if doc.get("encoding", "base64") == "list":
-        vector = np.asarray(doc["embedding"], dtype=np.float32)
+        vector = np.asarray(embedding, dtype=np.float32)
     else:
-        vector = np.frombuffer(base64.b64decode(doc["embedding"]), dtype="<f4").astype(np.float32)
+        vector = np.frombuffer(base64.b64decode(embedding), dtype="<f4").astype(np.float32)
     if vector.shape != (int(doc["dimension"]),):
         raise ValueError(f"embedding has {vector.shape[0]} values but dimension says {doc['dimension']}")
     return vector
+
+
+def decode_regions(doc: Mapping[str, Any]) -> list[tuple[tuple[float, ...], np.ndarray]]:
+    """The answer's region vectors as (box, `[D]`) pairs; [] when it has none."""
+    return [(tuple(float(x) for x in region["box"]), decode_vector(doc, region["embedding"]))
+            for region in doc.get("region_vectors", [])]  # fmt: skip

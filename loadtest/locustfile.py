@@ -93,6 +93,9 @@ def _configure(environment, **_kwargs) -> None:
     SearchUser.weight, SimilarUser.weight, EmbedUser.weight = (
         options.search_weight, options.similar_weight, options.embed_weight
     )  # fmt: skip
+    # Each user's share of --rate. Computed here because a worker does not know -u: the master sends
+    # its custom options (this one included) to every worker, which overwrite the workers' own.
+    options.rate_per_user = options.rate / max(1, options.num_users or 1)
 
 
 def _load_photos(folder: str) -> list[bytes]:
@@ -156,7 +159,7 @@ def paced(user) -> float:
     open-loop rate, e.g. 80 % of capacity for a soak), else a short random think time."""
     options = user.environment.parsed_options
     if options.rate > 0:
-        return constant_throughput(options.rate / max(1, options.num_users or 1))(user)
+        return constant_throughput(options.rate_per_user)(user)
     return _THINK(user)
 
 

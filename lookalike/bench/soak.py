@@ -4,7 +4,8 @@ The stack is the default one (`make demo`'s): TorchServe serving EfficientNet-Li
 bundled photos ingested into the embedded index, the API as its own process. Capacity is the
 search-by-image rate (loadtest/locustfile.py, SearchUser) that Locust reaches flat out with
 --users users for --probe seconds. The soak then paces the same users at --fraction of that
-rate (open loop: --rate), as Locust's master with --workers worker processes, for --minutes.
+rate (open loop: --rate) for --minutes, from one Locust process like the capacity run (or a
+master with --workers worker processes: on 2 cores they take CPU from the stack they measure).
 Resident memory of TorchServe's frontend (Java), its workers, and the API process (which holds
 the embedded index) is sampled every 15 s. Prints a table, writes JSON.
 
@@ -77,7 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fraction", type=float, default=0.8, help="of the measured capacity")
     parser.add_argument("--users", type=int, default=16)
     parser.add_argument("--probe", type=int, default=60, help="seconds of the flat-out capacity run")
-    parser.add_argument("--workers", type=int, default=1, help="Locust worker processes for the soak")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="Locust worker processes for the soak (0: one local process, as the capacity run)",
+    )
     parser.add_argument("--out", type=Path, default=REPORTS_DIR / "soak.json")
     args = parser.parse_args(argv)
 
@@ -97,9 +103,12 @@ def main(argv: list[str] | None = None) -> int:
                         "api_and_index": [api_process]}  # fmt: skip
 
             cmd = [*locust_command(api, ts.inference_url, DEFAULT_MODEL), "SearchUser"]
-            print(f"capacity: {args.users} users flat out for {args.probe} s ...", flush=True)
+            print(f"capacity: {args.users} users flat out for {args.probe} s (after 15 s of warm-up) ...", flush=True)
+            users = ["-u", str(args.users), "-r", str(args.users)]  # all at once: Locust spawns 1/s by default
+            run_headless(cmd, [*users, "-t", "15s", "--max-p95-ms", "1e9"], tmp / "warm",
+                         tmp / "warm.html")  # fmt: skip
             probe = tmp / "probe"
-            run_headless(cmd, ["-u", str(args.users), "-t", f"{args.probe}s", "--max-p95-ms", "1e9"], probe,
+            run_headless(cmd, [*users, "-t", f"{args.probe}s", "--max-p95-ms", "1e9"], probe,
                          tmp / "probe.html")  # fmt: skip
             capacity = locust_totals(probe)
             rate = args.fraction * capacity["rps"]
@@ -108,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             watch = MemoryWatch(groups)
             watch.start()
             soak = tmp / "soak"
-            code = run_headless(cmd, ["-u", str(args.users), "-t", f"{int(args.minutes * 60)}s", "--rate", str(rate),
+            code = run_headless(cmd, [*users, "-t", f"{int(args.minutes * 60)}s", "--rate", str(rate),
                                       "--max-fail-ratio", "0", "--max-p95-ms", "1e9"], soak, tmp / "soak.html",
                                 workers=args.workers)  # fmt: skip
             samples = watch.stop()

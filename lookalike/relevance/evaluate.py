@@ -31,7 +31,7 @@ from lookalike.errors import BadQuery, LookalikeError
 from lookalike.ingest.sources import from_folder
 from lookalike.photos import interior_photos, subject_photos
 from lookalike.relevance.metrics import Scores, rankings, score
-from lookalike.relevance.protocols import ALL_KINDS, copies
+from lookalike.relevance.protocols import ALL_KINDS, PARTIAL_KINDS, copies
 from lookalike.serving.client import ModelClient
 from lookalike.settings import MODEL_STORE, REPORTS_DIR, RUN_DIR, Settings
 
@@ -119,8 +119,8 @@ def evaluate(argv: list[str] | None = None) -> int:
     parser.add_argument("--near-duplicates", action="store_true", help="run the copy protocols (--kinds)")
     parser.add_argument("--seeds", default="0,1,2", help="copy seeds (0,1,2)")
     parser.add_argument("--kinds", default="near-duplicate",
-                        help=f"kinds of copy, comma-separated, or 'all': {', '.join(ALL_KINDS)} "
-                             "(near-duplicate)")  # fmt: skip
+                        help=f"kinds of copy, comma-separated, 'all' or 'partial' ({', '.join(PARTIAL_KINDS)}): "
+                             f"{', '.join(ALL_KINDS)} (near-duplicate)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPORTS_DIR / "eval.json")
     args = parser.parse_args(argv)
     models = [name.strip() for name in args.models.split(",") if name.strip()]
@@ -132,7 +132,8 @@ def evaluate(argv: list[str] | None = None) -> int:
         photos = {**subject_photos(), **interior_photos()}
         images, labels = list(photos.values()), ["photos"] * len(photos)
     seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
-    kinds = list(ALL_KINDS) if args.kinds == "all" else [kind.strip() for kind in args.kinds.split(",") if kind.strip()]
+    named = {"all": list(ALL_KINDS), "partial": list(PARTIAL_KINDS)}
+    kinds = named.get(args.kinds) or [kind.strip() for kind in args.kinds.split(",") if kind.strip()]
     unknown = sorted(set(kinds) - set(ALL_KINDS))
     if unknown:
         raise BadQuery(f"unknown kinds of copy: {', '.join(unknown)} (choose from {', '.join(ALL_KINDS)})")

@@ -8,7 +8,15 @@
   border (a re-framing that keeps every pixel);
 - recolour: strong colour and contrast changes, sometimes grayscale;
 - pasted: the photo shrunk to 30-50 % of the width of another photo from the set and pasted
-  into it (a collage, a screenshot) — the hard case for one vector per image.
+  into it (a collage, a screenshot) — the hard case for one vector per image;
+- screenshot: the photo inside a phone screenshot: status bar, app header, caption lines and a
+  button bar in flat interface colours around it, the photo 45-70 % of the screen's height;
+- captioned: a meme: white bands above and below (15-25 % of the height each) with black
+  blocks where the caption's words are;
+- rotated: turned by 90, 180 or 270 degrees, or tilted 10-25 degrees on a plain canvas.
+
+The partial-duplicate protocol (`PARTIAL_KINDS`) is pasted, screenshot, captioned, heavy-crop and
+rotated: copies where the photo is only part of the picture, or no longer upright.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import io
 from collections.abc import Callable
 
 import numpy as np
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 
 def _open(data: bytes) -> Image.Image:
@@ -89,12 +97,67 @@ def pasted(data: bytes, rng: np.random.Generator, backgrounds: list[bytes]) -> b
     return _jpeg(base, rng)
 
 
+def screenshot(data: bytes, rng: np.random.Generator) -> bytes:
+    img = _open(data)
+    screen_w = int(rng.integers(360, 541))
+    screen_h = int(screen_w * rng.uniform(1.9, 2.2))
+    dark = rng.random() < 0.5
+    paper = (18, 18, 18) if dark else (250, 250, 250)
+    ink = (230, 230, 230) if dark else (30, 30, 30)
+    canvas = Image.new("RGB", (screen_w, screen_h), paper)
+    draw = ImageDraw.Draw(canvas)
+    bar = int(screen_h * 0.035)
+    draw.rectangle((0, 0, screen_w, bar), fill=(0, 0, 0) if dark else (225, 225, 225))  # status bar
+    header = bar + int(screen_h * 0.07)
+    draw.rectangle((0, bar, screen_w, header), fill=tuple(int(v) for v in rng.integers(0, 256, 3)))  # app header
+    photo_h = int(screen_h * rng.uniform(0.45, 0.7))
+    photo_w = min(screen_w, int(img.width * photo_h / img.height))
+    photo_h = int(img.height * photo_w / img.width)
+    small = img.resize((photo_w, photo_h), Image.Resampling.BICUBIC)
+    top = header + int(rng.integers(4, 40))
+    canvas.paste(small, ((screen_w - photo_w) // 2, top))
+    y = top + photo_h + 12
+    while y < screen_h - 2 * bar:  # caption and comment lines
+        width = int(screen_w * rng.uniform(0.3, 0.9))
+        draw.rectangle((12, y, 12 + width, y + 8), fill=ink)
+        y += int(rng.integers(16, 28))
+    draw.rectangle((0, screen_h - 2 * bar, screen_w, screen_h), fill=(0, 0, 0) if dark else (235, 235, 235))
+    return _jpeg(canvas, rng)
+
+
+def captioned(data: bytes, rng: np.random.Generator) -> bytes:
+    img = _open(data)
+    top_band, bottom_band = (int(img.height * rng.uniform(0.15, 0.25)) for _ in range(2))
+    canvas = Image.new("RGB", (img.width, img.height + top_band + bottom_band), (255, 255, 255))
+    canvas.paste(img, (0, top_band))
+    draw = ImageDraw.Draw(canvas)
+    for y0, band in ((0, top_band), (top_band + img.height, bottom_band)):
+        x, line = int(img.width * 0.05), band // 3
+        while x < img.width * 0.9:  # words
+            word = int(img.width * rng.uniform(0.05, 0.15))
+            draw.rectangle((x, y0 + line, x + word, y0 + 2 * line), fill=(0, 0, 0))
+            x += word + int(img.width * 0.03)
+    return _jpeg(canvas, rng)
+
+
+def rotated(data: bytes, rng: np.random.Generator) -> bytes:
+    img = _open(data)
+    if rng.random() < 0.5:
+        return _jpeg(img.rotate(int(rng.choice([90, 180, 270])), expand=True), rng)
+    angle = float(rng.uniform(10, 25)) * (1 if rng.random() < 0.5 else -1)
+    shade = tuple(int(v) for v in rng.integers(0, 256, 3))
+    return _jpeg(img.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=shade), rng)
+
+
 Kind = Callable[[bytes, np.random.Generator], bytes]
 KINDS: dict[str, Kind] = {
     "near-duplicate": near_duplicate,
     "heavy-crop": heavy_crop,
     "reframe": reframe,
     "recolour": recolour,
+    "screenshot": screenshot,
+    "captioned": captioned,
+    "rotated": rotated,
 }  # fmt: skip  ("pasted" needs the other photos: see copies())
 
 
@@ -106,3 +169,4 @@ def copies(images: list[bytes], kind: str, rng: np.random.Generator) -> list[byt
 
 
 ALL_KINDS = (*KINDS, "pasted")
+PARTIAL_KINDS = ("pasted", "screenshot", "captioned", "heavy-crop", "rotated")

@@ -87,13 +87,15 @@ class _Base:
         return cls(settings.ts_url, settings.model, settings.ts_token, settings.ts_key_file,
                    settings.ts_timeout, retries)  # fmt: skip
 
-    def _headers(self) -> dict[str, str]:
+    def _headers(self, regions: str = "none") -> dict[str, str]:
         headers = {"Content-Type": "application/octet-stream"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
+        if regions != "none":
+            headers["X-Lookalike-Regions"] = regions
         return headers
 
-    def _exchange(self, image: bytes) -> Exchange:
+    def _exchange(self, image: bytes, regions: str = "none") -> Exchange:
         reread = bool(self.key_file)
         attempt = 0
         failed: set[str] = set()  # instances that failed this request: try the others first
@@ -102,7 +104,7 @@ class _Base:
             endpoint = f"{base}/predictions/{self.model}"
             healthy = True
             try:
-                response = yield httpx.Request("POST", endpoint, content=image, headers=self._headers())
+                response = yield httpx.Request("POST", endpoint, content=image, headers=self._headers(regions))
                 if isinstance(response, ModelServerDown):
                     raise response
                 assert isinstance(response, httpx.Response)
@@ -140,9 +142,10 @@ class ModelClient(_Base):
         super().__init__(*args, **kwargs)
         self.http = httpx.Client(timeout=self.timeout)
 
-    def embed_response(self, image: bytes) -> dict:
-        """POST the raw bytes; the parsed JSON answer (see handler/wire.py)."""
-        steps = self._exchange(image)
+    def embed_response(self, image: bytes, regions: str = "none") -> dict:
+        """POST the raw bytes; the parsed JSON answer (see handler/wire.py), with the region
+        vectors of scheme `regions` unless it is "none"."""
+        steps = self._exchange(image, regions)
         step = next(steps)
         while True:  # drive the exchange: sleep or send, hand back the outcome
             outcome = None
@@ -180,8 +183,8 @@ class AsyncModelClient(_Base):
         super().__init__(*args, **kwargs)
         self.http = httpx.AsyncClient(timeout=self.timeout)
 
-    async def embed_response(self, image: bytes) -> dict:
-        steps = self._exchange(image)
+    async def embed_response(self, image: bytes, regions: str = "none") -> dict:
+        steps = self._exchange(image, regions)
         step = next(steps)
         while True:
             outcome = await (asyncio.sleep(step) if isinstance(step, float) else self._send(step))
@@ -196,9 +199,9 @@ class AsyncModelClient(_Base):
         except httpx.HTTPError as exc:
             return self._unreachable(request, exc)
 
-    async def embed(self, image: bytes) -> tuple[dict, np.ndarray]:
-        """(the server's answer, its vector `[D]`)."""
-        doc = await self.embed_response(image)
+    async def embed(self, image: bytes, regions: str = "none") -> tuple[dict, np.ndarray]:
+        """(the server's answer, its vector `[D]`); the answer holds the region vectors asked for."""
+        doc = await self.embed_response(image, regions)
         return doc, decode_vector(doc)
 
     async def info(self) -> ModelInfo:

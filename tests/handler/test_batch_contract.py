@@ -80,3 +80,26 @@ def test_the_list_encoding_is_chosen_per_request(handler, photos):
     assert first["encoding"] == "base64" and second["encoding"] == "list"
     decoded = np.frombuffer(base64.b64decode(first["embedding"]), dtype="<f4")
     assert np.allclose(decoded, np.asarray(second["embedding"], dtype=np.float32), atol=1e-6)
+
+
+def test_region_vectors_are_asked_for_per_request_and_a_bad_scheme_fails_only_itself(handler, photos):
+    from lookalike_handler.regions import SCHEMES
+    from lookalike_handler.wire import decode_regions, decode_vector
+
+    handler.context.status.clear()
+    handler.context.request_headers = {2: {"X-Lookalike-Regions": "grid2"}}
+    data = [{"body": photos["coffee"], "regions": b"win2"}, {"body": photos["coffee"]}, {"body": photos["rocket"]},
+            {"body": photos["coffee"], "regions": b"everywhere"}, {"body": b"junk", "regions": b"win2"}]  # fmt: skip
+    answers = run(handler, data)
+    handler.context.request_headers = {}
+    assert sorted(handler.context.status) == [3, 4]
+    assert handler.context.status[3][0] == 400 and "regions must be one of" in handler.context.status[3][1]
+    regional, plain, quadrants = (json.loads(answers[i]) for i in range(3))
+    assert "region_vectors" not in plain and regional["regions"] == "win2" and quadrants["regions"] == "grid2"
+    assert [tuple(box) for box, _ in decode_regions(regional)] == SCHEMES["win2"]
+    assert len(decode_regions(quadrants)) == 4
+    # The whole-image vector does not depend on whether regions were asked for in the same batch.
+    assert np.allclose(decode_vector(regional), decode_vector(plain), atol=1e-5)
+    vectors = np.stack([vector for _, vector in decode_regions(regional)])
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert float(np.min(vectors @ decode_vector(plain))) < 0.99  # regions see something else than the whole
