@@ -17,7 +17,7 @@ DIM ?= 2048
 QUANTIZATION ?= sq8
 
 .DEFAULT_GOAL := help
-.PHONY: help setup mar serve stop demo ingest api test test-fast test-opensearch opensearch opensearch-stop loadtest loadtest-ui lint format bench bench-levers bench-index bench-ingest capacity clean
+.PHONY: help setup mar serve stop demo ingest api test test-fast test-opensearch opensearch opensearch-stop loadtest loadtest-ui lint format bench bench-levers bench-index bench-ingest soak capacity clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -80,6 +80,9 @@ bench-levers: $(STAMP) ## every speed lever vs the plain fp32 path, served by To
 
 bench-index: $(STAMP) ## embedded index: recall@10, p50/p95, peak RSS, build and open time (SIZE=100000 DIM=2048 QUANTIZATION=sq8)
 	$(LOOKALIKE) bench index --n $(SIZE) --dim $(DIM) --quantization $(QUANTIZATION)
+
+soak: $(STAMP) ## capacity of the local stack, then 80 % of it for 10 min: failures, memory and CPU per process
+	$(LOOKALIKE) bench soak
 
 bench-ingest: $(STAMP) ## ingest throughput vs TorchServe alone, same run
 	$(LOOKALIKE) bench ingest
