@@ -102,4 +102,6 @@ def test_region_vectors_are_asked_for_per_request_and_a_bad_scheme_fails_only_it
     assert np.allclose(decode_vector(regional), decode_vector(plain), atol=1e-5)
     vectors = np.stack([vector for _, vector in decode_regions(regional)])
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
-    assert float(np.min(vectors @ decode_vector(plain))) < 0.99  # regions see something else than the whole
+    # Each region is its own crop (random weights make every vector alike, but not equal).
+    assert float(np.abs(vectors - decode_vector(plain)).max()) > 1e-3
+    assert float(np.abs(vectors[0] - vectors[8]).max()) > 1e-3
