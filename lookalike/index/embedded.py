@@ -6,11 +6,10 @@ graph holds, its candidates are re-ranked by exact cosine on the float32 vectors
 SQLite (page cache, not process memory), so scores and thresholds never depend on the choice.
 
 Cosine on L2-normalised vectors is inner product. SQLite commits each write batch durably
-(WAL), so a killed ingest loses nothing it reported written. The FAISS
-graph is a cache of SQLite: it is saved with the last row key and deletion seq it holds and,
-on open or whenever another process wrote, catches up from SQLite instead of rebuilding.
-Upsert = delete + insert under a new key (AUTOINCREMENT never reuses one); replaced or deleted
-keys are tombstones that searches exclude.
+(WAL), so a killed ingest loses nothing it reported written. The graph is a cache of SQLite
+(lookalike.index.graph): saved with the SQLite position it holds, caught up on open or when
+another process wrote. Upsert = delete + insert under a new key (AUTOINCREMENT never reuses
+one); replaced or deleted keys are tombstones that searches exclude.
 """
 
 from __future__ import annotations
@@ -19,24 +18,20 @@ import json
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import faiss
 import numpy as np
 
 from lookalike.errors import IndexMismatch, IndexUnavailable
 from lookalike.index.documents import Doc, Hit
+from lookalike.index.graph import Graph, Source
 from lookalike.settings import QUANTIZATIONS
 
 logger = logging.getLogger(__name__)
 
 SPACE = "cosinesimil"
 EXACT_LIMIT = 20_000  # filtered searches over at most this many docs are exact
-CODECS = {"fp16": faiss.ScalarQuantizer.QT_fp16, "sq8": faiss.ScalarQuantizer.QT_8bit}  # and none: float32
-TRAIN_SIZE = 10_000  # sq8 learns each dimension's range from this many vectors; a smaller graph stays float32
 RERANK = 4  # a quantised graph proposes RERANK x k candidates for the exact re-ranking
 
 SCHEMA = """
@@ -74,7 +69,7 @@ class EmbeddedIndex:
         except (OSError, sqlite3.Error) as exc:
             raise IndexUnavailable(f"cannot open the embedded index at {self.path}: {exc}") from exc
         self._check_meta()
-        self._load_graph()
+        self.graph = Graph(self.path, self.db, [Source("docs")], dimension, m, ef_construction, quantization)
 
     # -- identity ---------------------------------------------------------------------------
     def _check_meta(self) -> None:
@@ -94,108 +89,18 @@ class EmbeddedIndex:
                 "dimension": self.dimension, "space": SPACE, "quantization": self.graph_kind,
                 "count": self.count()}  # fmt: skip
 
-    # -- the FAISS graph, a cache of SQLite ---------------------------------------------------
-    def _new_graph(self, kind: str) -> faiss.Index:
-        hnsw: faiss.Index
-        if kind == "none":
-            hnsw = faiss.IndexHNSWFlat(self.dimension, self.m, faiss.METRIC_INNER_PRODUCT)
-        else:  # faiss's stubs type the codec as a ScalarQuantizer; SWIG takes its QT_* constant
-            hnsw = faiss.IndexHNSWSQ(self.dimension, CODECS[kind], self.m, faiss.METRIC_INNER_PRODUCT)  # type: ignore[arg-type]
-        hnsw.hnsw.efConstruction = self.ef_construction
-        return faiss.IndexIDMap2(hnsw)
-
-    def _reset_graph(self, kind: str) -> None:
-        self.graph, self.graph_kind = self._new_graph(kind), kind
-        self.max_key, self.deleted_seq = 0, 0
-        self.tombstones: set[int] = set()
-
-    def _load_graph(self) -> None:
-        graph_file, state_file = self.path / "graph.faiss", self.path / "graph.json"
-        self._reset_graph("none" if self.quantization == "sq8" else self.quantization)
-        if graph_file.exists() and state_file.exists():
-            try:
-                state = json.loads(state_file.read_text())
-                kind = state.get("quantization", "none")
-                if kind == self.quantization or (self.quantization == "sq8" and kind == "none"):
-                    self.graph, self.graph_kind = faiss.read_index(str(graph_file)), kind
-                    self.max_key, self.deleted_seq = state["max_key"], state["deleted_seq"]
-                    self.tombstones = set(state.get("tombstones", []))
-                else:
-                    logger.warning("rebuilding the graph of %s as %s (it was saved as %s)", self.path,
-                                   self.quantization, kind)  # fmt: skip
-            except (OSError, ValueError, KeyError, RuntimeError) as exc:
-                logger.warning("rebuilding the graph of %s: %s", self.path, exc)
-                self._reset_graph(self.graph_kind)
-        self._sync()
-
-    def _sync(self) -> None:
-        """Catch the graph up with rows other writers (or a killed run) committed. An sq8 graph stays
-        float32 until it holds TRAIN_SIZE live vectors, then is rebuilt once with ranges learnt from them."""
-        if self.graph_kind != self.quantization:
-            query = "SELECT COUNT(*) FROM (SELECT 1 FROM docs WHERE key > ? LIMIT ?)"
-            new_rows = self.db.execute(query, (self.max_key, TRAIN_SIZE)).fetchone()[0]
-            if self.graph.ntotal - len(self.tombstones) + new_rows >= TRAIN_SIZE:
-                logger.info("quantising the graph of %s (%s)", self.path, self.quantization)
-                self._reset_graph(self.quantization)
-        if not self.graph.is_trained:
-            self._train()
-            if not self.graph.is_trained:  # its rows were deleted meanwhile: float32 until there are more
-                self._reset_graph("none")
-        self._catch_up()
-
-    def _train(self) -> None:
-        """Learn sq8's ranges from TRAIN_SIZE vectors spread evenly over the table (not only the
-        first ones written, which may all be one category)."""
-        top = self.db.execute("SELECT MAX(key) FROM docs").fetchone()[0] or 0
-        rows = self.db.execute(
-            "SELECT vector FROM docs WHERE key % ? = 0 LIMIT ?", (max(1, top // TRAIN_SIZE), TRAIN_SIZE)
-        )
-        sample = [np.frombuffer(blob, dtype="<f4") for (blob,) in rows]
-        if sample:
-            self.graph.train(np.stack(sample).astype(np.float32))
-
-    def _catch_up(self) -> None:
-        keys: list[int] = []
-        vectors: list[np.ndarray] = []
-        rows = self.db.execute("SELECT key, vector FROM docs WHERE key > ? ORDER BY key", (self.max_key,))
-        started = reported = time.monotonic()
-        added = 0
-        for key, blob in rows:
-            keys.append(key)
-            vectors.append(np.frombuffer(blob, dtype="<f4"))
-            if len(keys) >= 4096:
-                self._add(keys, vectors)
-                added += len(keys)
-                keys, vectors = [], []
-                if time.monotonic() - reported > 30:  # a large catch-up (a rebuild) takes minutes
-                    rate = added / (time.monotonic() - started)
-                    logger.info("graph of %s: %d vectors added (%.0f/s)", self.path, added, rate)
-                    reported = time.monotonic()
-        if keys:
-            self._add(keys, vectors)
-        for seq, key in self.db.execute("SELECT seq, key FROM deleted WHERE seq > ?", (self.deleted_seq,)):
-            if key <= self.max_key:  # keys above it were never in the graph
-                self.tombstones.add(key)
-            self.deleted_seq = seq
-
-    def _add(self, keys: list[int], vectors: list[np.ndarray]) -> None:
-        self.graph.add_with_ids(np.stack(vectors).astype(np.float32), np.asarray(keys, dtype=np.int64))
-        self.max_key = max(self.max_key, keys[-1])
-
     def refresh(self) -> None:
         """Nothing to do: every search catches the graph up with SQLite first."""
 
     def flush(self) -> None:
         """Save the graph with the SQLite position it holds (atomic rename)."""
         with self._lock:
-            self._sync()
-            tmp = self.path / "graph.faiss.tmp"
-            faiss.write_index(self.graph, str(tmp))
-            tmp.replace(self.path / "graph.faiss")
-            state = {"max_key": self.max_key, "deleted_seq": self.deleted_seq, "quantization": self.graph_kind,
-                     "tombstones": sorted(self.tombstones)}  # fmt: skip
-            (self.path / "graph.json.tmp").write_text(json.dumps(state))
-            (self.path / "graph.json.tmp").replace(self.path / "graph.json")
+            self.graph.save()
+
+    @property
+    def graph_kind(self) -> str:
+        """How the graph holds its vectors now: none, fp16 or sq8."""
+        return self.graph.kind
 
     def close(self) -> None:
         with self._lock:
@@ -279,24 +184,17 @@ class EmbeddedIndex:
         xq = xq / max(float(np.linalg.norm(xq)), 1e-12)  # cosine, whatever the query's norm
         tags, exclude_ids = list(tags), list(exclude_ids)
         with self._lock:
-            self._sync()
+            self.graph.sync()
             wanted = k if self.graph_kind == "none" else RERANK * k
-            excluded = self._keys_of(exclude_ids) | self.tombstones
+            excluded = frozenset(self._keys_of(exclude_ids))
             if category is not None or tags:
-                allowed = np.asarray(sorted(set(self._filtered_keys(category, tags)) - excluded), dtype=np.int64)
-                if len(allowed) == 0:
-                    return []
+                allowed = self._filtered_keys(category, tags)
                 if len(allowed) <= EXACT_LIMIT:
-                    scores = self.graph.reconstruct_batch(allowed) @ xq[0]
-                    return self._hits(allowed[np.argsort(-scores)[:wanted]].tolist(), xq[0], k, min_similarity)
-                selector: faiss.IDSelector = faiss.IDSelectorBatch(allowed)
+                    return self._hits(self.graph.nearest_of(xq[0], allowed, wanted), xq[0], k, min_similarity)
+                found = self.graph.search(xq, wanted, self.ef_search, allowed=allowed, excluded=excluded)
             else:
-                selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.asarray(sorted(excluded), dtype=np.int64)))
-            # SearchParametersHNSW is made by SWIG and missing from faiss's type stubs.
-            params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.ef_search, wanted))  # type: ignore[attr-defined]
-            with one_thread():
-                _, keys = self.graph.search(xq, wanted, params=params)
-            return self._hits([int(key) for key in keys[0] if key >= 0], xq[0], k, min_similarity)
+                found = self.graph.search(xq, wanted, self.ef_search, excluded=excluded)
+            return self._hits(found, xq[0], k, min_similarity)
 
     def _keys_of(self, ids: list[str]) -> set[int]:
         if not ids:
@@ -328,18 +226,6 @@ class EmbeddedIndex:
                 found.append((score, row[0], row[1:-1]))
         found.sort(key=lambda item: (-item[0], item[1]))
         return [Hit(row[0], min(1.0, score), _metadata(row)) for score, _, row in found[:k]]
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run FAISS on one OpenMP thread: one query gains nothing from more, and when TorchServe keeps
-    the cores busy an idle OpenMP thread waits for one, measured at +8 ms per search on 2 cores."""
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(threads)
 
 
 def _metadata(row) -> dict:

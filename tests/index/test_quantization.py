@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lookalike.errors import SettingsError
-from lookalike.index import embedded
+from lookalike.index import graph
 from lookalike.index.documents import Doc
 from lookalike.index.embedded import EmbeddedIndex
 from lookalike.index.opensearch_index import OpenSearchIndex, vector_field
@@ -31,7 +31,7 @@ def fill(index, xb: np.ndarray, start: int = 0) -> None:
 @pytest.fixture
 def small_training(monkeypatch):
     """sq8 learns its ranges from TRAIN_SIZE vectors; 300 keeps these tests quick."""
-    monkeypatch.setattr(embedded, "TRAIN_SIZE", 300)
+    monkeypatch.setattr(graph, "TRAIN_SIZE", 300)
 
 
 @pytest.mark.parametrize("quantization", ["fp16", "sq8"])
@@ -63,7 +63,7 @@ def test_sq8_graph_stays_float32_until_it_has_enough_vectors_to_learn_from(tmp_p
     assert index.graph_kind == "none"
     fill(index, xb[100:], start=100)
     assert index.search(xb[350], k=1)[0].id == "d350"
-    assert index.graph_kind == "sq8" and index.graph.ntotal == 400  # rebuilt once, from SQLite
+    assert index.graph_kind == "sq8" and index.graph.index.ntotal == 400  # rebuilt once, from SQLite
 
 
 def test_reopening_loads_the_saved_graph_and_another_quantization_rebuilds_it(tmp_path, small_training, caplog):
@@ -81,7 +81,7 @@ def test_reopening_loads_the_saved_graph_and_another_quantization_rebuilds_it(tm
     with caplog.at_level(logging.WARNING, logger="lookalike.index.embedded"):
         flat = EmbeddedIndex(tmp_path, "a", "m", 32, quantization="none")
     assert "rebuilding the graph" in caplog.text and flat.graph_kind == "none"
-    assert flat.graph.ntotal == 499  # rebuilt from the live rows only
+    assert flat.graph.index.ntotal == 499  # rebuilt from the live rows only
     assert flat.search(xb[40], k=1)[0].id == "d40"
 
 
