@@ -68,6 +68,7 @@ class Settings:
     shards: int = 1  # OpenSearch primaries of a new index
     replicas: int = 0  # OpenSearch replicas of a new index (1+ on a cluster)
     quantization: str | None = None  # None: each backend's default (embedded sq8, OpenSearch none)
+    regions: str = "none"  # region vectors per image besides the whole (lookalike_handler.regions.SCHEMES)
     m: int = 16
     ef_construction: int = 100
     ef_search: int = 128  # recall@10 0.96 at 1M 2048-d vectors, sq8 (docs/operations.md)
@@ -112,6 +113,10 @@ class Settings:
         if self.quantization is not None and self.quantization not in QUANTIZATIONS:
             raise SettingsError(f"LOOKALIKE_QUANTIZATION must be one of {', '.join(QUANTIZATIONS)}, "
                                 f"not {self.quantization!r}")  # fmt: skip
+        from lookalike_handler.regions import SCHEMES
+
+        if self.regions not in SCHEMES:
+            raise SettingsError(f"LOOKALIKE_REGIONS must be one of {', '.join(SCHEMES)}, not {self.regions!r}")
         for name in ("ts_url", "opensearch_url"):
             for url in (getattr(self, name) or "").split(",") if getattr(self, name) is not None else ():
                 if not url.strip().startswith(("http://", "https://")):

@@ -7,6 +7,7 @@ decodes with the handler's own `decode_image`), and a wrong bearer key the way T
 mean-centred and L2-normalised: the same image gives the same vector, a re-encoded or slightly
 edited copy a close one, unrelated photos distant ones. It proves plumbing (API, ingest, search,
 dedup), never relevance or speed: those run against real TorchServe (tests marked `slow`).
+With `X-Lookalike-Regions` it adds region vectors of the crops the handler's own `crops` cuts.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 from lookalike_handler.decode import DEFAULT_LIMITS, decode_image
 from lookalike_handler.errors import ImageError
+from lookalike_handler.regions import boxes, crops
 from lookalike_handler.wire import encode_error, encode_vector
 from PIL import Image
 
@@ -28,7 +30,12 @@ THUMB = 16
 
 def standin_vector(data: bytes, dimension: int) -> np.ndarray:
     """Image bytes -> float32 L2-normalised `[dimension]`; raises ImageError as the handler does."""
-    img = decode_image(data, DEFAULT_LIMITS).resize((THUMB, THUMB), Image.Resampling.BILINEAR)
+    return image_vector(decode_image(data, DEFAULT_LIMITS), dimension)
+
+
+def image_vector(img: Image.Image, dimension: int) -> np.ndarray:
+    """A decoded image (or region crop) -> its stand-in vector."""
+    img = img.resize((THUMB, THUMB), Image.Resampling.BILINEAR)
     pixels = np.asarray(img, dtype=np.float32).reshape(-1) / 255.0
     pixels -= pixels.mean()
     projection = np.random.default_rng(dimension).standard_normal((dimension, pixels.size), dtype=np.float32)
@@ -88,8 +95,14 @@ class StandInModelServer:
                     return
                 model, dimension = MODELS[name]
                 outer.requests += 1
+                scheme = self.headers.get("X-Lookalike-Regions") or "none"
                 try:
-                    self._send(200, encode_vector(standin_vector(body, dimension), model))
+                    img = decode_image(body, DEFAULT_LIMITS)
+                    regions = [(box, image_vector(crop, dimension))
+                               for box, crop in zip(boxes(scheme), crops(img, scheme), strict=True)]  # fmt: skip
+                    answer = encode_vector(image_vector(img, dimension), model, regions=regions if regions else None,
+                                           scheme=scheme)  # fmt: skip
+                    self._send(200, answer)
                 except ImageError as exc:
                     self._send(exc.status, encode_error(exc.status, exc.reason))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
+from lookalike_handler.wire import decode_regions
 from starlette.concurrency import run_in_threadpool
 
 from lookalike.api.security import require_read, require_write
@@ -49,11 +50,12 @@ async def put_image(
 ) -> dict:
     service = service_of(request)
     image, fields = await read_upload(request, service.settings.max_image_bytes)
-    doc_meta, vector = await service.embed(image)
+    doc_meta, vector = await service.embed(image, service.settings.regions)
     given = {"category": category, "tags": tags, "source": source} | {k: v for k, v in fields.items() if v}
     tag_list = [tag.strip() for tag in (given["tags"] or "").split(",") if tag.strip()]
     doc = Doc.of_image(doc_id, vector, doc_meta["model"], image, given["source"] or f"upload:{doc_id}",
-                       given["category"] or None, tag_list)  # fmt: skip
+                       given["category"] or None, tag_list, service.settings.regions,
+                       decode_regions(doc_meta))  # fmt: skip
     existed = await service.indexed(lambda index: bool(index.existing([doc_id])))
     _, failures = await service.indexed(lambda index: index.upsert([doc]))
     if failures:

@@ -46,10 +46,11 @@ class Service:
                 self.info = info
         return self.index
 
-    async def embed(self, image: bytes):
-        """(TorchServe's document, the float32 vector) for `image`, timed as embedding time."""
+    async def embed(self, image: bytes, regions: str = "none"):
+        """(TorchServe's document, the float32 vector) for `image`, timed as embedding time; the
+        document holds the region vectors of scheme `regions`."""
         with self.metrics.stage("embed"):
-            return await self.model.embed(image)
+            return await self.model.embed(image, regions)
 
     async def indexed(self, call: Callable[..., T], *args, **kwargs) -> T:
         """`call(index, *args, **kwargs)` in the thread pool, timed as index time."""

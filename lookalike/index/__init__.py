@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from lookalike.errors import SettingsError
 from lookalike.index.documents import Doc, Hit
 from lookalike.settings import Settings
 
@@ -39,8 +40,12 @@ def open_index(settings: Settings, model: str, dimension: int) -> VectorIndex:
     if settings.opensearch_url:
         from lookalike.index.opensearch_index import OpenSearchIndex
 
+        if settings.regions != "none":
+            raise SettingsError("LOOKALIKE_REGIONS needs the embedded index for now: region vectors on OpenSearch "
+                                "(a nested knn_vector field) are not built yet")  # fmt: skip
         return OpenSearchIndex(settings, model, dimension)
     from lookalike.index.embedded import EmbeddedIndex
 
     return EmbeddedIndex(settings.data_dir, settings.alias, model, dimension, settings.m, settings.ef_construction,
-                         settings.ef_search, quantization=settings.quantization or "sq8")  # fmt: skip
+                         settings.ef_search, quantization=settings.quantization or "sq8",
+                         regions=settings.regions)  # fmt: skip

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 from PIL import Image
+
+Region = tuple[tuple[float, float, float, float], np.ndarray]  # (left, top, right, bottom) in fractions, [D]
 
 
 @dataclass
@@ -22,22 +24,26 @@ class Doc:
     width: int | None = None
     height: int | None = None
     ingested_at: str | None = None  # ISO 8601 UTC
+    region_scheme: str = "none"  # which windows `regions` holds (lookalike_handler.regions)
+    regions: list[Region] = field(default_factory=list)  # (box, float32 [D]) per window of the scheme
 
     def metadata(self) -> dict:
-        meta = asdict(self)
-        meta.pop("vector")
+        meta = {key: value for key, value in vars(self).items() if key not in ("vector", "regions", "region_scheme")}
+        meta["tags"] = list(self.tags)
         return meta
 
     @classmethod
     def of_image(cls, doc_id: str, vector: np.ndarray, model: str, image: bytes, source: str | None,
-                 category: str | None, tags: list[str]) -> Doc:  # fmt: skip
+                 category: str | None, tags: list[str], region_scheme: str = "none",
+                 regions: list[Region] | None = None) -> Doc:  # fmt: skip
         """The document for an image just embedded: its pixel size read from the bytes, stamped now."""
         try:
             width, height = Image.open(io.BytesIO(image)).size
         except Exception:
             width, height = None, None
         return cls(id=doc_id, vector=vector, model=model, source=source, category=category, tags=tags,
-                   width=width, height=height, ingested_at=datetime.now(UTC).isoformat())  # fmt: skip
+                   width=width, height=height, ingested_at=datetime.now(UTC).isoformat(),
+                   region_scheme=region_scheme, regions=regions or [])  # fmt: skip
 
 
 @dataclass
@@ -45,6 +51,7 @@ class Hit:
     id: str
     similarity: float  # cosine in [-1, 1]
     metadata: dict
+    box: tuple[float, float, float, float] | None = None  # the matching region, if a region matched best
 
     @property
     def distance(self) -> float:
@@ -52,8 +59,11 @@ class Hit:
         return math.sqrt(max(0.0, 2.0 - 2.0 * self.similarity))
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "similarity": round(self.similarity, 6), "distance": round(self.distance, 6),
-                **{k: v for k, v in self.metadata.items() if k != "id"}}  # fmt: skip
+        out = {"id": self.id, "similarity": round(self.similarity, 6), "distance": round(self.distance, 6),
+               **{k: v for k, v in self.metadata.items() if k != "id"}}  # fmt: skip
+        if self.box is not None:
+            out["box"] = [round(x, 4) for x in self.box]
+        return out
 
 
 def cosine_from_score(score: float) -> float:

@@ -22,9 +22,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+from lookalike_handler.regions import SCHEMES
 
 from lookalike.errors import IndexMismatch, IndexUnavailable
-from lookalike.index.documents import Doc, Hit
+from lookalike.index.documents import Doc, Hit, Region
 from lookalike.index.graph import Graph, Source
 from lookalike.settings import QUANTIZATIONS
 
@@ -44,19 +45,29 @@ CREATE TABLE IF NOT EXISTS docs (
     vector BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS docs_category ON docs(category);
+CREATE TABLE IF NOT EXISTS regions (
+    key INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc INTEGER NOT NULL,
+    box TEXT NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS regions_doc ON regions(doc);
 CREATE TABLE IF NOT EXISTS deleted (seq INTEGER PRIMARY KEY AUTOINCREMENT, key INTEGER NOT NULL);
 """
+REGION_IDS = 1 << 40  # graph id of region row r: REGION_IDS + r (a doc's is its own key)
 META_COLUMNS = "id, source, category, tags, width, height, model, ingested_at"
 
 
 class EmbeddedIndex:
     def __init__(
         self, directory: Path, alias: str, model: str, dimension: int, m: int = 16,
-        ef_construction: int = 100, ef_search: int = 128, quantization: str = "sq8",
+        ef_construction: int = 100, ef_search: int = 128, quantization: str = "sq8", regions: str = "none",
     ) -> None:  # fmt: skip
         if quantization not in QUANTIZATIONS:  # Settings checks it too; this guards direct use
             raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, not {quantization!r}")
-        self.model, self.dimension, self.quantization = model, dimension, quantization
+        if regions not in SCHEMES:
+            raise ValueError(f"regions must be one of {', '.join(SCHEMES)}, not {regions!r}")
+        self.model, self.dimension, self.quantization, self.regions = model, dimension, quantization, regions
         self.name = f"{alias}-{model}-{dimension}"
         self.path = Path(directory) / self.name
         self.m, self.ef_construction, self.ef_search = m, ef_construction, ef_search
@@ -69,16 +80,21 @@ class EmbeddedIndex:
         except (OSError, sqlite3.Error) as exc:
             raise IndexUnavailable(f"cannot open the embedded index at {self.path}: {exc}") from exc
         self._check_meta()
-        self.graph = Graph(self.path, self.db, [Source("docs")], dimension, m, ef_construction, quantization)
+        sources = [Source("docs"), Source("regions", REGION_IDS)]
+        self.graph = Graph(self.path, self.db, sources, dimension, m, ef_construction, quantization)
 
     # -- identity ---------------------------------------------------------------------------
     def _check_meta(self) -> None:
-        want = {"model": self.model, "dimension": str(self.dimension), "space": SPACE}
+        want = {"model": self.model, "dimension": str(self.dimension), "space": SPACE, "regions": self.regions}
         have = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
         if not have:
             with self.db:
                 self.db.executemany("INSERT INTO meta VALUES (?, ?)", want.items())
             return
+        if "regions" not in have:  # made before region vectors existed: it holds none
+            have["regions"] = "none"
+            with self.db:
+                self.db.execute("INSERT INTO meta VALUES ('regions', 'none')")
         diff = {key: (have.get(key), value) for key, value in want.items() if have.get(key) != value}
         if diff:
             detail = ", ".join(f"{key} is {old!r}, not {new!r}" for key, (old, new) in diff.items())
@@ -87,7 +103,7 @@ class EmbeddedIndex:
     def describe(self) -> dict:
         return {"backend": "embedded", "index": self.name, "path": str(self.path), "model": self.model,
                 "dimension": self.dimension, "space": SPACE, "quantization": self.graph_kind,
-                "count": self.count()}  # fmt: skip
+                "regions": self.regions, "count": self.count()}  # fmt: skip
 
     def refresh(self) -> None:
         """Nothing to do: every search catches the graph up with SQLite first."""
@@ -115,8 +131,8 @@ class EmbeddedIndex:
 
     # -- writes -------------------------------------------------------------------------------
     def upsert(self, docs: list[Doc]) -> tuple[int, list[tuple[str, str]]]:
-        """Write `docs` in one transaction; returns (written, [(id, reason)] failures)."""
-        failures, rows = [], []
+        """Write `docs` (and their region vectors) in one transaction; (written, [(id, reason)] failures)."""
+        failures, accepted = [], []
         for doc in docs:
             vector = np.asarray(doc.vector, dtype="<f4")
             if vector.shape != (self.dimension,):
@@ -125,20 +141,38 @@ class EmbeddedIndex:
                 failures.append((doc.id, f"vector is from {doc.model}, the index holds {self.model}"))
             elif not np.any(vector):
                 failures.append((doc.id, "zero vector (cosine is undefined)"))
+            elif doc.region_scheme != self.regions or len(doc.regions) != len(SCHEMES[self.regions]):
+                failures.append((doc.id, f"document has {len(doc.regions)} region vectors ({doc.region_scheme}), "
+                                         f"the index holds regions {self.regions}"))  # fmt: skip
             else:
-                rows.append((doc.id, doc.source, doc.category, json.dumps(doc.tags), doc.width, doc.height,
-                             doc.model, doc.ingested_at, vector.tobytes()))  # fmt: skip
+                accepted.append((doc, vector))
         with self._lock, self.db:
-            ids = [(row[0],) for row in rows]
-            self.db.executemany("INSERT INTO deleted (key) SELECT key FROM docs WHERE id = ?", ids)
-            self.db.executemany("DELETE FROM docs WHERE id = ?", ids)
-            self.db.executemany(f"INSERT INTO docs ({META_COLUMNS}, vector) VALUES (?,?,?,?,?,?,?,?,?)", rows)
-        return len(rows), failures
+            for doc, vector in accepted:
+                self._remove(doc.id)
+                key = self.db.execute(
+                    f"INSERT INTO docs ({META_COLUMNS}, vector) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (doc.id, doc.source, doc.category, json.dumps(doc.tags), doc.width, doc.height, doc.model,
+                     doc.ingested_at, vector.tobytes()),
+                ).lastrowid  # fmt: skip
+                self.db.executemany("INSERT INTO regions (doc, box, vector) VALUES (?, ?, ?)",
+                                    [(key, json.dumps(list(box)), np.asarray(v, dtype="<f4").tobytes())
+                                     for box, v in doc.regions])  # fmt: skip
+        return len(accepted), failures
+
+    def _remove(self, doc_id: str) -> bool:
+        """Delete a document and its regions, recording their graph ids as tombstones (in a transaction)."""
+        row = self.db.execute("SELECT key FROM docs WHERE id = ?", (doc_id,)).fetchone()
+        if row is None:
+            return False
+        self.db.execute("INSERT INTO deleted (key) VALUES (?)", (row[0],))
+        self.db.execute("INSERT INTO deleted (key) SELECT ? + key FROM regions WHERE doc = ?", (REGION_IDS, row[0]))
+        self.db.execute("DELETE FROM regions WHERE doc = ?", (row[0],))
+        self.db.execute("DELETE FROM docs WHERE key = ?", (row[0],))
+        return True
 
     def delete(self, doc_id: str) -> bool:
         with self._lock, self.db:
-            self.db.execute("INSERT INTO deleted (key) SELECT key FROM docs WHERE id = ?", (doc_id,))
-            return self.db.execute("DELETE FROM docs WHERE id = ?", (doc_id,)).rowcount > 0
+            return self._remove(doc_id)
 
     # -- reads --------------------------------------------------------------------------------
     def existing(self, ids: Iterable[str]) -> set[str]:
@@ -159,11 +193,11 @@ class EmbeddedIndex:
         return {row[0]: int(row[1]) for row in self.db.execute(query)}
 
     def get(self, doc_id: str) -> Doc | None:
-        row = self.db.execute(f"SELECT {META_COLUMNS}, vector FROM docs WHERE id = ?", (doc_id,)).fetchone()
-        return _doc(row) if row else None
+        row = self.db.execute(f"SELECT key, {META_COLUMNS}, vector FROM docs WHERE id = ?", (doc_id,)).fetchone()
+        return self._doc(row, self._regions_of([row[0]])) if row else None
 
     def scan(self, batch: int = 1000) -> Iterator[Doc]:
-        """Every document with its vector, in insertion order."""
+        """Every document with its vector (and region vectors), in insertion order."""
         last = 0
         while True:
             rows = self.db.execute(
@@ -171,9 +205,26 @@ class EmbeddedIndex:
             ).fetchall()
             if not rows:
                 return
+            regions = self._regions_of([row[0] for row in rows])
             for row in rows:
-                yield _doc(row[1:])
+                yield self._doc(row, regions)
             last = rows[-1][0]
+
+    def _regions_of(self, keys: list[int]) -> dict[int, list[Region]]:
+        found: dict[int, list[Region]] = {}
+        if self.regions == "none":
+            return found
+        marks = ",".join("?" * len(keys))
+        query = f"SELECT doc, box, vector FROM regions WHERE doc IN ({marks}) ORDER BY key"
+        for doc, box, blob in self.db.execute(query, keys):
+            found.setdefault(doc, []).append((tuple(json.loads(box)), np.frombuffer(blob, dtype="<f4").copy()))
+        return found
+
+    def _doc(self, row, regions: dict[int, list[Region]]) -> Doc:
+        """A Doc from a (key, metadata columns..., vector) row and the regions by doc key."""
+        doc = _doc(row[1:])
+        doc.region_scheme, doc.regions = self.regions, regions.get(row[0], [])
+        return doc
 
     def search(
         self, vector: np.ndarray, k: int = 10, category: str | None = None, tags: Iterable[str] = (),
@@ -185,16 +236,27 @@ class EmbeddedIndex:
         tags, exclude_ids = list(tags), list(exclude_ids)
         with self._lock:
             self.graph.sync()
-            wanted = k if self.graph_kind == "none" else RERANK * k
-            excluded = frozenset(self._keys_of(exclude_ids))
+            per_image = 1 + len(SCHEMES[self.regions])  # the graph holds every vector of an image
+            wanted = (k if self.graph_kind == "none" else RERANK * k) * per_image
+            excluded = frozenset(self._graph_ids(self._keys_of(exclude_ids)))
             if category is not None or tags:
-                allowed = self._filtered_keys(category, tags)
-                if len(allowed) <= EXACT_LIMIT:
-                    return self._hits(self.graph.nearest_of(xq[0], allowed, wanted), xq[0], k, min_similarity)
+                allowed = self._graph_ids(self._filtered_keys(category, tags))
+                if len(allowed) <= EXACT_LIMIT * per_image:
+                    found = self.graph.nearest_of(xq[0], [i for i in allowed if i not in excluded], wanted)
+                    return self._hits(found, xq[0], k, min_similarity)
                 found = self.graph.search(xq, wanted, self.ef_search, allowed=allowed, excluded=excluded)
             else:
                 found = self.graph.search(xq, wanted, self.ef_search, excluded=excluded)
             return self._hits(found, xq[0], k, min_similarity)
+
+    def _graph_ids(self, keys) -> list[int]:
+        """The graph ids of documents `keys`: their own, and their regions'."""
+        ids = list(keys)
+        if self.regions != "none" and ids:
+            marks = ",".join("?" * len(ids))
+            query = f"SELECT key FROM regions WHERE doc IN ({marks})"
+            ids += [REGION_IDS + row[0] for row in self.db.execute(query, ids)]
+        return ids
 
     def _keys_of(self, ids: list[str]) -> set[int]:
         if not ids:
@@ -213,19 +275,39 @@ class EmbeddedIndex:
         return [row[0] for row in self.db.execute(f"SELECT key FROM docs WHERE {' AND '.join(clauses)}", params)]
 
     def _hits(self, candidates: list[int], xq: np.ndarray, k: int, min_similarity: float | None) -> list[Hit]:
-        """The best k of `candidates` (row keys) by exact cosine with `xq` [D], from the stored float32
-        vectors; rows deleted meanwhile drop out."""
-        if not candidates:
+        """The best k images among `candidates` (graph ids: documents and regions) by exact cosine with
+        `xq` [D] on the stored float32 vectors; an image scores by its best vector, and a hit carries
+        the box of the region that won. Rows deleted meanwhile drop out."""
+        best: dict[int, tuple[float, tuple | None]] = {}
+
+        def consider(doc: int, blob: bytes, box: tuple | None) -> None:
+            score = float(np.frombuffer(blob, dtype="<f4") @ xq)
+            if doc not in best or score > best[doc][0]:
+                best[doc] = (score, box)
+
+        docs = [c for c in candidates if c < REGION_IDS]
+        regions = [c - REGION_IDS for c in candidates if c >= REGION_IDS]
+        if docs:
+            for key, blob in self.db.execute(f"SELECT key, vector FROM docs WHERE key IN ({_marks(docs)})", docs):
+                consider(key, blob, None)
+        if regions:
+            query = f"SELECT doc, box, vector FROM regions WHERE key IN ({_marks(regions)})"
+            for doc, box, blob in self.db.execute(query, regions):
+                consider(doc, blob, tuple(json.loads(box)))
+        ranked = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))
+        top = [(key, score, box) for key, (score, box) in ranked if min_similarity is None or score >= min_similarity][
+            :k
+        ]
+        if not top:
             return []
-        marks = ",".join("?" * len(candidates))
-        rows = self.db.execute(f"SELECT key, {META_COLUMNS}, vector FROM docs WHERE key IN ({marks})", candidates)
-        found = []
-        for row in rows:
-            score = float(np.frombuffer(row[-1], dtype="<f4") @ xq)
-            if min_similarity is None or score >= min_similarity:
-                found.append((score, row[0], row[1:-1]))
-        found.sort(key=lambda item: (-item[0], item[1]))
-        return [Hit(row[0], min(1.0, score), _metadata(row)) for score, _, row in found[:k]]
+        keys = [key for key, _, _ in top]
+        rows = self.db.execute(f"SELECT key, {META_COLUMNS} FROM docs WHERE key IN ({_marks(keys)})", keys)
+        meta = {row[0]: _metadata(row[1:]) for row in rows}
+        return [Hit(meta[key]["id"], min(1.0, score), meta[key], box) for key, score, box in top if key in meta]
+
+
+def _marks(values: list) -> str:
+    return ",".join("?" * len(values))
 
 
 def _metadata(row) -> dict:

@@ -22,6 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lookalike_handler.wire import decode_regions, decode_vector
 from tqdm import tqdm
 
 from lookalike.errors import ImageRefused
@@ -92,11 +93,13 @@ class Ingestor:
         doc_id = item.doc_id()
         if self.index.existing([doc_id]):
             return Outcome(item, known=True)
+        scheme = self.settings.regions
         try:
-            vector = self._client().embed(item.data)
+            answer = self._client().embed_response(item.data, regions=scheme)
         except ImageRefused as exc:  # the image, not the server; any other failure stops the run
             return Outcome(item, reason=f"{exc.status}: {exc.reason}")
-        doc = Doc.of_image(doc_id, vector, self.info.model, item.data, item.source, item.category, item.tags)
+        doc = Doc.of_image(doc_id, decode_vector(answer), self.info.model, item.data, item.source, item.category,
+                           item.tags, scheme, decode_regions(answer))  # fmt: skip
         return Outcome(item, doc=doc)
 
     def run(self, items: Iterable[Item], total: int | None = None, progress: bool = True) -> Report:

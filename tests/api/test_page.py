@@ -12,9 +12,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+import requests
 
 from lookalike import stack
-from lookalike.settings import REPORTS_DIR
+from lookalike.settings import REPORTS_DIR, Settings
 from tests.api.conftest import build_catalogue
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -164,3 +165,35 @@ def test_a_screenshot_for_the_readme_exists_after_the_run():
     """The README shows docs/page.png: reports/page/server-embedded-1-search.png, reduced, copied by
     hand when the page changes."""
     assert Path(__file__).resolve().parents[2].joinpath("docs", "page.png").is_file()
+
+
+def test_the_matching_region_is_outlined_on_its_hit(browser, standin, photos, tmp_path):
+    """An index with region vectors (grid2): the coffee photo pasted over a quadrant of another is
+    found by that quadrant, and the page draws its box over the top-left quarter of the thumbnail."""
+    from tests.api.test_regions_api import KEY, composite
+
+    settings = Settings(ts_url=standin.inference_url, data_dir=tmp_path / "index", regions="grid2", api_key=KEY,
+                        thumb_dir=tmp_path / "thumbs")  # fmt: skip
+    coffee = tmp_path / "coffee.jpg"
+    coffee.write_bytes(photos["coffee"])
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    with stack.ApiThread(settings) as running:
+        for name, data in (("collage", composite(photos)), ("chelsea", photos["chelsea"])):
+            assert requests.put(f"{running.url}/images/{name}", data=data, timeout=60,
+                                headers={"Authorization": f"Bearer {KEY}"}).status_code == 201  # fmt: skip
+        page.goto(running.url)
+        page.set_input_files("#file", str(coffee))
+        first = page.locator("#results .hit").first
+        playwright_api.expect(first).to_have_attribute("data-id", "collage")
+        mark = first.locator(".region")
+        playwright_api.expect(mark).to_be_visible()
+        frame, box = first.locator(".frame").bounding_box(), mark.bounding_box()
+        assert frame and box
+        # The thumbnail (3:2) sits letterboxed in the 4:3 frame; the box covers its top-left quarter.
+        image_height = frame["width"] * 2 / 3
+        top = frame["y"] + (frame["height"] - image_height) / 2
+        assert abs(box["x"] - frame["x"]) < 4 and abs(box["y"] - top) < 4
+        assert abs(box["width"] - frame["width"] / 2) < 6 and abs(box["height"] - image_height / 2) < 6
+        shot(page, "region-outline")
+    context.close()

@@ -64,6 +64,28 @@ function showThumbnail(img, id) {
     .then((blob) => { if (blob) img.src = URL.createObjectURL(blob); });
 }
 
+// Outline the region of the hit that matched (hit.box: left, top, right, bottom as fractions of
+// the image) over the thumbnail, shown whole ("contain") so the fractions map onto it.
+function outline(node, img, box) {
+  const frame = node.querySelector(".frame");
+  const mark = node.querySelector(".region");
+  node.classList.add("has-region");
+  const place = () => {
+    if (!img.naturalWidth) return;
+    const scale = Math.min(frame.clientWidth / img.naturalWidth, frame.clientHeight / img.naturalHeight);
+    const width = img.naturalWidth * scale, height = img.naturalHeight * scale;
+    const left = (frame.clientWidth - width) / 2, top = (frame.clientHeight - height) / 2;
+    mark.style.left = `${left + box[0] * width}px`;
+    mark.style.top = `${top + box[1] * height}px`;
+    mark.style.width = `${(box[2] - box[0]) * width}px`;
+    mark.style.height = `${(box[3] - box[1]) * height}px`;
+    mark.hidden = false;
+  };
+  img.addEventListener("load", place);
+  new ResizeObserver(place).observe(frame);
+  mark.title = "the part of this image that matched";
+}
+
 function renderHits(hits, into) {
   const gallery = document.createElement("div");
   gallery.className = "gallery";
@@ -80,6 +102,7 @@ function renderHits(hits, into) {
     more.setAttribute("aria-label", `More like ${name}`);
     more.addEventListener("click", () => { query = { similar: hit.id, name }; run(); });
     node.dataset.id = hit.id;
+    if (hit.box) outline(node, img, hit.box);
     gallery.append(node);
   }
   into.append(gallery);
