@@ -25,12 +25,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from lookalike_handler.wire import decode_regions, decode_vector
 
 from lookalike import stack
 from lookalike.errors import BadQuery, LookalikeError
 from lookalike.ingest.sources import from_folder
 from lookalike.photos import interior_photos, subject_photos
-from lookalike.relevance.metrics import Scores, rankings, score
+from lookalike.relevance.metrics import Scores, ranked_by, rankings, score
 from lookalike.relevance.protocols import ALL_KINDS, PARTIAL_KINDS, copies
 from lookalike.serving.client import ModelClient
 from lookalike.settings import MODEL_STORE, REPORTS_DIR, RUN_DIR, Settings
@@ -64,6 +65,59 @@ def classes(vectors: np.ndarray, labels: list[str]) -> dict[str, Scores]:
     return result
 
 
+def mean(runs: list[Scores]) -> Scores:
+    """The mean of several runs' scores (over seeds)."""
+    recall = {k: float(np.mean([r.recall[k] for r in runs])) for k in runs[0].recall}
+    return Scores(recall, float(np.mean([r.map_at_10 for r in runs])), runs[0].queries)
+
+
+def embed_sets(client: ModelClient, images: list[bytes], scheme: str, workers: int = 4) -> list[np.ndarray]:
+    """Each image's vectors [1+R, D]: the whole image, then its regions under `scheme`."""
+
+    def one(data: bytes) -> np.ndarray:
+        answer = client.embed_response(data, regions=scheme)
+        return np.stack([decode_vector(answer)] + [vector for _, vector in decode_regions(answer)])
+
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(one, images))
+
+
+def set_similarity(queries: list[np.ndarray], gallery: list[np.ndarray]) -> np.ndarray:
+    """[Q, G]: the best cosine between any vector of query q and any vector of gallery image g."""
+    flat = np.concatenate(gallery)
+    starts = np.cumsum([0] + [len(vectors) for vectors in gallery[:-1]])
+    return np.stack([np.maximum.reduceat((q @ flat.T).max(axis=0), starts) for q in queries])
+
+
+# How region vectors take part, per evaluation row: the copy queries the originals, or (reversed)
+# the original queries the copies, as when the index holds the collage and the query is the photo.
+MODES = {
+    "whole": lambda copy, orig: set_similarity([c[:1] for c in copy], [o[:1] for o in orig]),
+    "indexed regions": lambda copy, orig: set_similarity([c[:1] for c in copy], orig),
+    "+query regions": lambda copy, orig: set_similarity(copy, orig),
+    "reversed": lambda copy, orig: set_similarity([o[:1] for o in orig], copy),
+}
+
+
+def partial_duplicates(client: ModelClient, images: list[bytes], scheme: str, seeds: list[int],
+                       kinds: list[str]) -> dict:  # fmt: skip
+    """Per kind of copy and way of using region vectors (MODES), the mean over seeds."""
+    originals = embed_sets(client, images, scheme)
+    truth = np.eye(len(images), dtype=bool)
+    result = {}
+    for kind in kinds:
+        runs: dict[str, list[Scores]] = {mode: [] for mode in MODES}
+        for seed in seeds:
+            copied = embed_sets(client, copies(images, kind, np.random.default_rng(seed)), scheme)
+            for mode, similarity in MODES.items():
+                runs[mode].append(score(ranked_by(similarity(copied, originals)), truth))
+        for mode, scores in runs.items():
+            if scheme == "none" and mode != "whole":
+                continue
+            result[f"{kind} [{mode}]"] = mean(scores)
+    return result
+
+
 def near_duplicates(client: ModelClient, images: list[bytes], gallery: np.ndarray, seeds: list[int],
                     kinds: list[str]) -> dict:  # fmt: skip
     """Per kind of copy and seed: each image's copy queries the originals; then the mean over seeds."""
@@ -75,8 +129,7 @@ def near_duplicates(client: ModelClient, images: list[bytes], gallery: np.ndarra
             runs.append(score(rankings(queries, gallery), np.eye(len(images), dtype=bool)))
             result[f"{kind} seed {seed}"] = runs[-1]
         if len(runs) > 1:
-            result[f"{kind} mean"] = Scores({k: float(np.mean([r.recall[k] for r in runs])) for k in runs[0].recall},
-                                            float(np.mean([r.map_at_10 for r in runs])), runs[0].queries)  # fmt: skip
+            result[f"{kind} mean"] = mean(runs)
     return result
 
 
@@ -91,11 +144,11 @@ def served(models: list[str], ts_url: str, serve: bool) -> Iterator[str]:
 
 
 def table(title: str, results: dict[str, dict[str, Scores]]) -> str:
-    lines = [title, f"{'model':<24} {'set':<22} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'mAP@10':>7} {'queries':>8}"]
+    lines = [title, f"{'model':<24} {'set':<34} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'mAP@10':>7} {'queries':>8}"]
     for model, rows in results.items():
         for name, scores in rows.items():
             r = scores.recall
-            lines.append(f"{model:<24} {name:<22} {r[1]:>6.3f} {r[5]:>6.3f} {r[10]:>6.3f} {scores.map_at_10:>7.3f} "
+            lines.append(f"{model:<24} {name:<34} {r[1]:>6.3f} {r[5]:>6.3f} {r[10]:>6.3f} {scores.map_at_10:>7.3f} "
                          f"{scores.queries:>8}")  # fmt: skip
     return "\n".join(lines)
 
@@ -121,10 +174,15 @@ def evaluate(argv: list[str] | None = None) -> int:
     parser.add_argument("--kinds", default="near-duplicate",
                         help=f"kinds of copy, comma-separated, 'all' or 'partial' ({', '.join(PARTIAL_KINDS)}): "
                              f"{', '.join(ALL_KINDS)} (near-duplicate)")  # fmt: skip
+    parser.add_argument(
+        "--regions",
+        help="comma-separated region schemes: score the copies with region vectors "
+        "(whole, indexed regions, + the query's regions, reversed), mean over seeds",
+    )
     parser.add_argument("--out", type=Path, default=REPORTS_DIR / "eval.json")
     args = parser.parse_args(argv)
     models = [name.strip() for name in args.models.split(",") if name.strip()]
-    if not args.folder and not args.near_duplicates:
+    if not args.folder and not args.near_duplicates and not args.regions:
         args.near_duplicates = True  # nothing chosen: the protocol every install can run
     if args.folder:
         images, labels = labelled_folder(args.folder)
@@ -146,7 +204,10 @@ def evaluate(argv: list[str] | None = None) -> int:
                 gallery = embed_all(client, images)
                 if args.folder:
                     by_class[model] = classes(gallery, labels)
-                if args.near_duplicates:
+                if args.regions:
+                    for scheme in args.regions.split(","):
+                        by_copy[f"{model} {scheme}"] = partial_duplicates(client, images, scheme, seeds, kinds)
+                elif args.near_duplicates:
                     by_copy[model] = near_duplicates(client, images, gallery, seeds, kinds)
             finally:
                 client.close()

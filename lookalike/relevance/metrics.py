@@ -29,7 +29,11 @@ class Scores:
 def rankings(queries: np.ndarray, gallery: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
     """Gallery indices by decreasing cosine for each query (L2-normalised rows); `exclude[q, g]`
     True drops g from q's ranking (a query held out of its own gallery)."""
-    similarity = queries @ gallery.T
+    return ranked_by(queries @ gallery.T, exclude)
+
+
+def ranked_by(similarity: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+    """Gallery indices by decreasing `similarity` [Q, G] for each query."""
     if exclude is not None:
         similarity = np.where(exclude, -np.inf, similarity)
     return np.argsort(-similarity, axis=1, kind="stable")
