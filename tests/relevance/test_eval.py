@@ -55,3 +55,30 @@ def test_each_kind_of_copy_is_seeded_and_changes_the_picture(photos):
         assert first != copies(images, kind, np.random.default_rng(4)), kind
         for original, copy in zip(images, first, strict=True):
             assert copy != original and Image.open(io.BytesIO(copy)).format == "JPEG", kind
+
+
+def test_region_scoring_takes_the_best_pair_of_vectors():
+    import numpy as np
+
+    from lookalike.relevance.evaluate import MODES, set_similarity
+
+    e = np.eye(4, dtype=np.float32)
+    copy = [np.stack([e[0], e[1]]), np.stack([e[2], e[3]])]  # whole, then one region
+    orig = [np.stack([e[1], e[2]]), np.stack([e[3], e[0]])]
+    assert set_similarity(copy, orig).tolist() == [[1, 1], [1, 1]]
+    assert MODES["whole"](copy, orig).tolist() == [[0, 0], [0, 0]]
+    assert MODES["indexed regions"](copy, orig).tolist() == [[0, 1], [1, 0]]  # copy 0's whole is orig 1's region
+    assert MODES["reversed"](copy, orig).tolist() == [[1, 0], [0, 1]]
+
+
+def test_eval_with_region_vectors_over_the_standin(standin, tmp_path):
+    out = tmp_path / "eval.json"
+    cmd = [sys.executable, "-m", "lookalike", "eval", "--ts-url", standin.inference_url, "--models",
+           "efficientnet_lite0", "--regions", "none,grid2", "--seeds", "0", "--kinds", "heavy-crop",
+           "--out", str(out)]  # fmt: skip
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out.read_text())["near_duplicates"]
+    assert set(rows["efficientnet_lite0 none"]) == {"heavy-crop [whole]"}
+    modes = ("whole", "indexed regions", "+query regions", "reversed")
+    assert set(rows["efficientnet_lite0 grid2"]) == {f"heavy-crop [{mode}]" for mode in modes}
