@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from lookalike.errors import SettingsError
 from lookalike.index.documents import Doc, Hit
 from lookalike.settings import Settings
 
@@ -40,9 +39,6 @@ def open_index(settings: Settings, model: str, dimension: int) -> VectorIndex:
     if settings.opensearch_url:
         from lookalike.index.opensearch_index import OpenSearchIndex
 
-        if settings.regions != "none":
-            raise SettingsError("LOOKALIKE_REGIONS needs the embedded index for now: region vectors on OpenSearch "
-                                "(a nested knn_vector field) are not built yet")  # fmt: skip
         return OpenSearchIndex(settings, model, dimension)
     from lookalike.index.embedded import EmbeddedIndex
 

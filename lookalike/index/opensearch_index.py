@@ -24,19 +24,20 @@ from typing import Any
 
 import numpy as np
 import orjson
+from lookalike_handler.regions import SCHEMES
 from opensearchpy import JSONSerializer, OpenSearch, helpers
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import NotFoundError, OpenSearchException
 
 from lookalike.errors import IndexMismatch, IndexUnavailable, SettingsError
-from lookalike.index.documents import Doc, Hit, cosine_from_score
+from lookalike.index.documents import Doc, Hit
+from lookalike.index.opensearch_query import META_FIELDS, hits_of, search_body
 from lookalike.settings import OPENSEARCH_DIR, Settings
 
 logger = logging.getLogger(__name__)
 
 MAPPING_FILE = OPENSEARCH_DIR / "mapping.json"  # opensearch/: the OpenSearch side that is not Python
 SPACE = "cosinesimil"
-META_FIELDS = ("id", "source", "category", "tags", "width", "height", "model", "ingested_at")
 
 
 class VectorJSON(JSONSerializer):
@@ -129,6 +130,11 @@ def index_body(model: str, dimension: int, settings: Settings, engine: str, deri
     field["method"]["parameters"] = {"m": settings.m, "ef_construction": settings.ef_construction}
     if (codec := encoder(engine, settings.quantization)) is not None:
         field["method"]["parameters"]["encoder"] = codec
+    body["mappings"]["_meta"]["regions"] = settings.regions
+    if settings.regions != "none":  # each image's region vectors, as nested documents
+        body["mappings"]["properties"]["regions"] = {
+            "type": "nested", "properties": {"vector": copy.deepcopy(field), "box": {"type": "float", "index": False}},
+        }  # fmt: skip
     return body
 
 
@@ -176,7 +182,7 @@ class OpenSearchIndex:
         return name
 
     def _check(self, name: str) -> None:
-        check_index(self.client, name, self.model, self.dimension)
+        check_index(self.client, name, self.model, self.dimension, self.settings.regions)
 
     def describe(self) -> dict:
         method = vector_field(self.client, self.name).get("method", {})
@@ -215,8 +221,12 @@ class OpenSearchIndex:
     # -- writes -------------------------------------------------------------------------------
     def upsert(self, docs: list[Doc], retries: int = 5) -> tuple[int, list[tuple[str, str]]]:
         """Bulk-index `docs` by id; 429s are retried by the helper, 5xx here, with back-off."""
-        pending = {doc.id: doc for doc in docs}
-        written, failures = 0, []
+        scheme = self.settings.regions
+        fits = [doc for doc in docs if doc.region_scheme == scheme and len(doc.regions) == len(SCHEMES[scheme])]
+        pending = {doc.id: doc for doc in fits}
+        written = 0
+        failures = [(doc.id, f"document has {len(doc.regions)} region vectors ({doc.region_scheme}), the index "
+                             f"holds regions {scheme}") for doc in docs if doc.id not in pending]  # fmt: skip
         for attempt in range(retries + 1):
             retry: dict[str, Doc] = {}
             actions = ({"_op_type": "index", "_index": self.target, "_id": doc.id, "_source": _source(doc)}
@@ -270,7 +280,7 @@ class OpenSearchIndex:
             source = self.client.get(index=self.target, id=doc_id)["_source"]
         except NotFoundError:
             return None
-        return _doc(source)
+        return _doc(source, self.settings.regions)
 
     def scan(self, batch: int = 500) -> Iterator[Doc]:
         after = None
@@ -282,7 +292,7 @@ class OpenSearchIndex:
             if not hits:
                 return
             for hit in hits:
-                yield _doc(hit["_source"])
+                yield _doc(hit["_source"], self.settings.regions)
             after = hits[-1]["sort"]
 
     def search(
@@ -291,24 +301,13 @@ class OpenSearchIndex:
     ) -> list[Hit]:  # fmt: skip
         filters: list[dict] = [{"term": {"category": category}}] if category is not None else []
         filters += [{"term": {"tags": tag}} for tag in tags]
-        exclude_ids = list(exclude_ids)
-        # ef_search: the HNSW candidate list per query; the Lucene engine explores max(k, ef_search)
-        knn: dict = {"vector": np.asarray(vector, dtype=np.float32), "k": k,
-                     "method_parameters": {"ef_search": max(k, self.settings.ef_search)}}  # fmt: skip
-        if filters or exclude_ids:
-            knn["filter"] = {"bool": {"filter": filters, "must_not": [{"ids": {"values": exclude_ids}}]}}
-        body = {"size": k, "_source": {"excludes": ["vector"]}, "query": {"knn": {"vector": knn}}}
+        regions = self.settings.regions != "none"
+        body = search_body(vector, k, self.settings.ef_search, filters, list(exclude_ids), regions)
         try:
             response = self.client.search(index=self.target, body=body)
         except (OSConnectionError, OSError) as exc:
             raise IndexUnavailable(f"OpenSearch unavailable: {exc}") from exc
-        hits = []
-        for hit in response["hits"]["hits"]:
-            cos = cosine_from_score(hit["_score"])
-            if min_similarity is None or cos >= min_similarity:
-                meta = {key: hit["_source"].get(key) for key in META_FIELDS}
-                hits.append(Hit(hit["_id"], cos, meta))
-        return hits
+        return hits_of(response, min_similarity)
 
     # -- alias operations -------------------------------------------------------------------
 
@@ -322,9 +321,9 @@ def create_index(client: OpenSearch, settings: Settings, model: str, dimension: 
     return name
 
 
-def check_index(client: OpenSearch, name: str, model: str, dimension: int) -> None:
-    """Raise IndexMismatch unless index `name` holds `model` vectors of `dimension` in cosine space,
-    with an engine this cluster can run."""
+def check_index(client: OpenSearch, name: str, model: str, dimension: int, regions: str | None = None) -> None:
+    """Raise IndexMismatch unless index `name` holds `model` vectors of `dimension` in cosine space
+    (and region vectors of scheme `regions`, when given), with an engine this cluster can run."""
     mapping = client.indices.get_mapping(index=name)[name]["mappings"]
     field = mapping.get("properties", {}).get("vector", {})
     meta = mapping.get("_meta", {})
@@ -332,8 +331,9 @@ def check_index(client: OpenSearch, name: str, model: str, dimension: int) -> No
     if engine in ("faiss", "nmslib") and native_libraries(client) is False:
         raise IndexMismatch(f"index {name} uses the {engine} engine, which this cluster's k-NN plugin cannot run "
                             "(no native libraries); re-index into a Lucene index (lookalike admin create)")  # fmt: skip
-    found = {"model": meta.get("model"), "dimension": field.get("dimension"), "space": field.get("space_type")}
-    want = {"model": model, "dimension": dimension, "space": SPACE}
+    found = {"model": meta.get("model"), "dimension": field.get("dimension"), "space": field.get("space_type"),
+             "regions": meta.get("regions", "none")}  # fmt: skip
+    want = {"model": model, "dimension": dimension, "space": SPACE, "regions": regions or found["regions"]}
     diff = [f"{key} is {found[key]!r}, not {want[key]!r}" for key in want if found[key] != want[key]]
     if diff:
         raise IndexMismatch(f"index {name}: {', '.join(diff)}; build a new index and swap the alias "
@@ -356,10 +356,13 @@ def swap_alias(client: OpenSearch, alias: str, new_index: str, model: str, dimen
 def _source(doc: Doc) -> dict:
     source = doc.metadata()
     source["vector"] = np.asarray(doc.vector, dtype=np.float32)
+    if doc.regions:
+        source["regions"] = [{"vector": np.asarray(v, dtype=np.float32), "box": list(box)} for box, v in doc.regions]
     return source
 
 
-def _doc(source: dict) -> Doc:
+def _doc(source: dict, scheme: str = "none") -> Doc:
     meta: dict[str, Any] = {key: source.get(key) for key in META_FIELDS}
     meta["tags"] = list(meta.get("tags") or [])
-    return Doc(vector=np.asarray(source["vector"], dtype=np.float32), **meta)
+    regions = [(tuple(r["box"]), np.asarray(r["vector"], dtype=np.float32)) for r in source.get("regions", [])]
+    return Doc(vector=np.asarray(source["vector"], dtype=np.float32), region_scheme=scheme, regions=regions, **meta)

@@ -97,3 +97,42 @@ def test_an_index_made_before_region_vectors_opens_as_one_without_regions(tmp_pa
     assert again.describe()["regions"] == "none" and again.get("x") is not None
     with pytest.raises(IndexMismatch):
         EmbeddedIndex(tmp_path, "a", "m", D, regions="grid2")
+
+
+@pytest.mark.opensearch
+def test_on_the_opensearch_node_nested_region_vectors_give_one_hit_per_image(opensearch_url):
+    """Regions as nested knn_vector documents on the real node (Lucene engine)."""
+    from lookalike.index.opensearch_index import OpenSearchIndex
+    from tests.backends import drop_indices, opensearch_settings
+
+    alias = "t-regions"
+    rng = np.random.default_rng(5)
+    try:
+        index = OpenSearchIndex(opensearch_settings(opensearch_url, alias, regions="grid2"), "m", D)
+        docs = [doc(f"d{i}", rng) for i in range(30)]
+        for i, d in enumerate(docs):
+            d.category = "odd" if i % 2 else "even"
+        assert index.upsert([*docs, doc("whole-only", rng, "none")])[0] == 30
+        index.refresh()
+        box, vector = docs[9].regions[1]
+        hits = index.search(vector, k=5)
+        assert hits[0].id == "d9" and hits[0].box == box and hits[0].similarity == pytest.approx(1.0, abs=1e-4)
+        assert len({hit.id for hit in hits}) == len(hits)  # each image once
+        whole = index.search(docs[9].vector, k=1)[0]
+        assert whole.id == "d9" and whole.box is None
+        assert index.search(vector, k=3, category="odd")[0].id == "d9"
+        assert "d9" not in {hit.id for hit in index.search(vector, k=3, category="even")}
+        assert "d9" not in {hit.id for hit in index.search(vector, k=3, exclude_ids=["d9"])}
+        replaced = doc("d9", rng)
+        index.upsert([replaced])
+        index.refresh()
+        assert index.search(vector, k=1)[0].similarity < 0.99  # the old regions went with the old document
+        got = index.get("d9")
+        assert got is not None and [b for b, _ in got.regions] == SCHEMES["grid2"]
+        assert index.delete("d9")
+        index.refresh()
+        assert "d9" not in {hit.id for hit in index.search(replaced.regions[0][1], k=3)}
+        with pytest.raises(IndexMismatch, match="regions is 'grid2', not 'none'"):
+            OpenSearchIndex(opensearch_settings(opensearch_url, alias), "m", D)
+    finally:
+        drop_indices(opensearch_url, alias)
