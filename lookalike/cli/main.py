@@ -18,6 +18,7 @@ BENCHMARKS = {
     "backends": ("lookalike.bench.backends", "embedded vs OpenSearch: recall, search p50/p95, ingest/s, memory, API"),
     "ingest": ("lookalike.bench.ingest", "ingest throughput vs TorchServe alone, same run"),
     "instances": ("lookalike.bench.instances", "searches/s through the API with one vs two TorchServe instances"),
+    "regions": ("lookalike.bench.regions", "region vectors vs one per image: embed, ingest, memory, latency"),
     "soak": ("lookalike.bench.soak", "capacity, then 80 %% of it for 10 minutes: failures and resident memory"),
     "capacity": ("lookalike.bench.capacity", "searches/s the whole local stack sustains per TorchServe layout"),
 }
