@@ -10,7 +10,7 @@
    scheme in a fresh process, the index's resident memory and search p50/p95 (k 10), and from
    them memory per million images.
 
-    lookalike bench regions --schemes none,grid2,win2
+    lookalike bench regions --schemes none,grid2,win2 --repeats 3
 """
 
 from __future__ import annotations
@@ -58,6 +58,17 @@ def embed_rate(client: ModelClient, images: list[bytes], scheme: str, where: str
     return len(images) / (time.perf_counter() - started)
 
 
+def ingest_rate(ts_url: str, info, photos: dict[str, bytes], scheme: str, folder: Path, concurrency: int) -> float:
+    """Images/s through the real ingest pipeline into a fresh embedded index with `scheme`."""
+    folder.mkdir()
+    n = unique_copies(photos, 2, folder)
+    settings = Settings(ts_url=ts_url, data_dir=folder.with_name(folder.name + "-index"), regions=scheme)
+    index = EmbeddedIndex(settings.data_dir, settings.alias, info.model, info.dimension, regions=scheme)
+    started = time.perf_counter()
+    Ingestor(settings, index, info, concurrency=concurrency).run(from_folder(folder), n, progress=False)
+    return n / (time.perf_counter() - started)
+
+
 def index_cost(scheme: str, images: int, d: int, queries: int) -> dict:
     """Run in a fresh process: fill an index with synthetic images and their regions, then search."""
     regions = len(SCHEMES[scheme])
@@ -94,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = bench.parser(__name__, __doc__)
     parser.add_argument("--schemes", default="none,grid2,win2")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3, help="embedding and ingest runs per scheme (medians)")
     parser.add_argument("--images", type=int, default=20_000, help="synthetic images for the index part")
     parser.add_argument("--dim", type=int, default=1280)
     parser.add_argument("--out", type=Path, default=REPORTS_DIR / "bench_regions.json")
@@ -109,19 +121,26 @@ def main(argv: list[str] | None = None) -> int:
         client = ModelClient(server.inference_url, DEFAULT_MODEL)
         info = client.info()
         embed_rate(client, images[:16], "none", "handler", args.concurrency)  # warm-up
-        for scheme in schemes:
-            rows[scheme]["embed_handler_per_s"] = embed_rate(client, images, scheme, "handler", args.concurrency)
-            if scheme != "none":
-                rows[scheme]["embed_client_per_s"] = embed_rate(client, images, scheme, "client", args.concurrency)
-            folder = tmp / f"photos-{scheme}"
-            folder.mkdir()
-            n = unique_copies(photos, 2, folder)
-            settings = Settings(ts_url=server.inference_url, data_dir=tmp / f"index-{scheme}", regions=scheme)
-            index = EmbeddedIndex(settings.data_dir, settings.alias, info.model, info.dimension, regions=scheme)
-            started = time.perf_counter()
-            Ingestor(settings, index, info, concurrency=args.concurrency).run(from_folder(folder), n, progress=False)
-            rows[scheme]["ingest_per_s"] = n / (time.perf_counter() - started)
-            print(f"  {scheme}: embedding and ingest measured", flush=True)
+        runs: dict[str, dict[str, list[float]]] = {scheme: {} for scheme in schemes}
+        for repeat in range(args.repeats):  # schemes alternate within each repeat: drift hits all alike
+            for scheme in schemes:
+                measured = runs[scheme]
+                measured.setdefault("embed_handler_per_s", []).append(
+                    embed_rate(client, images, scheme, "handler", args.concurrency)
+                )
+                if scheme != "none":
+                    measured.setdefault("embed_client_per_s", []).append(
+                        embed_rate(client, images, scheme, "client", args.concurrency)
+                    )
+                measured.setdefault("ingest_per_s", []).append(
+                    ingest_rate(
+                        server.inference_url, info, photos, scheme, tmp / f"{scheme}-{repeat}", args.concurrency
+                    )
+                )
+                print(f"  {scheme}: embedding and ingest measured (repeat {repeat + 1})", flush=True)
+        for scheme, measured in runs.items():
+            rows[scheme] |= {key: float(np.median(values)) for key, values in measured.items()}
+            rows[scheme]["runs"] = measured
         client.close()
     spawn = multiprocessing.get_context("spawn")
     for scheme in schemes:
@@ -130,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {scheme}: index measured", flush=True)
 
     print(f"\nregion vectors vs one per image (EfficientNet-Lite0 served on this machine, {len(images)} photos, "
-          f"{args.concurrency} clients; index: {args.images:,} synthetic {args.dim}-d images, sq8)")  # fmt: skip
+          f"{args.concurrency} clients, medians of {args.repeats} runs; index: {args.images:,} synthetic "
+          f"{args.dim}-d images, sq8)")  # fmt: skip
     print(f"{'scheme':<8} {'vectors/img':>11} {'embed img/s':>11} {'client-cut':>10} {'ingest img/s':>12} "
           f"{'index MB':>9} {'GB per M img':>12} {'p50 ms':>7} {'p95 ms':>7}")  # fmt: skip
     for scheme, r in rows.items():
