@@ -21,6 +21,7 @@ import logging
 import multiprocessing
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -95,21 +96,29 @@ class Truth:
             self.ids[which] = np.take_along_axis(all_i, top, axis=1)
 
 
-def write(index: EmbeddedIndex, n: int, d: int, truth: Truth, seed: int) -> float:
-    """Stream `n` vectors into the index's SQLite and `truth`; returns seconds spent writing."""
+def synthetic_docs(n: int, d: int, seed: int, truth: Truth | None = None) -> Iterator[list[Doc]]:
+    """The benchmark's `n` documents, CHUNK at a time: ids "0".."n-1", one of CATEGORIES each,
+    added to `truth` (if given) as they are drawn."""
     mixture = Mixture(d, seed)
-    spent, last_report = 0.0, time.perf_counter()
     for start in range(0, n, CHUNK):
         xb = mixture.draw(min(CHUNK, n - start))
         categories = (np.arange(start, start + len(xb)) % CATEGORIES).astype(np.int64)
-        truth.add(xb, start, categories)
-        docs = [Doc(id=str(start + i), vector=v, model="synthetic", category=f"c{categories[i]}")
-                for i, v in enumerate(xb)]  # fmt: skip
+        if truth is not None:
+            truth.add(xb, start, categories)
+        yield [Doc(id=str(start + i), vector=v, model="synthetic", category=f"c{categories[i]}")
+               for i, v in enumerate(xb)]  # fmt: skip
+
+
+def write(index: EmbeddedIndex, n: int, d: int, truth: Truth, seed: int) -> float:
+    """Stream `n` vectors into the index's SQLite and `truth`; returns seconds spent writing."""
+    spent, last_report, done = 0.0, time.perf_counter(), 0
+    for docs in synthetic_docs(n, d, seed, truth):
         t0 = time.perf_counter()
         index.upsert(docs)
         spent += time.perf_counter() - t0
+        done += len(docs)
         if time.perf_counter() - last_report > 30:
-            print(f"  wrote {start + len(xb):,}/{n:,} vectors ({(start + len(xb)) / spent:.0f}/s)", flush=True)
+            print(f"  wrote {done:,}/{n:,} vectors ({done / spent:.0f}/s)", flush=True)
             last_report = time.perf_counter()
     return spent
 
@@ -219,19 +228,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def peak_rss_mb() -> float:
-    """This process's resident-memory high-water mark (VmHWM: unlike ru_maxrss, it starts afresh at exec)."""
+def _status_mb(key: str) -> float:
+    """A memory line of /proc/self/status, in MB."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{key}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def peak_rss_mb() -> float:
+    """This process's resident-memory high-water mark (VmHWM: unlike ru_maxrss, it starts afresh at exec)."""
+    return _status_mb("VmHWM")
 
 
 def current_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return _status_mb("VmRSS")
 
 
 def index_name(d: int) -> str:

@@ -21,11 +21,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 
 from lookalike import bench, opensearch_node, stack
-from lookalike.bench.index import CATEGORIES, CHUNK, Mixture, Truth, measure
-from lookalike.index.documents import Doc
+from lookalike.bench.backends import rss_mb
+from lookalike.bench.index import CATEGORIES, Mixture, Truth, measure, synthetic_docs
 from lookalike.index.opensearch_index import OpenSearchIndex
 from lookalike.settings import REPORTS_DIR, Settings
 
@@ -45,19 +44,13 @@ def vector_files(data_dir: Path, uuid: str) -> dict[str, int]:
 
 
 def load(index: OpenSearchIndex, n: int, d: int, truth: Truth | None, seed: int) -> float:
-    mixture, started = Mixture(d, seed), time.perf_counter()
-    for start in range(0, n, CHUNK):
-        xb = mixture.draw(min(CHUNK, n - start))
-        categories = (np.arange(start, start + len(xb)) % CATEGORIES).astype(np.int64)
-        if truth is not None:
-            truth.add(xb, start, categories)
-        for part in range(0, len(xb), 1000):
-            docs = [Doc(id=str(start + part + i), vector=v, model="synthetic", category=f"c{categories[part + i]}")
-                    for i, v in enumerate(xb[part : part + 1000])]  # fmt: skip
-            _, failures = index.upsert(docs)
+    started, done = time.perf_counter(), 0
+    for chunk in synthetic_docs(n, d, seed, truth):
+        for part in range(0, len(chunk), 1000):
+            _, failures = index.upsert(chunk[part : part + 1000])
             if failures:
                 raise RuntimeError(f"{len(failures)} writes failed, e.g. {failures[0]}")
-        done = start + len(xb)
+        done += len(chunk)
         print(f"  {done:,}/{n:,} vectors ({done / (time.perf_counter() - started):.0f}/s)", flush=True)
     index.flush()
     return time.perf_counter() - started
@@ -98,8 +91,8 @@ def run_one(node, kind: str, args, xq: np.ndarray, truth: Truth, first: bool) ->
     files = vector_files(node.config.home / "data", uuid)
     store = index.client.indices.stats(index=index.name)["_all"]["primaries"]["store"]["size_in_bytes"]
     hot = files[".vex"] + (files[".veq"] if kind == "sq8" else files[".vec"])
-    per_million, rss = 1e6 / args.n, psutil.Process(node.pid()).memory_info().rss
-    row |= {"files_bytes": files, "store_bytes": store, "node_rss_mb": rss / 2**20,
+    per_million = 1e6 / args.n
+    row |= {"files_bytes": files, "store_bytes": store, "node_rss_mb": rss_mb(node.pid()),
             "hot_bytes_per_million": hot * per_million, "store_bytes_per_million": store * per_million}  # fmt: skip
     index.client.indices.delete(index=index.name)
     return row

@@ -25,6 +25,7 @@ from pathlib import Path
 import psutil
 
 from lookalike import bench, stack
+from lookalike.bench.capacity import cpu_seconds
 from lookalike.loadtest.runner import locust_command, run_headless
 from lookalike.photos import all_photos
 from lookalike.settings import DEFAULT_MODEL, MODEL_STORE, REPORTS_DIR, Settings
@@ -49,13 +50,12 @@ class MemoryWatch(threading.Thread):
     def sample(self) -> dict:
         """Resident MB per group (`<group>_mb`) and CPU seconds used so far (`<group>_cpu_s`)."""
         row: dict = {"t": time.monotonic()}
-        for name, processes in self.groups().items():
-            rss = cpu = 0.0
-            for process in processes:
+        groups = self.groups()
+        for name, cpu in cpu_seconds(groups).items():
+            rss = 0.0
+            for process in groups[name]:
                 with contextlib.suppress(psutil.Error):  # a worker being replaced
                     rss += process.memory_info().rss / 2**20
-                    times = process.cpu_times()
-                    cpu += times.user + times.system
             row[f"{name}_mb"], row[f"{name}_cpu_s"] = rss, cpu
         return row
 
