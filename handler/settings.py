@@ -35,6 +35,10 @@ class HandlerSettings:
     min_image_side: int = 16
     # Torch intra-op threads per worker; 0 = the worker's share: physical cores // maxWorkers.
     threads: int = 0
+    # Rows per forward pass: a larger batch (many requests, or an upload and its regions) runs in
+    # slices of this many. 0 = automatic: the backbone's figure on a CPU (efficientnet_lite0: 4, its
+    # activations then stay in cache), the whole batch on a GPU.
+    forward_rows: int = 0
     # Threads decoding a batch's images in parallel (Pillow releases the GIL); 0 = the worker's
     # share of the cores, at most 8.
     decode_threads: int = 0
@@ -87,8 +91,8 @@ class HandlerSettings:
             raise ConfigError(f"fit must be one of {', '.join(FITS)}, not {self.fit!r}")
         if self.weights not in ("file", "random"):
             raise ConfigError(f"weights must be 'file' or 'random', not {self.weights!r}")
-        if self.decode_threads < 0 or self.threads < 0:
-            raise ConfigError("threads and decode_threads must be 0 (automatic) or positive")
+        if self.decode_threads < 0 or self.threads < 0 or self.forward_rows < 0:
+            raise ConfigError("threads, decode_threads and forward_rows must be 0 (automatic) or positive")
         for name in ("max_image_bytes", "max_image_pixels", "min_image_side"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")

@@ -3,7 +3,9 @@
   (a) a labelled folder (first-level folder = class): every image queries all the others
       (held out of its own gallery); a right answer is an image of the same class;
   (b) copy protocols (protocols.py: near-duplicate, heavy-crop, reframe, recolour, pasted into
-      another photo): each photo's seeded copy queries the originals; the right answer is its original.
+      another photo): each photo's seeded copy queries the originals; the right answer is its original;
+  (c) de-duplication (dedup_eval.py): pair precision and recall of `lookalike dedup`'s groups over
+      the photos and their copies, per region scheme and threshold.
 
 Scores are from exact cosine similarity, so they measure the embedding, not the ANN index.
 Prints a table per protocol, writes JSON (reports/eval.json).
@@ -12,6 +14,8 @@ Prints a table per protocol, writes JSON (reports/eval.json).
     lookalike eval --near-duplicates --seeds 0,1,2            # the bundled photos
     lookalike eval --near-duplicates --kinds all --seeds 0,1,2
     lookalike eval --serve --models efficientnet_lite0,lite0-full --near-duplicates
+    lookalike eval --serve --regions none,win2 --kinds partial --seeds 0,1
+    lookalike eval --serve --dedup --regions none,win2 --kinds all --seeds 0,1
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from lookalike import stack
 from lookalike.errors import BadQuery, LookalikeError
 from lookalike.ingest.sources import from_folder
 from lookalike.photos import interior_photos, subject_photos
+from lookalike.relevance import dedup_eval
 from lookalike.relevance.metrics import Scores, ranked_by, rankings, score
 from lookalike.relevance.protocols import ALL_KINDS, PARTIAL_KINDS, copies
 from lookalike.serving.client import ModelClient
@@ -179,10 +184,14 @@ def evaluate(argv: list[str] | None = None) -> int:
         help="comma-separated region schemes: score the copies with region vectors "
         "(whole, indexed regions, + the query's regions, reversed), mean over seeds",
     )
+    parser.add_argument("--dedup", action="store_true",
+                        help="de-duplication pair precision/recall over the photos and a copy of each per --kinds, "
+                             "per --regions scheme (none unless given) and --thresholds")  # fmt: skip
+    parser.add_argument("--thresholds", default="0.8,0.85,0.9,0.95", help="--dedup: cosine thresholds")
     parser.add_argument("--out", type=Path, default=REPORTS_DIR / "eval.json")
     args = parser.parse_args(argv)
     models = [name.strip() for name in args.models.split(",") if name.strip()]
-    if not args.folder and not args.near_duplicates and not args.regions:
+    if not args.folder and not args.near_duplicates and not args.regions and not args.dedup:
         args.near_duplicates = True  # nothing chosen: the protocol every install can run
     if args.folder:
         images, labels = labelled_folder(args.folder)
@@ -197,6 +206,7 @@ def evaluate(argv: list[str] | None = None) -> int:
         raise BadQuery(f"unknown kinds of copy: {', '.join(unknown)} (choose from {', '.join(ALL_KINDS)})")
     by_class: dict[str, dict[str, Scores]] = {}
     by_copy: dict[str, dict[str, Scores]] = {}
+    deduplicated: dict[str, dict] = {}
     with served(models, args.ts_url, args.serve) as ts_url:
         for model in models:
             client = ModelClient(ts_url, model)
@@ -204,7 +214,11 @@ def evaluate(argv: list[str] | None = None) -> int:
                 gallery = embed_all(client, images)
                 if args.folder:
                     by_class[model] = classes(gallery, labels)
-                if args.regions:
+                if args.dedup:
+                    schemes = (args.regions or "none").split(",")
+                    thresholds = [float(t) for t in args.thresholds.split(",")]
+                    deduplicated[model] = dedup_eval.evaluate(client, images, kinds, schemes, seeds, thresholds)
+                elif args.regions:
                     for scheme in args.regions.split(","):
                         by_copy[f"{model} {scheme}"] = partial_duplicates(client, images, scheme, seeds, kinds)
                 elif args.near_duplicates:
@@ -219,6 +233,12 @@ def evaluate(argv: list[str] | None = None) -> int:
     if by_copy:
         print(table(f"\nCopies ({len(images)} originals; each image's seeded copy queries the originals)", by_copy))
         report["near_duplicates"] = {m: {k: s.row() for k, s in rows.items()} for m, rows in by_copy.items()}
+    for model, results in deduplicated.items():
+        print(f"\nDe-duplication, {model} ({len(images)} photos + one copy of each per kind: {', '.join(kinds)}; "
+              f"mean of seeds {args.seeds}; lookalike dedup's groups, pairs within a group):")
+        print(dedup_eval.table(results, kinds))
+    if deduplicated:
+        report["dedup"] = deduplicated
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"JSON: {args.out}")

@@ -84,10 +84,10 @@ def recolour(data: bytes, rng: np.random.Generator) -> bytes:
     return _jpeg(img, rng)
 
 
-def pasted(data: bytes, rng: np.random.Generator, backgrounds: list[bytes]) -> bytes:
-    """`data` shrunk and pasted into one of `backgrounds` (another photo of the set)."""
+def pasted(data: bytes, rng: np.random.Generator, background: bytes) -> bytes:
+    """`data` shrunk and pasted into `background` (another photo of the set)."""
     img = _open(data)
-    base = _open(backgrounds[int(rng.integers(0, len(backgrounds)))])
+    base = _open(background)
     width = int(base.width * rng.uniform(0.3, 0.5))
     small = img.resize((width, max(1, int(img.height * width / img.width))), Image.Resampling.BICUBIC)
     small = small.crop((0, 0, small.width, min(small.height, base.height)))
@@ -161,10 +161,20 @@ KINDS: dict[str, Kind] = {
 }  # fmt: skip  ("pasted" needs the other photos: see copies())
 
 
+def collages(images: list[bytes], rng: np.random.Generator) -> list[tuple[bytes, int]]:
+    """Each image pasted into another of the set, with the index of the photo it was pasted into."""
+    out = []
+    for i, data in enumerate(images):
+        other = int(rng.integers(0, len(images) - 1))
+        host = other if other < i else other + 1  # any image but i
+        out.append((pasted(data, rng, images[host]), host))
+    return out
+
+
 def copies(images: list[bytes], kind: str, rng: np.random.Generator) -> list[bytes]:
     """One copy of each image of the set by protocol `kind` (KINDS, or "pasted": into another photo)."""
     if kind == "pasted":
-        return [pasted(data, rng, images[:i] + images[i + 1 :]) for i, data in enumerate(images)]
+        return [collage for collage, _ in collages(images, rng)]
     return [KINDS[kind](data, rng) for data in images]
 
 

@@ -73,6 +73,16 @@ def test_parallel_decoding_is_bit_identical_and_keeps_errors_in_place(lite0, pho
     assert torch.equal(parallel[0], serial[0]) and torch.equal(parallel[2], serial[2])
 
 
+def test_a_batch_run_in_slices_gives_the_vectors_of_one_pass(lite0):
+    """forward_rows slices a large batch (Lite0 runs 4 rows per pass on a CPU, for its cache)."""
+    backbone, model = lite0
+    pixels = torch.randint(0, 256, (10, 3, 224, 224), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    sliced = Embedder(backbone, model, torch.device("cpu"), "fp32")
+    assert sliced.forward_rows == backbone.cpu_rows == 4
+    whole = Embedder(backbone, model, torch.device("cpu"), "fp32", forward_rows=10)
+    assert torch.allclose(sliced.embed_pixels(pixels), whole.embed_pixels(pixels), atol=1e-5)
+
+
 def test_channels_last_fp32_is_fp32(lite0, gallery, reference):
     fast = vectors(lite0, gallery)  # the CPU default: channels_last
     assert (fast * reference).sum(axis=1).min() > 0.9999

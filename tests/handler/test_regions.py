@@ -31,6 +31,22 @@ def test_crops_cut_the_boxes_out_of_the_pixels():
     assert crops(img, "none") == []
 
 
+def test_regions_of_a_large_image_are_cut_from_one_reduced_copy():
+    """Given the model's resize target, every region keeps a short side of at least that size and
+    shows the same part of the picture as a full-resolution cut."""
+    img = Image.new("RGB", (2400, 1800))
+    img.paste((255, 0, 0), (1200, 900, 2400, 1800))  # the bottom-right quadrant is red
+    full, reduced = crops(img, "grid2"), crops(img, "grid2", short_side=256)
+    assert [crop.size for crop in full] == [(1200, 900)] * 4
+    assert [crop.size for crop in reduced] == [(400, 300)] * 4  # reduced by 3: 900 // 256
+    assert np.asarray(reduced[3]).reshape(-1, 3).mean(axis=0).tolist() == [255, 0, 0]
+    assert np.asarray(reduced[0]).max() == 0
+    small = Image.new("RGB", (600, 400))  # a region's short side (200) is below the target already
+    assert [crop.size for crop in crops(small, "grid2", short_side=256)] == [(300, 200)] * 4
+    for crop in crops(img, "win2+3", short_side=256):
+        assert min(crop.size) >= 256
+
+
 def test_an_unknown_scheme_is_a_bad_request():
     with pytest.raises(BadPayload, match="regions must be one of"):
         boxes("everywhere")

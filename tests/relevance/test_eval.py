@@ -82,3 +82,44 @@ def test_eval_with_region_vectors_over_the_standin(standin, tmp_path):
     assert set(rows["efficientnet_lite0 none"]) == {"heavy-crop [whole]"}
     modes = ("whole", "indexed regions", "+query regions", "reversed")
     assert set(rows["efficientnet_lite0 grid2"]) == {f"heavy-crop [{mode}]" for mode in modes}
+
+
+def test_dedup_pairs_count_what_a_group_claims_against_what_the_pictures_show(photos):
+    """A collage shows two photos; a group predicts all its pairs; recall is also split per kind."""
+    import numpy as np
+
+    from lookalike.relevance.dedup_eval import collection, group_pairs, pair_scores, true_pairs
+
+    images = [photos[name] for name in ("coffee", "chelsea", "rocket")]
+    items = collection(images, ["heavy-crop", "pasted"], seed=0)
+    assert [item[0] for item in items[:4]] == ["original-0", "original-1", "original-2", "heavy-crop-0"]
+    shows = {doc_id: originals for doc_id, _, originals in items}
+    assert all(len(shows[f"pasted-{i}"]) == 2 and i in shows[f"pasted-{i}"] for i in range(3))
+    truth = true_pairs(items)
+    host = next(iter(shows["pasted-0"] - {0}))
+    assert ("original-0", "pasted-0") in truth and (f"original-{host}", "pasted-0") in truth
+    assert ("heavy-crop-0", "original-0") in truth and ("heavy-crop-1", "original-0") not in truth
+    groups = [{"keep": {"id": "original-0"}, "duplicates": [{"id": "heavy-crop-0"}, {"id": "heavy-crop-1"}]}]
+    found = group_pairs(groups)
+    assert found == {("heavy-crop-0", "original-0"), ("heavy-crop-1", "original-0"), ("heavy-crop-0", "heavy-crop-1")}
+    scores = pair_scores(found, truth, ["heavy-crop", "pasted"])
+    assert scores["precision"] == 1 / 3 and scores["recall"] == 1 / len(truth)
+    assert scores["recall_by_kind"]["pasted"] == 0 and 0 < scores["recall_by_kind"]["heavy-crop"] < 1
+    assert np.isclose(scores["f1"], 2 * scores["precision"] * scores["recall"] / (scores["precision"] + scores["recall"]))
+
+
+def test_eval_dedup_over_the_standin(standin, tmp_path):
+    out = tmp_path / "eval.json"
+    cmd = [sys.executable, "-m", "lookalike", "eval", "--ts-url", standin.inference_url, "--models",
+           "efficientnet_lite0", "--dedup", "--regions", "none,grid2", "--seeds", "0", "--kinds", "near-duplicate",
+           "--thresholds", "0.5,0.99", "--out", str(out)]  # fmt: skip
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "De-duplication" in done.stdout
+    results = json.loads(out.read_text())["dedup"]["efficientnet_lite0"]
+    assert set(results) == {"none", "grid2"}
+    for by_threshold in results.values():
+        assert set(by_threshold) == {"0.5", "0.99"}
+        loose, strict = by_threshold["0.5"], by_threshold["0.99"]
+        assert loose["pairs_found"] >= strict["pairs_found"] and loose["recall"] >= strict["recall"]
+        assert all(0 <= loose[key] <= 1 for key in ("precision", "recall", "f1"))

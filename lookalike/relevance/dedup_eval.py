@@ -1,0 +1,126 @@
+"""De-duplication measured: pair precision and recall of `lookalike dedup`'s groups, with and
+without region scores.
+
+The collection: the photos, and one seeded copy of each per kind of copy. Two documents are a true
+pair when they show the same photo: an original and its copies, two copies of one original, and a
+collage and the photo it was pasted into (it shows both). The groups come from the real code
+(`dedup.find_groups`) over a real embedded index per region scheme: with `none` a score is whole
+image against whole image; with a scheme it is what search scores, a document's whole vector
+against the other's best vector (whole or region). A group of n documents predicts its n(n-1)/2
+pairs. Per threshold: precision, recall, F1 and recall per kind of copy; means over seeds.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+from lookalike_handler.wire import decode_regions, decode_vector
+
+from lookalike import dedup
+from lookalike.index.documents import Doc
+from lookalike.index.embedded import EmbeddedIndex
+from lookalike.relevance.protocols import collages, copies
+from lookalike.serving.client import ModelClient
+
+Pair = tuple[str, str]
+
+
+def collection(images: list[bytes], kinds: list[str], seed: int) -> list[tuple[str, bytes, frozenset[int]]]:
+    """(id, bytes, the originals it shows) for every photo and one copy of each per kind."""
+    rng = np.random.default_rng(seed)
+    items = [(f"original-{i}", data, frozenset([i])) for i, data in enumerate(images)]
+    for kind in kinds:
+        if kind == "pasted":
+            made = [(collage, frozenset([i, host])) for i, (collage, host) in enumerate(collages(images, rng))]
+        else:
+            made = [(copy, frozenset([i])) for i, copy in enumerate(copies(images, kind, rng))]
+        items += [(f"{kind}-{i}", data, shows) for i, (data, shows) in enumerate(made)]
+    return items
+
+
+def true_pairs(items: list[tuple[str, bytes, frozenset[int]]]) -> set[Pair]:
+    return {tuple(sorted((a[0], b[0]))) for a, b in combinations(items, 2) if a[2] & b[2]}  # type: ignore[misc]
+
+
+def group_pairs(groups: list[dict]) -> set[Pair]:
+    pairs: set[Pair] = set()
+    for group in groups:
+        ids = [group["keep"]["id"], *(dup["id"] for dup in group["duplicates"])]
+        pairs |= {tuple(sorted(pair)) for pair in combinations(ids, 2)}  # type: ignore[misc]
+    return pairs
+
+
+def pair_scores(found: set[Pair], truth: set[Pair], kinds: list[str]) -> dict:
+    hits = found & truth
+    precision = len(hits) / len(found) if found else 1.0
+    recall = len(hits) / len(truth)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    by_kind = {}
+    for kind in kinds:
+        wanted = {pair for pair in truth if any(side.startswith(f"{kind}-") for side in pair)}
+        by_kind[kind] = len(wanted & found) / len(wanted) if wanted else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "pairs_found": len(found),
+            "true_pairs": len(truth), "recall_by_kind": by_kind}  # fmt: skip
+
+
+def embed_docs(client: ModelClient, items: list[tuple[str, bytes, frozenset[int]]], scheme: str,
+               workers: int = 4) -> list[Doc]:  # fmt: skip
+    """Each item as the document ingest would make of it under `scheme`."""
+    model = client.info().model
+
+    def one(item: tuple[str, bytes, frozenset[int]]) -> Doc:
+        doc_id, data, _ = item
+        answer = client.embed_response(data, regions=scheme)
+        return Doc.of_image(doc_id, decode_vector(answer), model, data, None, None, [], scheme,
+                            decode_regions(answer) if scheme != "none" else None)  # fmt: skip
+
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(one, items))
+
+
+def groups_per_threshold(docs: list[Doc], scheme: str, thresholds: list[float], neighbours: int) -> dict:
+    """`dedup.find_groups` at each threshold over a fresh embedded index holding `docs`."""
+    with tempfile.TemporaryDirectory(prefix="lookalike-dedup-eval-") as tmp:
+        index = EmbeddedIndex(Path(tmp), "dedup-eval", docs[0].model, len(docs[0].vector), regions=scheme)
+        try:
+            index.upsert(docs)
+            return {t: dedup.find_groups(index, t, neighbours) for t in thresholds}
+        finally:
+            index.close()
+
+
+def evaluate(client: ModelClient, images: list[bytes], kinds: list[str], schemes: list[str], seeds: list[int],
+             thresholds: list[float], neighbours: int = 10) -> dict:  # fmt: skip
+    """{scheme: {threshold: scores}}: means over seeds (per-kind recall too)."""
+    runs: dict[str, dict[float, list[dict]]] = {s: {t: [] for t in thresholds} for s in schemes}
+    for seed in seeds:
+        items = collection(images, kinds, seed)
+        truth = true_pairs(items)
+        for scheme in schemes:
+            docs = embed_docs(client, items, scheme)
+            for threshold, groups in groups_per_threshold(docs, scheme, thresholds, neighbours).items():
+                runs[scheme][threshold].append(pair_scores(group_pairs(groups), truth, kinds))
+    return {scheme: {threshold: mean_scores(scores) for threshold, scores in by_threshold.items()}
+            for scheme, by_threshold in runs.items()}  # fmt: skip
+
+
+def mean_scores(runs: list[dict]) -> dict:
+    out = {key: float(np.mean([run[key] for run in runs])) for key in ("precision", "recall", "f1", "pairs_found",
+                                                                        "true_pairs")}  # fmt: skip
+    out["recall_by_kind"] = {kind: float(np.mean([run["recall_by_kind"][kind] for run in runs]))
+                             for kind in runs[0]["recall_by_kind"]}  # fmt: skip
+    return out
+
+
+def table(results: dict, kinds: list[str]) -> str:
+    head = f"{'scheme':<8} {'cosine >=':>9} {'precision':>9} {'recall':>7} {'F1':>6} {'pairs':>6}"
+    lines = [head + "".join(f" {kind[:12]:>12}" for kind in kinds)]
+    for scheme, by_threshold in results.items():
+        for threshold, s in by_threshold.items():
+            lines.append(f"{scheme:<8} {threshold:>9.2f} {s['precision']:>9.3f} {s['recall']:>7.3f} {s['f1']:>6.3f} "
+                         f"{s['pairs_found']:>6.0f}" + "".join(f" {s['recall_by_kind'][k]:>12.3f}" for k in kinds))
+    return "\n".join(lines)
