@@ -55,8 +55,12 @@ def add(sub: argparse._SubParsersAction) -> None:
         p.set_defaults(run=guarded(find))
 
     p = subparser(sub, "dedup", "near-duplicate groups over the whole index, as JSON or CSV",
-                  "lookalike dedup --threshold 0.95 --out run/duplicates.csv")  # fmt: skip
-    p.add_argument("--threshold", type=float, default=0.95, help="cosine at or above which two are duplicates")
+                  "lookalike dedup --threshold 0.85 --out run/duplicates.csv")  # fmt: skip
+    p.add_argument("--threshold", type=float, default=dedup.DEFAULT_THRESHOLD,
+                   help=f"cosine at or above which two are duplicates ({dedup.DEFAULT_THRESHOLD})")  # fmt: skip
+    p.add_argument("--regions", action="store_true",
+                   help="match by region vectors too (an index with LOOKALIKE_REGIONS): finds more crops and "
+                        "collages, with many more false pairs (docs/relevance.md)")  # fmt: skip
     p.add_argument("--neighbours", type=int, default=10, help="neighbours checked per image (default 10)")
     p.add_argument("--out", type=Path, default=RUN_DIR / "duplicates.json", help=".json or .csv")
     add_settings_args(p)
@@ -124,7 +128,7 @@ def find(args: argparse.Namespace) -> int:
 def find_duplicates(args: argparse.Namespace) -> int:
     stack = connected(args)
     try:
-        groups = dedup.find_groups(stack.index, args.threshold, args.neighbours, progress=True)
+        groups = dedup.find_groups(stack.index, args.threshold, args.neighbours, progress=True, regions=args.regions)
     finally:
         stack.close()
     dedup.write(groups, args.out)

@@ -152,14 +152,18 @@ class Graph:
 
     # -- search -----------------------------------------------------------------------------------
     def search(self, xq: np.ndarray, n: int, ef_search: int, allowed: list[int] | None = None,
-               excluded: frozenset[int] = frozenset()) -> list[int]:  # fmt: skip
+               excluded: frozenset[int] = frozenset(), below: int | None = None) -> list[int]:  # fmt: skip
         """Up to `n` graph ids nearest to `xq` [1, D] by the graph's (approximate) inner product:
-        among `allowed` ids if given, never a tombstone or one of `excluded`."""
+        among `allowed` ids if given, never a tombstone or one of `excluded`, and only ids under
+        `below` if given (one source's range)."""
         selector: faiss.IDSelector
         if allowed is not None:
             selector = faiss.IDSelectorBatch(ids_array(set(allowed) - excluded - self.tombstones))
         else:
             selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(ids_array(excluded | self.tombstones)))
+        if below is not None:
+            within = faiss.IDSelectorRange(0, below)
+            selector = faiss.IDSelectorAnd(within, selector)  # both kept alive by this frame until the search ends
         # SearchParametersHNSW is made by SWIG and missing from faiss's type stubs.
         params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(ef_search, n))  # type: ignore[attr-defined]
         with one_thread():

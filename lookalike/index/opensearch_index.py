@@ -297,11 +297,11 @@ class OpenSearchIndex:
 
     def search(
         self, vector: np.ndarray, k: int = 10, category: str | None = None, tags: Iterable[str] = (),
-        exclude_ids: Iterable[str] = (), min_similarity: float | None = None,
+        exclude_ids: Iterable[str] = (), min_similarity: float | None = None, regions: bool = True,
     ) -> list[Hit]:  # fmt: skip
         filters: list[dict] = [{"term": {"category": category}}] if category is not None else []
         filters += [{"term": {"tags": tag}} for tag in tags]
-        regions = self.settings.regions != "none"
+        regions = regions and self.settings.regions != "none"
         body = search_body(vector, k, self.settings.ef_search, filters, list(exclude_ids), regions)
         try:
             response = self.client.search(index=self.target, body=body)
