@@ -1,9 +1,10 @@
 """Each speed lever of the embedding path against the plain fp32 eager path, side by side in one run.
 
 The baseline is what the handler did before any lever: fp32, eager, contiguous (NCHW) tensors, one
-decode thread, exact decoding. Levers, added one at a time, then the default the hardware gets:
+decode thread, exact decoding, the whole batch in one forward pass. Levers, added one at a time,
+then the default the hardware gets:
   channels_last (memory_format), parallel decoding (decode_threads), JPEG draft decoding (decode),
-  bf16 with BatchNorm folded and the stem in fp32 (precision; only where the CPU has AMX/AVX512-BF16
+  the batch in slices (forward_rows; only backbones with a CPU slice size, e.g. efficientnet_lite0), bf16 with BatchNorm folded and the stem in fp32 (precision; only where the CPU has AMX/AVX512-BF16
   or on CUDA).
 Each cell runs the handler's own decode + preprocess + model on the bundled real photos:
   raw (default):  in this process, batch after batch;
@@ -26,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from lookalike_handler.backbones import get_backbone
 from lookalike_handler.embedder import Embedder, cpu_cores, thread_budget
 from lookalike_handler.precision import cpu_has_bf16
 from lookalike_handler.settings import HandlerSettings
@@ -38,21 +40,26 @@ from lookalike.settings import REPORTS_DIR
 
 BASELINE = "baseline: fp32 eager NCHW"
 DEFAULT = "default (auto settings)"
+WHOLE_BATCH = 1 << 20  # forward_rows that never slices a batch
 
 
-def cells(device: torch.device) -> dict[str, dict]:
+def cells(device: torch.device, model: str) -> dict[str, dict]:
     """Lever name -> handler settings; the first is the baseline, the last what `auto` picks here."""
     _, cores = thread_budget(HandlerSettings(), workers=1, cores=cpu_cores())  # what decode_threads 0 gives
-    base = {"precision": "fp32", "memory_format": "contiguous", "decode_threads": 1, "decode": "exact"}
+    base = {"precision": "fp32", "memory_format": "contiguous", "decode_threads": 1, "decode": "exact",
+            "forward_rows": WHOLE_BATCH}  # fmt: skip
     out = {
         BASELINE: base,
         "+ channels_last": {**base, "memory_format": "auto"},
         "+ parallel decode": {**base, "memory_format": "auto", "decode_threads": cores},
         "+ draft decode": {**base, "memory_format": "auto", "decode_threads": cores, "decode": "draft"},
     }
+    if device.type == "cpu" and get_backbone(model).cpu_rows:
+        out["+ forward slices"] = {**out["+ draft decode"], "forward_rows": 0}
     if device.type == "cuda" or cpu_has_bf16():
         out["bf16 alone"] = {**base, "precision": "bf16", "memory_format": "auto"}
-    out[DEFAULT] = {"precision": "auto", "memory_format": "auto", "decode_threads": 0, "decode": "auto"}
+    out[DEFAULT] = {"precision": "auto", "memory_format": "auto", "decode_threads": 0, "decode": "auto",
+                    "forward_rows": 0}  # fmt: skip
     return out
 
 
@@ -100,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     out = args.out or REPORTS_DIR / ("bench_levers_served.json" if args.served else "bench_levers.json")
     images = list(all_photos().values())
-    variants = cells(device)
+    variants = cells(device, args.model)
     mode = "served by TorchServe" if args.served else f"in-process on {device}"
     print(f"{args.model}, batch {args.batch}, {mode}, cpu bf16: {cpu_has_bf16()}, {cpu_cores()} cores, "
           f"{len(images)} photos, {args.seconds:.0f}s x {args.repeats} per cell", flush=True)  # fmt: skip
