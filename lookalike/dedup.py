@@ -23,7 +23,6 @@ from tqdm import tqdm
 
 from lookalike.index import VectorIndex
 
-
 DEFAULT_THRESHOLD = 0.85
 
 

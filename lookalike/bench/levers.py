@@ -4,7 +4,8 @@ The baseline is what the handler did before any lever: fp32, eager, contiguous (
 decode thread, exact decoding, the whole batch in one forward pass. Levers, added one at a time,
 then the default the hardware gets:
   channels_last (memory_format), parallel decoding (decode_threads), JPEG draft decoding (decode),
-  the batch in slices (forward_rows; only backbones with a CPU slice size, e.g. efficientnet_lite0), bf16 with BatchNorm folded and the stem in fp32 (precision; only where the CPU has AMX/AVX512-BF16
+  the batch in slices (forward_rows; backbones with a CPU slice size, e.g. efficientnet_lite0),
+  bf16 with BatchNorm folded and the stem in fp32 (precision; only where the CPU has AMX/AVX512-BF16
   or on CUDA).
 Each cell runs the handler's own decode + preprocess + model on the bundled real photos:
   raw (default):  in this process, batch after batch;

@@ -21,6 +21,7 @@ class VectorIndex(Protocol):
                regions=True) -> list[Hit]:  # fmt: skip
         """The k nearest images; an image scores by its best vector (its region vectors too unless
         `regions` is False: whole image against whole image, what dedup uses)."""
+
     def categories(self) -> dict[str, int]:
         """Category name -> number of images, by name."""
 

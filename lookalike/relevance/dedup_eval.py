@@ -121,6 +121,8 @@ def table(results: dict, kinds: list[str]) -> str:
     lines = [head + "".join(f" {kind[:12]:>12}" for kind in kinds)]
     for scheme, by_threshold in results.items():
         for threshold, s in by_threshold.items():
-            lines.append(f"{scheme:<8} {threshold:>9.2f} {s['precision']:>9.3f} {s['recall']:>7.3f} {s['f1']:>6.3f} "
-                         f"{s['pairs_found']:>6.0f}" + "".join(f" {s['recall_by_kind'][k]:>12.3f}" for k in kinds))
+            lines.append(
+                f"{scheme:<8} {threshold:>9.2f} {s['precision']:>9.3f} {s['recall']:>7.3f} {s['f1']:>6.3f} "
+                f"{s['pairs_found']:>6.0f}" + "".join(f" {s['recall_by_kind'][k]:>12.3f}" for k in kinds)
+            )
     return "\n".join(lines)

@@ -234,8 +234,10 @@ def evaluate(argv: list[str] | None = None) -> int:
         print(table(f"\nCopies ({len(images)} originals; each image's seeded copy queries the originals)", by_copy))
         report["near_duplicates"] = {m: {k: s.row() for k, s in rows.items()} for m, rows in by_copy.items()}
     for model, results in deduplicated.items():
-        print(f"\nDe-duplication, {model} ({len(images)} photos + one copy of each per kind: {', '.join(kinds)}; "
-              f"mean of seeds {args.seeds}; lookalike dedup's groups, pairs within a group):")
+        print(
+            f"\nDe-duplication, {model} ({len(images)} photos + one copy of each per kind: {', '.join(kinds)}; "
+            f"mean of seeds {args.seeds}; lookalike dedup's groups, pairs within a group):"
+        )
         print(dedup_eval.table(results, kinds))
     if deduplicated:
         report["dedup"] = deduplicated

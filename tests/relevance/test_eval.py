@@ -105,7 +105,8 @@ def test_dedup_pairs_count_what_a_group_claims_against_what_the_pictures_show(ph
     scores = pair_scores(found, truth, ["heavy-crop", "pasted"])
     assert scores["precision"] == 1 / 3 and scores["recall"] == 1 / len(truth)
     assert scores["recall_by_kind"]["pasted"] == 0 and 0 < scores["recall_by_kind"]["heavy-crop"] < 1
-    assert np.isclose(scores["f1"], 2 * scores["precision"] * scores["recall"] / (scores["precision"] + scores["recall"]))
+    precision, recall = scores["precision"], scores["recall"]
+    assert np.isclose(scores["f1"], 2 * precision * recall / (precision + recall))
 
 
 def test_eval_dedup_over_the_standin(standin, tmp_path):
