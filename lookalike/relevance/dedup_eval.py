@@ -16,6 +16,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from itertools import combinations
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from lookalike_handler.wire import decode_regions, decode_vector
@@ -42,15 +43,20 @@ def collection(images: list[bytes], kinds: list[str], seed: int) -> list[tuple[s
     return items
 
 
+def pair(a: str, b: str) -> Pair:
+    """The pair of two ids, the same whichever comes first."""
+    return (a, b) if a <= b else (b, a)
+
+
 def true_pairs(items: list[tuple[str, bytes, frozenset[int]]]) -> set[Pair]:
-    return {tuple(sorted((a[0], b[0]))) for a, b in combinations(items, 2) if a[2] & b[2]}  # type: ignore[misc]
+    return {pair(a[0], b[0]) for a, b in combinations(items, 2) if a[2] & b[2]}
 
 
 def group_pairs(groups: list[dict]) -> set[Pair]:
     pairs: set[Pair] = set()
     for group in groups:
         ids = [group["keep"]["id"], *(dup["id"] for dup in group["duplicates"])]
-        pairs |= {tuple(sorted(pair)) for pair in combinations(ids, 2)}  # type: ignore[misc]
+        pairs |= {pair(a, b) for a, b in combinations(ids, 2)}
     return pairs
 
 
@@ -109,8 +115,8 @@ def evaluate(client: ModelClient, images: list[bytes], kinds: list[str], schemes
 
 
 def mean_scores(runs: list[dict]) -> dict:
-    out = {key: float(np.mean([run[key] for run in runs])) for key in ("precision", "recall", "f1", "pairs_found",
-                                                                        "true_pairs")}  # fmt: skip
+    keys = ("precision", "recall", "f1", "pairs_found", "true_pairs")
+    out: dict[str, Any] = {key: float(np.mean([run[key] for run in runs])) for key in keys}
     out["recall_by_kind"] = {kind: float(np.mean([run["recall_by_kind"][kind] for run in runs]))
                              for kind in runs[0]["recall_by_kind"]}  # fmt: skip
     return out
