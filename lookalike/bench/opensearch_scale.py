@@ -16,13 +16,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from lookalike import bench, opensearch_node, stack
+from lookalike import bench, opensearch_node
 from lookalike.bench.backends import rss_mb
 from lookalike.bench.index import CATEGORIES, Mixture, Truth, measure, synthetic_docs
 from lookalike.index.opensearch_index import OpenSearchIndex
@@ -112,19 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     query_categories = np.arange(args.queries) % CATEGORIES
     truth = Truth(xq, query_categories, K)
     results = []
-    with tempfile.TemporaryDirectory(prefix="lookalike-bench-opensearch-") as tmp_name:
-        tmp = Path(tmp_name)
-        tmp.chmod(0o755)  # the node runs as its own user
-        installation, java_home = opensearch_node.prepare()
-        config = opensearch_node.NodeConfig("bench", tmp / "node", stack.free_port(), stack.free_port(),
-                                            cluster="bench", heap_min="1g", heap_max="1g")  # fmt: skip
-        config.home.mkdir()
-        node = opensearch_node.LocalNode(config, installation, java_home).start()
-        try:
-            for number, kind in enumerate(args.quantization.split(",")):
-                results.append(run_one(node, kind, args, xq, truth, first=number == 0))
-        finally:
-            node.stop()
+    with opensearch_node.throwaway_node("bench") as node:
+        for number, kind in enumerate(args.quantization.split(",")):
+            results.append(run_one(node, kind, args, xq, truth, first=number == 0))
 
     print(f"\n{args.n:,} vectors x {args.dim}-d on one node (Lucene engine, merged to one segment), k={K}, "
           f"ef_search={args.ef_search}; filter: 1 category of {CATEGORIES}")  # fmt: skip

@@ -181,20 +181,10 @@ def measure_embedding(args, schemes: list[str], rows: dict[str, dict]) -> None:
 
 def measure_opensearch(args, schemes: list[str], rows: dict[str, dict]) -> None:
     """Part 4 on one local node started for the run (1 GB heap), each scheme in a fresh index."""
-    with tempfile.TemporaryDirectory(prefix="lookalike-bench-regions-os-") as tmp_name:
-        tmp = Path(tmp_name)
-        tmp.chmod(0o755)  # the node runs as its own user
-        installation, java_home = opensearch_node.prepare()
-        config = opensearch_node.NodeConfig("bench", tmp / "node", stack.free_port(), stack.free_port(),
-                                            cluster="bench", heap_min="1g", heap_max="1g")  # fmt: skip
-        config.home.mkdir()
-        node = opensearch_node.LocalNode(config, installation, java_home).start()
-        try:
-            for scheme in schemes:
-                rows[scheme] |= opensearch_cost(node, scheme, args.opensearch_images, args.dim, 200)
-                print(f"  {scheme}: OpenSearch measured", flush=True)
-        finally:
-            node.stop()
+    with opensearch_node.throwaway_node("bench-regions") as node:
+        for scheme in schemes:
+            rows[scheme] |= opensearch_cost(node, scheme, args.opensearch_images, args.dim, 200)
+            print(f"  {scheme}: OpenSearch measured", flush=True)
 
 
 def cell(row: dict, key: str, form: str, width: int, scale: float = 1.0) -> str:

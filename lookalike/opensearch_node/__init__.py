@@ -4,6 +4,9 @@ it can run on (java.py), and run nodes (node.py). `lookalike opensearch` and the
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from lookalike.opensearch_node.install import Installation, cache_dir, install_node
@@ -30,6 +33,7 @@ __all__ = [
     "local_node",
     "port_free",
     "prepare",
+    "throwaway_node",
 ]  # fmt: skip
 
 
@@ -49,3 +53,22 @@ def local_node(home: Path = NODE_DIR, http_port: int | None = None, transport_po
     port = http_port or int(os.environ.get("OPENSEARCH_PORT") or DEFAULT_PORT)
     config = NodeConfig("local", home, port, transport_port or free_port())
     return LocalNode(config, installation, java_home)
+
+
+@contextmanager
+def throwaway_node(name: str, heap: str = "1g") -> Iterator[LocalNode]:
+    """A started node of its own cluster `name` on free ports, its data in a temporary folder; stopped
+    and removed on exit (benchmarks)."""
+    from lookalike.stack import free_port
+
+    with tempfile.TemporaryDirectory(prefix=f"lookalike-{name}-") as tmp_name:
+        tmp = Path(tmp_name)
+        tmp.chmod(0o755)  # the node runs as its own user
+        installation, java_home = prepare()
+        config = NodeConfig(name, tmp / "node", free_port(), free_port(), cluster=name, heap_min=heap, heap_max=heap)
+        config.home.mkdir()
+        node = LocalNode(config, installation, java_home).start()
+        try:
+            yield node
+        finally:
+            node.stop()
