@@ -8,7 +8,7 @@ as duplicates of it with their cosine to the kept one.
 Two images are scored whole against whole, even in an index with region vectors: region scores
 (an image's whole vector against the other's best region) found more of the crops and collages
 but lowered pair precision far more (`lookalike eval --dedup`; docs/relevance.md), so they are
-an option (`regions=True`), not the default. The default threshold, 0.85, kept pair precision
+an option (`by_regions=True`), not the default. The default threshold, 0.85, kept pair precision
 at 0.94 on that measurement (EfficientNet-Lite0); 0.95 found 5 % of the duplicates.
 """
 
@@ -28,10 +28,10 @@ DEFAULT_THRESHOLD = 0.85
 
 def find_groups(
     index: VectorIndex, threshold: float = DEFAULT_THRESHOLD, neighbours: int = 10, progress: bool = False,
-    regions: bool = False,
+    by_regions: bool = False,
 ) -> list[dict]:  # fmt: skip
     """Connected components of the "cosine >= threshold" graph over each doc's nearest neighbours
-    (scored whole against whole; `regions`: against the other's best vector, as search scores)."""
+    (scored whole against whole; `by_regions`: against the other's best vector, as search scores)."""
     index.refresh()  # every write acknowledged before the run takes part in it
     parent: dict[str, str] = {}
 
@@ -45,7 +45,7 @@ def find_groups(
     for doc in tqdm(index.scan(), total=index.count(), disable=not progress, unit="doc"):
         docs[doc.id] = doc
         found = index.search(doc.vector, neighbours + 1, exclude_ids=[doc.id], min_similarity=threshold,
-                             regions=regions)  # fmt: skip
+                             by_regions=by_regions)  # fmt: skip
         for hit in found:
             parent[root(hit.id)] = root(doc.id)
     members: dict[str, list[str]] = {}

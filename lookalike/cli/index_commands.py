@@ -58,7 +58,7 @@ def add(sub: argparse._SubParsersAction) -> None:
                   "lookalike dedup --threshold 0.85 --out run/duplicates.csv")  # fmt: skip
     p.add_argument("--threshold", type=float, default=dedup.DEFAULT_THRESHOLD,
                    help=f"cosine at or above which two are duplicates ({dedup.DEFAULT_THRESHOLD})")  # fmt: skip
-    p.add_argument("--regions", action="store_true",
+    p.add_argument("--by-regions", action="store_true",
                    help="match by region vectors too (an index with LOOKALIKE_REGIONS): finds more crops and "
                         "collages, with many more false pairs (docs/relevance.md)")  # fmt: skip
     p.add_argument("--neighbours", type=int, default=10, help="neighbours checked per image (default 10)")
@@ -128,7 +128,9 @@ def find(args: argparse.Namespace) -> int:
 def find_duplicates(args: argparse.Namespace) -> int:
     stack = connected(args)
     try:
-        groups = dedup.find_groups(stack.index, args.threshold, args.neighbours, progress=True, regions=args.regions)
+        groups = dedup.find_groups(
+            stack.index, args.threshold, args.neighbours, progress=True, by_regions=args.by_regions
+        )
     finally:
         stack.close()
     dedup.write(groups, args.out)

@@ -228,23 +228,23 @@ class EmbeddedIndex:
 
     def search(
         self, vector: np.ndarray, k: int = 10, category: str | None = None, tags: Iterable[str] = (),
-        exclude_ids: Iterable[str] = (), min_similarity: float | None = None, regions: bool = True,
+        exclude_ids: Iterable[str] = (), min_similarity: float | None = None, by_regions: bool = True,
     ) -> list[Hit]:  # fmt: skip
         """The k nearest live docs by cosine, optionally within a category and having all `tags`; a doc
-        scores by its best vector, its regions' too unless `regions` is False (whole vectors only)."""
+        scores by its best vector, its regions' too unless `by_regions` is False (whole vectors only)."""
         xq = np.asarray(vector, dtype=np.float32).reshape(1, -1)
         xq = xq / max(float(np.linalg.norm(xq)), 1e-12)  # cosine, whatever the query's norm
         tags, exclude_ids = list(tags), list(exclude_ids)
         with self._lock:
             self.graph.sync()
-            regions = regions and self.regions != "none"
-            per_image = 1 + len(SCHEMES[self.regions]) if regions else 1  # graph vectors an image takes part with
+            by_regions = by_regions and self.regions != "none"
+            per_image = 1 + len(SCHEMES[self.regions]) if by_regions else 1  # graph vectors an image takes part with
             wanted = (k if self.graph_kind == "none" else RERANK * k) * per_image
-            below = None if regions or self.regions == "none" else REGION_IDS  # whole vectors only
+            below = None if by_regions or self.regions == "none" else REGION_IDS  # whole vectors only
             excluded = frozenset(self._graph_ids(self._keys_of(exclude_ids)))
             if category is not None or tags:
                 keys = self._filtered_keys(category, tags)
-                allowed = self._graph_ids(keys) if regions else keys
+                allowed = self._graph_ids(keys) if by_regions else keys
                 if len(allowed) <= EXACT_LIMIT * per_image:
                     found = self.graph.nearest_of(xq[0], [i for i in allowed if i not in excluded], wanted)
                     return self._hits(found, xq[0], k, min_similarity)

@@ -297,12 +297,12 @@ class OpenSearchIndex:
 
     def search(
         self, vector: np.ndarray, k: int = 10, category: str | None = None, tags: Iterable[str] = (),
-        exclude_ids: Iterable[str] = (), min_similarity: float | None = None, regions: bool = True,
+        exclude_ids: Iterable[str] = (), min_similarity: float | None = None, by_regions: bool = True,
     ) -> list[Hit]:  # fmt: skip
         filters: list[dict] = [{"term": {"category": category}}] if category is not None else []
         filters += [{"term": {"tags": tag}} for tag in tags]
-        regions = regions and self.settings.regions != "none"
-        body = search_body(vector, k, self.settings.ef_search, filters, list(exclude_ids), regions)
+        by_regions = by_regions and self.settings.regions != "none"
+        body = search_body(vector, k, self.settings.ef_search, filters, list(exclude_ids), by_regions)
         try:
             response = self.client.search(index=self.target, body=body)
         except (OSConnectionError, OSError) as exc:

@@ -18,7 +18,7 @@ META_FIELDS = ("id", "source", "category", "tags", "width", "height", "model", "
 
 
 def search_body(vector: np.ndarray, k: int, ef_search: int, filters: list[dict], exclude_ids: list[str],
-                regions: bool) -> dict:  # fmt: skip
+                by_regions: bool) -> dict:  # fmt: skip
     """The _search body for the k nearest images to `vector` [D]."""
     vector = np.asarray(vector, dtype=np.float32)
     # ef_search: the HNSW candidate list per query; the Lucene engine explores max(k, ef_search)
@@ -27,7 +27,7 @@ def search_body(vector: np.ndarray, k: int, ef_search: int, filters: list[dict],
     if filters or exclude_ids:
         knn["filter"] = narrowing
     query: dict = {"knn": {"vector": knn}}
-    if regions:
+    if by_regions:
         # Each image has several region vectors, so ask for more of them; the parent filters apply
         # outside the nested query (they name the image's fields, not the region's).
         nested_knn = {"vector": vector, "k": 4 * k, "method_parameters": {"ef_search": max(4 * k, ef_search)}}

@@ -94,7 +94,7 @@ def groups_per_threshold(docs: list[Doc], scheme: str, thresholds: list[float], 
         index = EmbeddedIndex(Path(tmp), "dedup-eval", docs[0].model, len(docs[0].vector), regions=scheme)
         try:
             index.upsert(docs)
-            return {t: dedup.find_groups(index, t, neighbours, regions=scheme != "none") for t in thresholds}
+            return {t: dedup.find_groups(index, t, neighbours, by_regions=scheme != "none") for t in thresholds}
         finally:
             index.close()
 

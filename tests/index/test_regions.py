@@ -45,18 +45,18 @@ def test_a_region_match_finds_its_image_once_with_the_region_box(index):
 
 @pytest.mark.parametrize("category", [None, "all"])  # the graph's search, and the exact filtered path
 def test_whole_image_scores_leave_the_regions_out(index, category):
-    """regions=False (dedup's scoring): an image scores by its whole vector only."""
+    """by_regions=False (dedup's scoring): an image scores by its whole vector only."""
     rng = np.random.default_rng(6)
     docs = [doc(f"d{i}", rng) for i in range(50)]
     for d in docs:
         d.category = "all"
     index.upsert(docs)
     _, region_vector = docs[7].regions[2]
-    hits = index.search(region_vector, k=50, category=category, regions=False)
+    hits = index.search(region_vector, k=50, category=category, by_regions=False)
     assert len(hits) == 50 and all(hit.box is None for hit in hits)
     by_id = {hit.id: hit.similarity for hit in hits}
     assert by_id["d7"] == pytest.approx(float(docs[7].vector @ region_vector), abs=1e-5)
-    assert index.search(docs[7].vector, k=1, category=category, regions=False)[0].id == "d7"
+    assert index.search(docs[7].vector, k=1, category=category, by_regions=False)[0].id == "d7"
 
 
 def test_upsert_replaces_every_region_and_delete_removes_them_all(index):
@@ -136,7 +136,7 @@ def test_on_the_opensearch_node_nested_region_vectors_give_one_hit_per_image(ope
         assert len({hit.id for hit in hits}) == len(hits)  # each image once
         whole = index.search(docs[9].vector, k=1)[0]
         assert whole.id == "d9" and whole.box is None
-        whole_only = {hit.id: hit for hit in index.search(vector, k=30, regions=False)}
+        whole_only = {hit.id: hit for hit in index.search(vector, k=30, by_regions=False)}
         assert all(hit.box is None for hit in whole_only.values())
         assert whole_only["d9"].similarity == pytest.approx(float(docs[9].vector @ vector), abs=1e-3)
         assert index.search(vector, k=3, category="odd")[0].id == "d9"
@@ -155,3 +155,19 @@ def test_on_the_opensearch_node_nested_region_vectors_give_one_hit_per_image(ope
             OpenSearchIndex(opensearch_settings(opensearch_url, alias), "m", D)
     finally:
         drop_indices(opensearch_url, alias)
+
+
+def test_dedup_groups_by_whole_images_unless_asked_for_region_scores(index):
+    """A crop (its whole vector is a region of another image) is grouped only with by_regions=True."""
+    from lookalike import dedup
+
+    rng = np.random.default_rng(7)
+    docs = [doc(f"d{i}", rng) for i in range(20)]
+    crop = doc("crop-of-d3", rng)
+    crop.vector = docs[3].regions[1][1].copy()
+    assert float(crop.vector @ docs[3].vector) < 0.85
+    index.upsert([*docs, crop])
+    assert dedup.find_groups(index, threshold=0.95) == []
+    groups = dedup.find_groups(index, threshold=0.95, by_regions=True)
+    assert len(groups) == 1
+    assert {groups[0]["keep"]["id"], *(dup["id"] for dup in groups[0]["duplicates"])} == {"d3", "crop-of-d3"}
