@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
+from lookalike_handler.regions import SCHEMES
 from PIL import Image
 
 Region = tuple[tuple[float, float, float, float], np.ndarray]  # (left, top, right, bottom) in fractions, [D]
@@ -44,6 +45,13 @@ class Doc:
         return cls(id=doc_id, vector=vector, model=model, source=source, category=category, tags=tags,
                    width=width, height=height, ingested_at=datetime.now(UTC).isoformat(),
                    region_scheme=region_scheme, regions=regions or [])  # fmt: skip
+
+
+def scheme_mismatch(doc: Doc, scheme: str) -> str | None:
+    """Why `doc` cannot go into an index holding region vectors of `scheme` (both backends), or None."""
+    if doc.region_scheme == scheme and len(doc.regions) == len(SCHEMES[scheme]):
+        return None
+    return f"document has {len(doc.regions)} region vectors ({doc.region_scheme}), the index holds regions {scheme}"
 
 
 @dataclass

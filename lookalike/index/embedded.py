@@ -25,7 +25,7 @@ import numpy as np
 from lookalike_handler.regions import SCHEMES
 
 from lookalike.errors import IndexMismatch, IndexUnavailable
-from lookalike.index.documents import Doc, Hit, Region
+from lookalike.index.documents import Doc, Hit, Region, scheme_mismatch
 from lookalike.index.graph import Graph, Source
 from lookalike.settings import QUANTIZATIONS
 
@@ -141,9 +141,8 @@ class EmbeddedIndex:
                 failures.append((doc.id, f"vector is from {doc.model}, the index holds {self.model}"))
             elif not np.any(vector):
                 failures.append((doc.id, "zero vector (cosine is undefined)"))
-            elif doc.region_scheme != self.regions or len(doc.regions) != len(SCHEMES[self.regions]):
-                failures.append((doc.id, f"document has {len(doc.regions)} region vectors ({doc.region_scheme}), "
-                                         f"the index holds regions {self.regions}"))  # fmt: skip
+            elif (mismatch := scheme_mismatch(doc, self.regions)) is not None:
+                failures.append((doc.id, mismatch))
             else:
                 accepted.append((doc, vector))
         with self._lock, self.db:

@@ -24,13 +24,12 @@ from typing import Any
 
 import numpy as np
 import orjson
-from lookalike_handler.regions import SCHEMES
 from opensearchpy import JSONSerializer, OpenSearch, helpers
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import NotFoundError, OpenSearchException
 
 from lookalike.errors import IndexMismatch, IndexUnavailable, SettingsError
-from lookalike.index.documents import Doc, Hit
+from lookalike.index.documents import Doc, Hit, scheme_mismatch
 from lookalike.index.opensearch_query import META_FIELDS, hits_of, search_body
 from lookalike.settings import OPENSEARCH_DIR, Settings
 
@@ -221,12 +220,14 @@ class OpenSearchIndex:
     # -- writes -------------------------------------------------------------------------------
     def upsert(self, docs: list[Doc], retries: int = 5) -> tuple[int, list[tuple[str, str]]]:
         """Bulk-index `docs` by id; 429s are retried by the helper, 5xx here, with back-off."""
-        scheme = self.settings.regions
-        fits = [doc for doc in docs if doc.region_scheme == scheme and len(doc.regions) == len(SCHEMES[scheme])]
-        pending = {doc.id: doc for doc in fits}
+        pending: dict[str, Doc] = {}
+        failures: list[tuple[str, str]] = []
+        for doc in docs:
+            if (mismatch := scheme_mismatch(doc, self.settings.regions)) is not None:
+                failures.append((doc.id, mismatch))
+            else:
+                pending[doc.id] = doc
         written = 0
-        failures = [(doc.id, f"document has {len(doc.regions)} region vectors ({doc.region_scheme}), the index "
-                             f"holds regions {scheme}") for doc in docs if doc.id not in pending]  # fmt: skip
         for attempt in range(retries + 1):
             retry: dict[str, Doc] = {}
             actions = ({"_op_type": "index", "_index": self.target, "_id": doc.id, "_source": _source(doc)}

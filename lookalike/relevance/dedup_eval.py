@@ -81,8 +81,7 @@ def embed_docs(client: ModelClient, items: list[tuple[str, bytes, frozenset[int]
     def one(item: tuple[str, bytes, frozenset[int]]) -> Doc:
         doc_id, data, _ = item
         answer = client.embed_response(data, regions=scheme)
-        return Doc.of_image(doc_id, decode_vector(answer), model, data, None, None, [], scheme,
-                            decode_regions(answer) if scheme != "none" else None)  # fmt: skip
+        return Doc.of_image(doc_id, decode_vector(answer), model, data, None, None, [], scheme, decode_regions(answer))
 
     with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(one, items))
