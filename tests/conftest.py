@@ -1,5 +1,13 @@
 """Shared fixtures: real photos, real TorchServe instances and a real OpenSearch node on free
-loopback ports."""
+loopback ports; and the test tiers, derived from the fixtures each test uses.
+
+A test is `slow` (outside `make test-fast`) when it uses, directly or through other fixtures, one
+of SLOW_FIXTURES: they start TorchServe, OpenSearch or Chromium, or build archives. A test that
+reaches the real OpenSearch node is also `opensearch` (`make test-opensearch`). Fixtures picked at
+run time with `request.getfixturevalue` cannot be seen at collection: the parameter that picks one
+carries the marker instead, beside its name (tests/backends.py's BACKENDS), and the hook turns an
+`opensearch` marker into `slow` too.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +29,32 @@ from lookalike.serving.torchserve import TorchServe
 from lookalike.settings import Settings
 from tests.backends import BACKENDS, drop_indices, opensearch_settings
 from tests.standin import StandInModelServer
+
+# Each of these starts a server or a browser, or builds archives: a test that uses one is slow.
+SLOW_FIXTURES = {
+    "store": "builds .mar archives",
+    "mar_builder": "builds a .mar archive",
+    "server": "starts TorchServe",
+    "token_server": "starts TorchServe",
+    "opensearch_installation": "installs OpenSearch",
+    "opensearch_url": "starts OpenSearch",
+    "browser": "starts Chromium",
+    "labelled": "fine-tuning embeds every view of it with the real backbone (tests/relevance/test_finetune.py)",
+}
+OPENSEARCH_FIXTURES = {"opensearch_installation", "opensearch_url"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark `slow` and `opensearch` from the fixtures each test uses (see the module docstring)."""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & OPENSEARCH_FIXTURES and not item.get_closest_marker("opensearch"):
+            item.add_marker(pytest.mark.opensearch)
+        slow = used & SLOW_FIXTURES.keys() or item.get_closest_marker("opensearch")
+        if slow and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
+
 
 # The batch-proof model: 4 requests or 3 s, whichever first, so 4 concurrent requests share a batch.
 BATCH_MODEL = "lite0-batch4"
@@ -86,8 +120,21 @@ def standin() -> Iterator[StandInModelServer]:
         yield instance
 
 
+@pytest.fixture
+def mar_builder() -> Callable[..., Path]:
+    """archive.build, for a test that builds an archive of its own."""
+    return archive.build
+
+
 @pytest.fixture(scope="session")
-def opensearch_url() -> Iterator[str]:
+def opensearch_installation() -> tuple[opensearch_node.Installation, Path]:
+    """(the OpenSearch installation, its Java home): installed from Maven Central on first use, cached
+    outside the repo."""
+    return opensearch_node.prepare(say=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def opensearch_url(request) -> Iterator[str]:
     """A real OpenSearch 2.19 + k-NN for the session: OPENSEARCH_URL if set, else a single node this
     session installs (from Maven Central on first use, cached outside the repo), starts on free
     ports with its data in a temporary directory, and stops and removes at the end."""
@@ -95,7 +142,7 @@ def opensearch_url() -> Iterator[str]:
     if url:
         yield url
         return
-    installation, java_home = opensearch_node.prepare()
+    installation, java_home = request.getfixturevalue("opensearch_installation")
     home = Path(tempfile.mkdtemp(prefix="lookalike-test-opensearch-"))
     config = opensearch_node.NodeConfig("test", home, stack.free_port(), stack.free_port(), cluster="lookalike-test")
     node = opensearch_node.LocalNode(config, installation, java_home).start()

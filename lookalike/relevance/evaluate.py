@@ -188,8 +188,12 @@ def evaluate(argv: list[str] | None = None) -> int:
                         help="de-duplication pair precision/recall over the photos and a copy of each per --kinds, "
                              "per --regions scheme (none unless given) and --thresholds")  # fmt: skip
     parser.add_argument("--thresholds", default="0.8,0.85,0.9,0.95", help="--dedup: cosine thresholds")
+    parser.add_argument("--photos", type=int, metavar="N",
+                        help="only the first N bundled photos (a quick check; default: all of them)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPORTS_DIR / "eval.json")
     args = parser.parse_args(argv)
+    if args.photos is not None and args.photos < 2:
+        raise BadQuery("--photos needs at least 2 photos")
     models = [name.strip() for name in args.models.split(",") if name.strip()]
     if not args.folder and not args.near_duplicates and not args.regions and not args.dedup:
         args.near_duplicates = True  # nothing chosen: the protocol every install can run
@@ -197,6 +201,7 @@ def evaluate(argv: list[str] | None = None) -> int:
         images, labels = labelled_folder(args.folder)
     else:
         photos = {**subject_photos(), **interior_photos()}
+        photos = dict(list(photos.items())[: args.photos])
         images, labels = list(photos.values()), ["photos"] * len(photos)
     seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
     named = {"all": list(ALL_KINDS), "partial": list(PARTIAL_KINDS)}

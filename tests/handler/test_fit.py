@@ -59,7 +59,6 @@ def test_the_model_id_names_the_fit_and_bad_fits_are_refused(lite0):
         HandlerSettings.from_model_config({"handler": {"fit": "stretch"}}, environ={})
 
 
-@pytest.mark.slow
 def test_a_full_fit_archive_serves_its_own_vector_space(server, photos):
     """Real TorchServe: the archive built with --fit full answers as `efficientnet_lite0+full`, with
     the in-process full-fit vectors."""
@@ -75,7 +74,6 @@ def test_a_full_fit_archive_serves_its_own_vector_space(server, photos):
     assert torch.allclose(local.embed_images([decode_image(photos["chelsea"])])[0], served, atol=1e-5)
 
 
-@pytest.mark.slow
 @pytest.mark.opensearch
 def test_an_index_refuses_vectors_of_another_fit(server, photos, tmp_path, opensearch_url, os_alias):
     """The crop index behind an alias refuses an ingest from the full-fit model before any write."""

@@ -26,7 +26,6 @@ from lookalike.settings import Settings
 from tests.conftest import BATCH_MODEL
 from tests.corpus import bad_inputs
 
-pytestmark = pytest.mark.slow
 LITE = "efficientnet_lite0"
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 
-import pytest
 import requests
 
 from lookalike import stack
@@ -106,7 +105,6 @@ def test_opensearch_down_is_a_clear_503(standin, photos):
         assert response.status_code == 503 and "OpenSearch unreachable" in response.json()["error"]
 
 
-@pytest.mark.slow
 def test_the_api_sends_the_model_servers_bearer_key(token_server, photos, tmp_path):
     settings = Settings(ts_url=token_server.inference_url, model=LITE, data_dir=tmp_path,
                               ts_key_file=str(token_server.key_file))  # fmt: skip
@@ -119,7 +117,6 @@ def test_the_api_sends_the_model_servers_bearer_key(token_server, photos, tmp_pa
         assert response.status_code == 503 and "bearer key" in response.json()["error"]
 
 
-@pytest.mark.slow
 def test_the_api_rereads_an_expired_key_from_the_key_file(token_server, photos, tmp_path):
     """TorchServe rotates its keys and rewrites key_file.json; the API picks up the new key on rejection."""
     real = json.loads(token_server.key_file.read_text())

@@ -21,15 +21,14 @@ from tests.backends import opensearch_settings
 
 REPO = Path(__file__).resolve().parents[2]
 LITE = "efficientnet_lite0"
-pytestmark = pytest.mark.opensearch
 
 
 @pytest.fixture
-def two_nodes():
+def two_nodes(opensearch_installation):
     """`manager` (cluster manager + data) and `data` (data only), one cluster, own ports and data
     dirs. With two nodes only one can hold the cluster-manager vote, so the one we kill is `data`:
     a cluster that must survive losing any node needs three manager-eligible nodes."""
-    installation, java_home = opensearch_node.prepare()
+    installation, java_home = opensearch_installation
     root = Path(tempfile.mkdtemp(prefix="lookalike-test-cluster-"))
     nodes = opensearch_node.cluster(installation, java_home, root, ["manager", "data"], stack.free_port,
                                     name=f"lookalike-two-{uuid.uuid4().hex[:6]}")  # fmt: skip

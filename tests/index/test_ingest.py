@@ -102,7 +102,6 @@ def test_folder_ingest_counts_reports_bad_files_and_is_idempotent(standin, folde
     assert len(target.ids()) == 24
 
 
-@pytest.mark.slow
 def test_a_run_killed_with_sigkill_resumes_without_loss_or_duplicates(server, folder, target):
     """Real TorchServe: the run must still be writing when it is killed (the stand-in is too fast)."""
     for path in (folder / "bad").iterdir():

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 
-import pytest
 from PIL import Image
 
 from lookalike import stack
@@ -46,7 +45,6 @@ def gallery(server, photos, interiors, tmp_path, regions: str) -> EmbeddedIndex:
     return index
 
 
-@pytest.mark.slow
 def test_a_photo_pasted_small_into_another_is_found_first_by_its_region(server, photos, interiors, tmp_path):
     query = ModelClient(server.inference_url, LITE)
     vector = query.embed(photos[PASTED])

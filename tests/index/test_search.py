@@ -75,7 +75,6 @@ def relevance_gallery(server, photos, interiors, tmp_path_factory):
     return build_gallery(server.inference_url, photos, interiors, tmp_path_factory)
 
 
-@pytest.mark.slow
 def test_near_duplicates_are_found_first(relevance_gallery):
     """recall@1 >= 0.95 over every real photo, each queried by an augmented copy."""
     index, client, everything, _ = relevance_gallery
@@ -87,7 +86,6 @@ def test_near_duplicates_are_found_first(relevance_gallery):
     assert recall >= 0.95, {name: hit for name, hit in hits.items() if hit != name}
 
 
-@pytest.mark.slow
 def test_the_stereo_pair_is_more_like_each_other_than_anything_else(relevance_gallery):
     index, _, _, _ = relevance_gallery
     assert search.more_like_this(index, "motorcycle_left", k=3)[0].id == "motorcycle_right"

@@ -16,7 +16,6 @@ from lookalike import opensearch_node, stack
 from lookalike.errors import NodeError
 from lookalike.opensearch_node import install, java
 
-pytestmark = pytest.mark.opensearch
 JAVA_25 = Path("/usr/lib/jvm/temurin-25-jdk-amd64")
 
 
@@ -55,8 +54,8 @@ def test_a_corrupt_download_is_deleted_and_reported(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def prepared():
-    return opensearch_node.prepare(say=lambda _: None)
+def prepared(opensearch_installation):
+    return opensearch_installation
 
 
 def node_in(root: Path, prepared, **config) -> opensearch_node.LocalNode:
@@ -91,7 +90,7 @@ def test_a_second_install_needs_no_network(prepared, monkeypatch):
     )
 
 
-def test_start_status_stop_from_the_command_line():
+def test_start_status_stop_from_the_command_line(opensearch_installation):
     """What `make opensearch` / `make opensearch-stop` run, on a free port and a folder of its own."""
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp).chmod(0o755)

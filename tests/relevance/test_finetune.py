@@ -20,7 +20,6 @@ from lookalike.serving.client import ModelClient
 from lookalike.serving.weights import resolve
 
 LITE = "efficientnet_lite0"
-pytestmark = pytest.mark.slow  # embeds every view with the real backbone on the CPU
 
 
 @pytest.fixture(scope="module")

@@ -66,7 +66,6 @@ def test_requests_spread_over_instances_and_survive_one_going_away(photos):
         ModelClient(f"{one.inference_url},{two.inference_url}", LITE, retries=0).embed(photos["coffee"])
 
 
-@pytest.mark.slow
 def test_searches_keep_succeeding_when_a_torchserve_is_killed_mid_load(store, photos, tmp_path):
     """Two real TorchServe instances behind the API; one is SIGKILLed while searches run."""
     with (

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from lookalike import stack
-from lookalike.serving import archive
 from lookalike.serving.torchserve import PORT_KEYS, ServerError, TorchServe, read_properties, write_properties
 
 
@@ -26,11 +25,10 @@ def test_instance_config_overrides_only_instance_keys(tmp_path):
     assert TorchServe({}, token_auth=True).config()["disable_token_authorization"] == "false"
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="fp16 is valid where a GPU is present")
-def test_a_worker_that_cannot_load_fails_the_start_with_its_reason(tmp_path):
+def test_a_worker_that_cannot_load_fails_the_start_with_its_reason(mar_builder, tmp_path):
     """fp16 is GPU-only: on a CPU worker the handler refuses it, and start() says so within seconds."""
-    archive.build("resnet50", tmp_path, name="broken", random_weights=True, handler_overrides={"precision": "fp16"})
+    mar_builder("resnet50", tmp_path, name="broken", random_weights=True, handler_overrides={"precision": "fp16"})
     server = TorchServe({"broken": "broken.mar"}, store=tmp_path, run_dir=tmp_path / "run", ports=stack.free_ports())
     with pytest.raises(ServerError) as caught:
         server.start(timeout=120)
