@@ -19,9 +19,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from lookalike.index import VectorIndex
+from lookalike.progress import Progress
 
 DEFAULT_THRESHOLD = 0.85
 
@@ -31,7 +31,10 @@ def find_groups(
     by_regions: bool = False,
 ) -> list[dict]:  # fmt: skip
     """Connected components of the "cosine >= threshold" graph over each doc's nearest neighbours
-    (scored whole against whole; `by_regions`: against the other's best vector, as search scores)."""
+    (scored whole against whole; `by_regions`: against the other's best vector, as search scores).
+
+    The index is streamed once; memory holds only the ids that have a duplicate (their union-find
+    links), never the vectors of the whole index. Each group's documents are read back at the end."""
     index.refresh()  # every write acknowledged before the run takes part in it
     parent: dict[str, str] = {}
 
@@ -41,29 +44,32 @@ def find_groups(
             x = parent[x]
         return x
 
-    docs = {}
-    for doc in tqdm(index.scan(), total=index.count(), disable=not progress, unit="doc"):
-        docs[doc.id] = doc
-        found = index.search(doc.vector, neighbours + 1, exclude_ids=[doc.id], min_similarity=threshold,
-                             by_regions=by_regions)  # fmt: skip
-        for hit in found:
-            parent[root(hit.id)] = root(doc.id)
+    with Progress("dedup", index.count(), unit="img", enabled=progress) as shown:
+        for doc in index.scan():
+            found = index.search(doc.vector, neighbours + 1, exclude_ids=[doc.id], min_similarity=threshold,
+                                 by_regions=by_regions)  # fmt: skip
+            for hit in found:
+                parent[root(hit.id)] = root(doc.id)
+            shown.update(1, linked=len(parent))
     members: dict[str, list[str]] = {}
-    for doc_id in docs:
+    for doc_id in list(parent):
         members.setdefault(root(doc_id), []).append(doc_id)
-    groups = []
-    for ids in members.values():
-        if len(ids) < 2:
-            continue
-        ids.sort(key=lambda i: (docs[i].ingested_at or "", i))
-        keep = docs[ids[0]]
-        duplicates = [
-            {"id": i, "source": docs[i].source, "similarity": round(float(np.dot(keep.vector, docs[i].vector)), 6)}
-            for i in ids[1:]
-        ]
-        groups.append({"keep": {"id": keep.id, "source": keep.source}, "duplicates": duplicates})
-    groups.sort(key=lambda group: -len(group["duplicates"]))
+    groups = [made for ids in members.values() if len(ids) >= 2 and (made := group(index, ids)) is not None]
+    groups.sort(key=lambda made: -len(made["duplicates"]))
     return groups
+
+
+def group(index: VectorIndex, ids: list[str]) -> dict | None:
+    """`{keep, duplicates}` for linked ids: the earliest ingested is kept (ties: smallest id); None
+    when fewer than two of them are still indexed."""
+    docs = [doc for doc in (index.get(doc_id) for doc_id in ids) if doc is not None]
+    if len(docs) < 2:
+        return None
+    docs.sort(key=lambda doc: (doc.ingested_at or "", doc.id))
+    keep = docs[0]
+    duplicates = [{"id": doc.id, "source": doc.source, "similarity": round(float(np.dot(keep.vector, doc.vector)), 6)}
+                  for doc in docs[1:]]  # fmt: skip
+    return {"keep": {"id": keep.id, "source": keep.source}, "duplicates": duplicates}
 
 
 def write(groups: list[dict], out: Path) -> None:

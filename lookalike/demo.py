@@ -97,7 +97,7 @@ def main() -> int:
                          for hit in response.json()["hits"])  # fmt: skip
         print(f"  {name:<16} -> {hits}")
     room = next(item for item in items if item.category == "interiors")
-    room_id = room.doc_id() if room.data else sources.read(room, settings.max_image_bytes).doc_id()
+    room_id = room.doc_id(sources.read(room, settings.max_image_bytes))
     similar = httpx.get(f"{api}/similar/{room_id}", params={"k": 3, "category": "interiors"}, timeout=60)
     similar.raise_for_status()
     names = ", ".join(f"{hit['source'].rsplit('/', 1)[-1]} {hit['similarity']:.3f}" for hit in similar.json()["hits"])

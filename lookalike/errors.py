@@ -78,6 +78,10 @@ class BadQuery(LookalikeError, status=400):
     """A query or command line that cannot be answered as given."""
 
 
+class SourceUnreadable(LookalikeError, status=422, exit_code=1):
+    """An image file, URL or manifest that ingest could not read (missing, too large, HTTP error)."""
+
+
 class UploadTooLarge(LookalikeError, status=413):
     """An upload over LOOKALIKE_MAX_IMAGE_BYTES."""
 

@@ -15,6 +15,8 @@ from lookalike.index.documents import Hit
 from lookalike.serving.client import ModelClient
 from lookalike.settings import Settings
 
+PER_CATEGORY_MAX = 100  # hits per category
+
 
 def by_vector(
     index: VectorIndex, vector: np.ndarray, k: int = 10, category: str | None = None, tags: Iterable[str] = (),
@@ -46,10 +48,17 @@ def more_like_this(index: VectorIndex, doc_id: str, **filters) -> list[Hit]:
     return by_vector(index, stored_vector(index, doc_id), exclude_ids=[doc_id], **filters)
 
 
-def per_category(index: VectorIndex, vector: np.ndarray, n: int = 3, exclude_ids: Iterable[str] = ()) -> dict:
-    """The best `n` matches within each category: where a query sits among the classes."""
-    return {category: index.search(vector, n, category, [], list(exclude_ids), None)
-            for category in index.categories()}  # fmt: skip
+def per_category(index: VectorIndex, vector: np.ndarray, n: int = 3, exclude_ids: Iterable[str] = (), *,
+                 max_categories: int = Settings.max_categories) -> dict:  # fmt: skip
+    """The best `n` matches within each category: where a query sits among the classes. One k-NN
+    query per category, so an index with more than `max_categories` categories is refused."""
+    if not 1 <= n <= PER_CATEGORY_MAX:
+        raise BadQuery(f"per_category must be between 1 and {PER_CATEGORY_MAX}")
+    categories = index.categories()
+    if len(categories) > max_categories:
+        raise BadQuery(f"per_category searches each category, and this index has {len(categories)}; the limit is "
+                       f"{max_categories} (LOOKALIKE_MAX_CATEGORIES). Search with ?category= instead")  # fmt: skip
+    return {category: index.search(vector, n, category, [], list(exclude_ids), None) for category in categories}
 
 
 def format_table(hits: list[Hit]) -> str:

@@ -87,6 +87,7 @@ class Settings:
     max_image_bytes: int = 16 * 1024 * 1024
     max_k: int = 1000
     default_k: int = 10
+    max_categories: int = 100  # per_category runs one k-NN query per category: refused past this many
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -123,7 +124,8 @@ class Settings:
                     raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be an http(s):// URL, not {url!r}")
         if self.replicas < 0:
             raise SettingsError(f"{ENV_PREFIX}REPLICAS must be 0 or more, not {self.replicas}")
-        positive = ("m", "ef_construction", "ef_search", "shards", "max_image_bytes", "max_k", "default_k", "api_port")
+        positive = ("m", "ef_construction", "ef_search", "shards", "max_image_bytes", "max_k", "default_k", "api_port",
+                    "max_categories")  # fmt: skip
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be positive, not {getattr(self, name)}")

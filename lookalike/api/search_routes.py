@@ -30,7 +30,13 @@ async def post_search(
     category: str | None = Query(None, description="only this category"),
     tags: list[str] | None = Query(None, description="only images with all these tags (repeat or comma-separate)"),
     min_similarity: float | None = Query(None, ge=-1, le=1, description="drop hits below this cosine"),
-    per_category: int | None = Query(None, ge=1, le=100, description="instead: the best N in each category"),
+    per_category: int | None = Query(
+        None,
+        ge=1,
+        le=search.PER_CATEGORY_MAX,
+        description="instead: the best N in each category (an index of at most "
+        "LOOKALIKE_MAX_CATEGORIES categories, else 400)",
+    ),
 ) -> dict:
     service = service_of(request)
     started = time.perf_counter()
@@ -38,7 +44,8 @@ async def post_search(
     doc, vector = await service.embed(image)
     answer: dict = {"model": doc["model"], "dimension": int(doc["dimension"])}
     if per_category:
-        groups = await service.indexed(search.per_category, vector, per_category)
+        groups = await service.indexed(search.per_category, vector, per_category,
+                                       max_categories=service.settings.max_categories)  # fmt: skip
         answer["per_category"] = {name: [hit.to_dict() for hit in hits] for name, hits in groups.items()}
     else:
         chosen = filters(service.settings, k, category, tags, min_similarity)

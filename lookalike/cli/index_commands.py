@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from lookalike import dedup, search
@@ -28,7 +29,8 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrency", type=int, default=8, help="requests in flight to TorchServe (default 8)")
     p.add_argument("--errors", type=Path, default=DEFAULT_ERRORS, help=f"error report CSV (default {DEFAULT_ERRORS})")
     p.add_argument("--batch", type=int, default=64, help="documents per index write (default 64)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress (on a terminal a bar; elsewhere a plain line every 10 s)")  # fmt: skip
     add_settings_args(p)
     p.set_defaults(run=guarded(ingest))
 
@@ -81,11 +83,15 @@ def add(sub: argparse._SubParsersAction) -> None:
 def ingest(args: argparse.Namespace) -> int:
     if bool(args.folder) == bool(args.manifest):
         raise BadQuery("give a folder or --manifest FILE (one of them)")
+
+    def items() -> Iterator[sources.Item]:  # streamed twice: counted (names only), then ingested
+        return sources.from_manifest(args.manifest) if args.manifest else sources.from_folder(args.folder)
+
+    total = sum(1 for _ in items())  # a missing folder or a bad manifest row stops here, before connecting
     stack = connected(args)
     try:
-        items = list(sources.from_manifest(args.manifest) if args.manifest else sources.from_folder(args.folder))
         ingestor = Ingestor(stack.settings, stack.index, stack.info, concurrency=args.concurrency, chunk=args.batch)
-        report = ingestor.run(items, len(items), progress=not args.no_progress)
+        report = ingestor.run(items(), total, progress=not args.no_progress)
         write_errors(args.errors, report.errors)
         print(report.summary())
         if report.failed:
@@ -112,7 +118,8 @@ def find(args: argparse.Namespace) -> int:
             vector = stack.client.embed(data)
         exclude = [doc_id] if doc_id else []
         if args.per_category:
-            groups = search.per_category(stack.index, vector, args.per_category, exclude)
+            groups = search.per_category(stack.index, vector, args.per_category, exclude,
+                                         max_categories=stack.settings.max_categories)  # fmt: skip
             result: object = {category: [hit.to_dict() for hit in hits] for category, hits in groups.items()}
             text = "\n\n".join(f"[{category}]\n{search.format_table(hits)}" for category, hits in groups.items())
         else:

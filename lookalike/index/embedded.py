@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS regions (
 CREATE INDEX IF NOT EXISTS regions_doc ON regions(doc);
 CREATE TABLE IF NOT EXISTS deleted (seq INTEGER PRIMARY KEY AUTOINCREMENT, key INTEGER NOT NULL);
 """
+IN_CHUNK = 500  # values per SQL `IN (...)` list: far below SQLite's bound-parameter limit (999 in older builds)
 REGION_IDS = 1 << 40  # graph id of region row r: REGION_IDS + r (a doc's is its own key)
 META_COLUMNS = "id, source, category, tags, width, height, model, ingested_at"
 
@@ -174,15 +175,15 @@ class EmbeddedIndex:
             return self._remove(doc_id)
 
     # -- reads --------------------------------------------------------------------------------
+    def _rows_in(self, query: str, values: list) -> Iterator[tuple]:
+        """The rows of `query`, whose `{marks}` stands for an `IN` list of `values`, IN_CHUNK at a time."""
+        for start in range(0, len(values), IN_CHUNK):
+            chunk = values[start : start + IN_CHUNK]
+            yield from self.db.execute(query.format(marks=_marks(chunk)), chunk)
+
     def existing(self, ids: Iterable[str]) -> set[str]:
-        ids = list(ids)
-        found: set[str] = set()
         with self._lock:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                found.update(row[0] for row in self.db.execute(f"SELECT id FROM docs WHERE id IN ({marks})", chunk))
-        return found
+            return {row[0] for row in self._rows_in("SELECT id FROM docs WHERE id IN ({marks})", list(ids))}
 
     def count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM docs").fetchone()[0]
@@ -213,9 +214,8 @@ class EmbeddedIndex:
         found: dict[int, list[Region]] = {}
         if self.regions == "none":
             return found
-        marks = ",".join("?" * len(keys))
-        query = f"SELECT doc, box, vector FROM regions WHERE doc IN ({marks}) ORDER BY key"
-        for doc, box, blob in self.db.execute(query, keys):
+        for doc, box, blob in self._rows_in("SELECT doc, box, vector FROM regions WHERE doc IN ({marks}) ORDER BY key",
+                                            keys):  # fmt: skip
             found.setdefault(doc, []).append((tuple(json.loads(box)), np.frombuffer(blob, dtype="<f4").copy()))
         return found
 
@@ -256,16 +256,11 @@ class EmbeddedIndex:
         """The graph ids of documents `keys`: their own, and their regions'."""
         ids = list(keys)
         if self.regions != "none" and ids:
-            marks = ",".join("?" * len(ids))
-            query = f"SELECT key FROM regions WHERE doc IN ({marks})"
-            ids += [REGION_IDS + row[0] for row in self.db.execute(query, ids)]
+            ids += [REGION_IDS + row[0] for row in self._rows_in("SELECT key FROM regions WHERE doc IN ({marks})", ids)]
         return ids
 
     def _keys_of(self, ids: list[str]) -> set[int]:
-        if not ids:
-            return set()
-        marks = ",".join("?" * len(ids))
-        return {row[0] for row in self.db.execute(f"SELECT key FROM docs WHERE id IN ({marks})", ids)}
+        return {row[0] for row in self._rows_in("SELECT key FROM docs WHERE id IN ({marks})", ids)}
 
     def _filtered_keys(self, category: str | None, tags: list[str]) -> list[int]:
         clauses, params = [], []
@@ -290,13 +285,10 @@ class EmbeddedIndex:
 
         docs = [c for c in candidates if c < REGION_IDS]
         regions = [c - REGION_IDS for c in candidates if c >= REGION_IDS]
-        if docs:
-            for key, blob in self.db.execute(f"SELECT key, vector FROM docs WHERE key IN ({_marks(docs)})", docs):
-                consider(key, blob, None)
-        if regions:
-            query = f"SELECT doc, box, vector FROM regions WHERE key IN ({_marks(regions)})"
-            for doc, box, blob in self.db.execute(query, regions):
-                consider(doc, blob, tuple(json.loads(box)))
+        for key, blob in self._rows_in("SELECT key, vector FROM docs WHERE key IN ({marks})", docs):
+            consider(key, blob, None)
+        for doc, box, blob in self._rows_in("SELECT doc, box, vector FROM regions WHERE key IN ({marks})", regions):
+            consider(doc, blob, tuple(json.loads(box)))
         ranked = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))
         top = [(key, score, box) for key, (score, box) in ranked if min_similarity is None or score >= min_similarity][
             :k
@@ -304,7 +296,7 @@ class EmbeddedIndex:
         if not top:
             return []
         keys = [key for key, _, _ in top]
-        rows = self.db.execute(f"SELECT key, {META_COLUMNS} FROM docs WHERE key IN ({_marks(keys)})", keys)
+        rows = self._rows_in(f"SELECT key, {META_COLUMNS} FROM docs WHERE key IN ({{marks}})", keys)
         meta = {row[0]: _metadata(row[1:]) for row in rows}
         return [Hit(meta[key]["id"], min(1.0, score), meta[key], box) for key, score, box in top if key in meta]
 

@@ -15,10 +15,12 @@ on a node that declares it has none.
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +28,7 @@ import numpy as np
 import orjson
 from opensearchpy import JSONSerializer, OpenSearch, helpers
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
-from opensearchpy.exceptions import NotFoundError, OpenSearchException
+from opensearchpy.exceptions import NotFoundError, TransportError
 
 from lookalike.errors import IndexMismatch, IndexUnavailable, SettingsError
 from lookalike.index.documents import Doc, Hit, scheme_mismatch
@@ -147,21 +149,73 @@ def physical_name(alias: str, model: str, dimension: int) -> str:
     return f"{alias}-{model}-{dimension}-{stamp}".lower()
 
 
+def unavailable(exc: Exception, settings: Settings) -> IndexUnavailable | None:
+    """The one translation of OpenSearch's failures: IndexUnavailable, naming the index and what is
+    wrong, for a failure that means it cannot answer now (unreachable, timed out, overloaded, a
+    server error, its index gone); None for any other (a bug of ours: it stays a 500)."""
+    where = f"index {settings.index or settings.alias}"
+    if isinstance(exc, OSConnectionError):  # refused, reset, timed out (ConnectionTimeout), TLS
+        kind = "timed out" if "timeout" in type(exc).__name__.lower() else "unreachable"
+        return IndexUnavailable(f"OpenSearch {kind} at {settings.opensearch_url} ({where}): {exc.error}")
+    if not isinstance(exc, TransportError):
+        return None
+    status = exc.status_code if isinstance(exc.status_code, int) else 0
+    if isinstance(exc, NotFoundError) and exc.error == "index_not_found_exception":
+        return IndexUnavailable(f"OpenSearch has no {where} (deleted, or the alias points nowhere)")
+    if status == 429 or status >= 500 or status in (0, 401, 403):
+        return IndexUnavailable(f"OpenSearch answered {exc.status_code} {exc.error} ({where})")
+    return None
+
+
+def translated(method: Callable) -> Callable:
+    """Run an index method (or iterate a generator method) with OpenSearch's failures translated."""
+
+    def translate(self: OpenSearchIndex, exc: Exception) -> Exception:
+        return unavailable(exc, self.settings) or exc
+
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def iterate(self: OpenSearchIndex, *args: Any, **kwargs: Any) -> Iterator:
+            try:
+                yield from method(self, *args, **kwargs)
+            except (OSConnectionError, TransportError) as exc:
+                raise translate(self, exc) from exc
+
+        return iterate
+
+    @functools.wraps(method)
+    def call(self: OpenSearchIndex, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (OSConnectionError, TransportError) as exc:
+            raise translate(self, exc) from exc
+
+    return call
+
+
+def every_call_translated(cls: type) -> type:
+    """Wrap each public method of `cls` (and __init__) with `translated`: no route or command can
+    forget to, and a new method is covered when it is written."""
+    for name, member in list(vars(cls).items()):
+        if inspect.isfunction(member) and (not name.startswith("_") or name == "__init__"):
+            setattr(cls, name, translated(member))
+    return cls
+
+
+@every_call_translated
 class OpenSearchIndex:
     def __init__(self, settings: Settings, model: str, dimension: int, client: OpenSearch | None = None):
         self.settings, self.model, self.dimension, self.alias = settings, model, dimension, settings.alias
         self.target = settings.index or settings.alias  # where reads and writes go
         self.client = client or connect(settings)
-        try:
-            if settings.index:  # a physical index being built, e.g. for a new model before a swap
-                if not self.client.indices.exists(index=settings.index):
-                    raise IndexMismatch(f"index {settings.index} does not exist (lookalike admin create)")
-                self.name = settings.index
-            else:
-                self.name = self._live_index() or self.create(attach=True)
-            self._check(self.name)
-        except OSConnectionError as exc:
-            raise IndexUnavailable(f"OpenSearch unreachable at {settings.opensearch_url}: {exc}") from exc
+        if settings.index:  # a physical index being built, e.g. for a new model before a swap
+            if not self.client.indices.exists(index=settings.index):
+                raise IndexMismatch(f"index {settings.index} does not exist (lookalike admin create)")
+            self.name = settings.index
+        else:
+            self.name = self._live_index() or self.create(attach=True)
+        self._check(self.name)
 
     # -- identity and aliases -----------------------------------------------------------------
     def _live_index(self) -> str | None:
@@ -192,10 +246,7 @@ class OpenSearchIndex:
                 "encoder": codec, "count": self.count()}  # fmt: skip
 
     def ping(self) -> None:
-        try:
-            self.client.count(index=self.target)
-        except (OpenSearchException, OSError) as exc:
-            raise IndexUnavailable(f"OpenSearch unavailable: {exc}") from exc
+        self.client.count(index=self.target)
 
     def refresh(self) -> None:
         self.client.indices.refresh(index=self.target)
@@ -304,11 +355,7 @@ class OpenSearchIndex:
         filters += [{"term": {"tags": tag}} for tag in tags]
         by_regions = by_regions and self.settings.regions != "none"
         body = search_body(vector, k, self.settings.ef_search, filters, list(exclude_ids), by_regions)
-        try:
-            response = self.client.search(index=self.target, body=body)
-        except (OSConnectionError, OSError) as exc:
-            raise IndexUnavailable(f"OpenSearch unavailable: {exc}") from exc
-        return hits_of(response, min_similarity)
+        return hits_of(self.client.search(index=self.target, body=body), min_similarity)
 
     # -- alias operations -------------------------------------------------------------------
 

@@ -17,19 +17,19 @@ import csv
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lookalike_handler.wire import decode_regions, decode_vector
-from tqdm import tqdm
 
-from lookalike.errors import ImageRefused
+from lookalike.errors import ImageRefused, SourceUnreadable
 from lookalike.index import VectorIndex
 from lookalike.index.documents import Doc
 from lookalike.ingest import sources
 from lookalike.ingest.sources import Item
+from lookalike.progress import Progress
 from lookalike.serving.client import ModelClient, ModelInfo
 from lookalike.settings import RUN_DIR, Settings
 
@@ -66,8 +66,27 @@ class Outcome:
     known: bool = False
 
 
+def batches(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    batch: list[Item] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 class Ingestor:
-    """Streams items through a bounded pool of embedding workers into the index."""
+    """Streams items through a bounded pool of embedding workers into the index.
+
+    Memory is bounded by the work in flight: at most 2 x `concurrency` images are read at once,
+    their bytes dropped when their document is built, and at most `chunk` documents wait for a
+    write. Items with a given id are checked against the index in groups of LOOKUP before
+    anything is read or downloaded, so a resumed run of a URL manifest with ids fetches only
+    what is missing."""
+
+    LOOKUP = 256  # given ids checked against the index per query
 
     def __init__(
         self, settings: Settings, index: VectorIndex, info: ModelInfo,
@@ -85,29 +104,32 @@ class Ingestor:
         return self._local.client
 
     def _process(self, item: Item) -> Outcome:
-        """Worker: read bytes, skip known ids, embed, build the Doc. Never raises for one bad image."""
-        sources.read(item, self.settings.max_image_bytes)
-        if item.error:
-            return Outcome(item, reason=item.error)
-        assert item.data is not None  # read() filled it, or set item.error
-        doc_id = item.doc_id()
-        if self.index.existing([doc_id]):
+        """Worker: read bytes, skip known ids, embed, build the Doc. Never raises for one bad image;
+        the bytes are gone when it returns."""
+        try:
+            data = sources.read(item, self.settings.max_image_bytes)
+        except SourceUnreadable as exc:
+            return Outcome(item, reason=exc.reason)
+        doc_id = item.doc_id(data)
+        if item.id is None and self.index.existing([doc_id]):  # a given id was checked before reading
             return Outcome(item, known=True)
         scheme = self.settings.regions
         try:
-            answer = self._client().embed_response(item.data, regions=scheme)
+            answer = self._client().embed_response(data, regions=scheme)
         except ImageRefused as exc:  # the image, not the server; any other failure stops the run
             return Outcome(item, reason=f"{exc.status}: {exc.reason}")
-        doc = Doc.of_image(doc_id, decode_vector(answer), self.info.model, item.data, item.source, item.category,
+        doc = Doc.of_image(doc_id, decode_vector(answer), self.info.model, data, item.source, item.category,
                            item.tags, scheme, decode_regions(answer))  # fmt: skip
         return Outcome(item, doc=doc)
 
     def run(self, items: Iterable[Item], total: int | None = None, progress: bool = True) -> Report:
         report, started = Report(), time.perf_counter()
-        buffer: list[Doc] = []
-        seen: set[str] = set()
+        buffer: dict[str, Doc] = {}
         since_flush = 0
-        bar = tqdm(total=total, unit="img", disable=not progress, dynamic_ncols=True)
+        shown = Progress("ingest", total, enabled=progress)
+
+        def counted() -> dict[str, int]:
+            return {"indexed": report.indexed + len(buffer), "unchanged": report.unchanged, "failed": report.failed}
 
         def collect(future: Future) -> None:
             nonlocal since_flush
@@ -115,47 +137,58 @@ class Ingestor:
             if outcome.reason:
                 report.failed += 1
                 report.errors.append((outcome.item.source, outcome.item.id or "", outcome.reason))
-            elif outcome.known or outcome.doc.id in seen:
+            elif outcome.known or outcome.doc.id in buffer:
                 report.unchanged += 1
             else:
-                seen.add(outcome.doc.id)
-                buffer.append(outcome.doc)
+                buffer[outcome.doc.id] = outcome.doc
             if len(buffer) >= self.chunk:
                 since_flush += self._write(buffer, report)
             if since_flush >= self.flush_every:
                 self.index.flush()
                 since_flush = 0
-            bar.update(1)
-            bar.set_postfix(indexed=report.indexed + len(buffer), unchanged=report.unchanged, failed=report.failed)
+            shown.update(1, **counted())
 
         try:
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="embed") as pool:
                 in_flight: set[Future] = set()
-                for item in items:
-                    in_flight.add(pool.submit(self._process, item))
-                    if len(in_flight) >= 2 * self.concurrency:
-                        done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                        for future in done:
-                            collect(future)
+                for batch in batches(items, self.LOOKUP):
+                    known = self.index.existing([item.id for item in batch if item.id])
+                    for item in batch:
+                        if item.id in known:
+                            report.unchanged += 1
+                            shown.update(1, **counted())
+                            continue
+                        in_flight.add(pool.submit(self._process, item))
+                        if len(in_flight) >= 2 * self.concurrency:
+                            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                            for future in done:
+                                collect(future)
                 for future in in_flight:
                     collect(future)
             self._write(buffer, report)
         finally:
-            bar.close()
+            shown.close()
             self.index.flush()
         report.seconds = time.perf_counter() - started
         return report
 
-    def _write(self, buffer: list[Doc], report: Report) -> int:
+    def _write(self, buffer: dict[str, Doc], report: Report) -> int:
+        """Upsert the buffered documents and empty the buffer. One already in the index was written
+        earlier in this run (the same image twice) or by another run meanwhile: unchanged."""
         if not buffer:
             return 0
-        written, failures = self.index.upsert(list(buffer))
+        already = self.index.existing(list(buffer))
+        report.unchanged += len(already)
+        docs = [doc for doc_id, doc in buffer.items() if doc_id not in already]
+        buffer.clear()
+        if not docs:
+            return 0
+        written, failures = self.index.upsert(docs)
         report.indexed += written
-        by_id = {doc.id: doc for doc in buffer}
+        by_id = {doc.id: doc for doc in docs}
         for doc_id, reason in failures:
             report.failed += 1
             report.errors.append((by_id[doc_id].source or "", doc_id, reason))
-        buffer.clear()
         return written
 
 

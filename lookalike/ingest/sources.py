@@ -1,8 +1,12 @@
-"""Where images come from: a folder (recursive) or a CSV/JSONL manifest -> `Item`s with their bytes.
+"""Where images come from: a folder (recursive) or a CSV/JSONL manifest -> `Item`s, streamed.
 
 Manifest columns / keys: `path` or `url` (one is required), optional `id`, `category`,
 `tags` (CSV: separated by `;` or `|`; JSONL: a list or such a string). Relative paths are
 relative to the manifest's folder.
+
+An `Item` says where an image is, never holds its bytes: `read` fetches them when the image's
+turn comes, so memory is bounded by the images in flight, not by the catalogue. Folders and
+manifests are streamed too (a folder is walked one directory at a time, in sorted order).
 """
 
 from __future__ import annotations
@@ -10,11 +14,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+
+from lookalike.errors import SourceUnreadable
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".jfif", ".heic", ".avif"}
 
@@ -25,36 +32,45 @@ class Item:
     id: str | None = None  # given id; else sha256 of the bytes
     category: str | None = None
     tags: list[str] = field(default_factory=list)
-    data: bytes | None = None
-    error: str | None = None  # why the bytes could not be read
 
-    def doc_id(self) -> str:
-        return self.id or hashlib.sha256(self.data or b"").hexdigest()
+    def doc_id(self, data: bytes) -> str:
+        """The given id, else the SHA-256 of the image's bytes."""
+        return self.id or hashlib.sha256(data).hexdigest()
 
 
 def from_folder(root: Path) -> Iterator[Item]:
-    """Image files under `root` (by suffix), sorted; a first-level sub-folder name becomes the category."""
+    """Image files under `root` (by suffix) in sorted order; a first-level sub-folder name becomes
+    the category."""
     root = Path(root)
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
-        parts = path.relative_to(root).parts
-        yield Item(source=str(path), category=parts[0] if len(parts) > 1 else None)
+    if not root.is_dir():
+        raise SourceUnreadable(f"{root} is not a folder")
+    for here, folders, files in os.walk(root):
+        folders.sort()
+        for name in sorted(files):
+            path = Path(here) / name
+            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+                parts = path.relative_to(root).parts
+                yield Item(source=str(path), category=parts[0] if len(parts) > 1 else None)
 
 
 def from_manifest(manifest: Path) -> Iterator[Item]:
     manifest = Path(manifest)
-    rows: Iterable[dict]
-    if manifest.suffix.lower() in (".jsonl", ".ndjson"):
-        rows = (json.loads(line) for line in manifest.read_text().splitlines() if line.strip())
-    else:
-        rows = csv.DictReader(manifest.open(newline=""))
-    for number, row in enumerate(rows, start=1):
-        location = row.get("url") or row.get("path")
-        if not location:
-            raise ValueError(f"{manifest}:{number}: needs a 'path' or 'url'")
-        if not str(location).startswith(("http://", "https://")):
-            location = str((manifest.parent / location).resolve()) if not Path(location).is_absolute() else location
-        yield Item(source=str(location), id=row.get("id") or None, category=row.get("category") or None,
-                   tags=_tags(row.get("tags")))  # fmt: skip
+    if not manifest.is_file():
+        raise SourceUnreadable(f"no manifest at {manifest}")
+    with manifest.open(newline="") as handle:
+        rows: Iterable[dict]
+        if manifest.suffix.lower() in (".jsonl", ".ndjson"):
+            rows = (json.loads(line) for line in handle if line.strip())
+        else:
+            rows = csv.DictReader(handle)
+        for number, row in enumerate(rows, start=1):
+            location = row.get("url") or row.get("path")
+            if not location:
+                raise SourceUnreadable(f"{manifest}:{number}: needs a 'path' or 'url'")
+            if not str(location).startswith(("http://", "https://")) and not Path(location).is_absolute():
+                location = str((manifest.parent / location).resolve())
+            yield Item(source=str(location), id=row.get("id") or None, category=row.get("category") or None,
+                       tags=_tags(row.get("tags")))  # fmt: skip
 
 
 def _tags(value) -> list[str]:
@@ -65,19 +81,18 @@ def _tags(value) -> list[str]:
     return [tag.strip() for tag in str(value).replace("|", ";").split(";") if tag.strip()]
 
 
-def read(item: Item, max_bytes: int, session: requests.Session | None = None, timeout: float = 30.0) -> Item:
-    """Fill `item.data` (or `item.error`) from its path or URL, refusing more than `max_bytes`."""
+def read(item: Item, max_bytes: int, session: requests.Session | None = None, timeout: float = 30.0) -> bytes:
+    """The bytes of `item` from its path or URL; SourceUnreadable (with the reason) if they cannot
+    be read or are more than `max_bytes`."""
     try:
         if item.source.startswith(("http://", "https://")):
-            item.data = fetch_url(item.source, max_bytes, session, timeout)
-        else:
-            path = Path(item.source)
-            if path.stat().st_size > max_bytes:
-                raise ValueError(f"file is {path.stat().st_size} bytes; the limit is {max_bytes}")
-            item.data = path.read_bytes()
+            return fetch_url(item.source, max_bytes, session, timeout)
+        path = Path(item.source)
+        if path.stat().st_size > max_bytes:
+            raise ValueError(f"file is {path.stat().st_size} bytes; the limit is {max_bytes}")
+        return path.read_bytes()
     except (OSError, ValueError, requests.RequestException) as exc:
-        item.error = f"cannot read: {exc}"
-    return item
+        raise SourceUnreadable(f"cannot read: {exc}") from exc
 
 
 def fetch_url(url: str, max_bytes: int, session: requests.Session | None = None, timeout: float = 30.0) -> bytes:
