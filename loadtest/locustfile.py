@@ -50,39 +50,27 @@ class Shared:
 
 @events.init_command_line_parser.add_listener
 def _options(parser) -> None:
+    """Our options; each default comes from its LOOKALIKE_* variable through lookalike.settings,
+    the one reader of them (LOOKALIKE_LOAD_SHAPE for --shape, and so on: README, Configuration)."""
     settings = Settings.from_env()
     group = parser.add_argument_group("Lookalike")
-    # Locust's parser (configargparse) reads each env_var itself.
-    group.add_argument(
-        "--shape",
-        choices=SHAPES,
-        default="soak",
-        env_var="LOOKALIKE_LOAD_SHAPE",
-        help="load shape over -u peak users and -t run time",
-    )
+    group.add_argument("--shape", choices=SHAPES, default=settings.load_shape,
+                       help="load shape over -u peak users and -t run time (LOOKALIKE_LOAD_SHAPE)")  # fmt: skip
     group.add_argument("--ts-host", default=settings.ts_url, help="TorchServe inference URL for EmbedUser")
     group.add_argument("--ts-model", default=settings.model, help="TorchServe model name")
     group.add_argument("--ts-token", default=settings.ts_token or "", help="TorchServe bearer key")
-    group.add_argument(
-        "--photos",
-        default="",
-        env_var="LOOKALIKE_LOAD_PHOTOS",
-        help="folder of query images; default: the ~50 bundled real photos",
-    )
-    group.add_argument("--k", type=int, default=settings.default_k, env_var="LOOKALIKE_LOAD_K", help="hits per search")
-    group.add_argument("--search-weight", type=int, default=3, env_var="LOOKALIKE_SEARCH_WEIGHT")
-    group.add_argument("--similar-weight", type=int, default=1, env_var="LOOKALIKE_SIMILAR_WEIGHT")
-    group.add_argument("--embed-weight", type=int, default=1, env_var="LOOKALIKE_EMBED_WEIGHT")
-    group.add_argument(
-        "--rate",
-        type=float,
-        default=0.0,
-        env_var="LOOKALIKE_LOAD_RATE",
-        help="requests/s for the whole test, spread over -u users (0: as fast as they go)",
-    )
-    group.add_argument("--max-fail-ratio", type=float, default=0.01, env_var="LOOKALIKE_MAX_FAIL_RATIO")
-    group.add_argument("--max-p95-ms", type=float, default=1000.0, env_var="LOOKALIKE_MAX_P95_MS")
-    group.add_argument("--min-rps", type=float, default=0.0, env_var="LOOKALIKE_MIN_RPS")  # fmt: skip
+    group.add_argument("--photos", default=settings.load_photos,
+                       help="folder of query images (LOOKALIKE_LOAD_PHOTOS); default: the bundled photos")  # fmt: skip
+    group.add_argument("--k", type=int, default=settings.load_k or settings.default_k,
+                       help="hits per search (LOOKALIKE_LOAD_K, else LOOKALIKE_DEFAULT_K)")  # fmt: skip
+    group.add_argument("--search-weight", type=int, default=settings.search_weight)
+    group.add_argument("--similar-weight", type=int, default=settings.similar_weight)
+    group.add_argument("--embed-weight", type=int, default=settings.embed_weight)
+    group.add_argument("--rate", type=float, default=settings.load_rate,
+                       help="requests/s for the whole test, spread over -u users (0: as fast as they go)")  # fmt: skip
+    group.add_argument("--max-fail-ratio", type=float, default=settings.max_fail_ratio)
+    group.add_argument("--max-p95-ms", type=float, default=settings.max_p95_ms)
+    group.add_argument("--min-rps", type=float, default=settings.min_rps)
 
 
 @events.init.add_listener

@@ -22,15 +22,32 @@ from typing import Any
 
 from lookalike.errors import SettingsError
 
-REPO = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "LOOKALIKE_"
 WORKER_PREFIX = "LOOKALIKE_HANDLER_"
 
-# Fixed places in the checkout (the model store and the OpenSearch mapping are checked-in files).
-MODEL_STORE = REPO / "model_store"
-OPENSEARCH_DIR = REPO / "opensearch"
-RUN_DIR = REPO / "run"
-REPORTS_DIR = REPO / "reports"
+
+def checkout() -> Path | None:
+    """The source checkout this package runs from (an editable install), or None when installed."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").is_file() and (root / "handler").is_dir() else None
+
+
+def default_home(environ: Mapping[str, str]) -> Path:
+    """Where run state goes unless LOOKALIKE_HOME says: run/ in a checkout, else the user's state
+    folder ($XDG_STATE_HOME/lookalike, ~/.local/state/lookalike)."""
+    root = checkout()
+    if root is not None:
+        return root / "run"
+    return Path(environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "lookalike"
+
+
+# Run state (the embedded index, thumbnails, TorchServe's and OpenSearch's run folders, logs) lives
+# under one home, LOOKALIKE_HOME; read here once, as module defaults derive from it. Built archives
+# and benchmark reports go to model_store/ and reports/ in a checkout, else under the home too.
+# Files the package reads (mapping, templates, config) are package data: lookalike.resources.
+RUN_DIR = Path(os.environ.get(f"{ENV_PREFIX}HOME") or default_home(os.environ)).expanduser()
+MODEL_STORE = (checkout() or RUN_DIR) / "model_store"
+REPORTS_DIR = (checkout() or RUN_DIR) / "reports"
 
 # The model `make mar`, `make serve`, the API and ingest all default to: the offline backbone,
 # because ResNet50's pretrained weights cannot be fetched on every machine (`lookalike mar` says how).
@@ -72,6 +89,7 @@ class Settings:
     m: int = 16
     ef_construction: int = 100
     ef_search: int = 128  # recall@10 0.96 at 1M 2048-d vectors, sq8 (docs/operations.md)
+    home: Path = RUN_DIR  # run state (LOOKALIKE_HOME); the paths below default to folders in it
     data_dir: Path = RUN_DIR / "index"
     # Archive building: ResNet50's pretrained weights file (else torch's hub cache)
     resnet50_weights: str | None = None
@@ -88,6 +106,19 @@ class Settings:
     max_k: int = 1000
     default_k: int = 10
     max_categories: int = 100  # per_category runs one k-NN query per category: refused past this many
+    # The local OpenSearch node's downloads (lookalike opensearch start); None: a system or user cache
+    opensearch_cache: Path | None = None
+    # Load tests (loadtest/locustfile.py's option defaults): shape, query photos, weights, thresholds
+    load_shape: str = "soak"
+    load_photos: str = ""  # a folder of query images; empty: the bundled photos
+    load_k: int | None = None  # hits per search; None: default_k
+    load_rate: float = 0.0  # requests/s for the whole test; 0: as fast as the users go
+    search_weight: int = 3
+    similar_weight: int = 1
+    embed_weight: int = 1
+    max_fail_ratio: float = 0.01
+    max_p95_ms: float = 1000.0
+    min_rps: float = 0.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -25,7 +25,7 @@ from lookalike import bench, stack
 from lookalike.loadtest.runner import LOCUSTFILE
 from lookalike.photos import all_photos
 from lookalike.serving import archive
-from lookalike.settings import REPO, REPORTS_DIR, Settings
+from lookalike.settings import REPORTS_DIR, Settings
 
 # (workers, torch threads per worker, batchSize, maxBatchDelay ms)
 CONFIGS = [(1, 0, 1, 5), (1, 0, 4, 20), (1, 0, 8, 20), (1, 0, 8, 100), (2, 1, 4, 20)]
@@ -53,7 +53,7 @@ def run_level(api: str, users: int, seconds: int, out: Path, processes) -> dict:
            "--csv", str(prefix), "--only-summary", "--max-p95-ms", "1e9"]  # fmt: skip
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    subprocess.run(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     after = cpu_seconds(processes)
     done = resource.getrusage(resource.RUSAGE_CHILDREN)  # the finished locust process
     before["locust"], after["locust"] = 0.0, (done.ru_utime - children.ru_utime) + (done.ru_stime - children.ru_stime)

@@ -17,6 +17,7 @@ BENCHMARKS = {
     "opensearch": ("lookalike.bench.opensearch_scale", "OpenSearch: float32 vs Lucene sq, memory/million, sizing"),
     "backends": ("lookalike.bench.backends", "embedded vs OpenSearch: recall, search p50/p95, ingest/s, memory, API"),
     "ingest": ("lookalike.bench.ingest", "ingest throughput vs TorchServe alone, same run"),
+    "memory": ("lookalike.bench.memory", "peak RSS of lookalike ingest, 100 vs 10,000 multi-megabyte photos"),
     "instances": ("lookalike.bench.instances", "searches/s through the API with one vs two TorchServe instances"),
     "regions": ("lookalike.bench.regions", "region vectors vs one per image: embed, ingest, memory, latency"),
     "soak": ("lookalike.bench.soak", "capacity, then 80 %% of it for 10 minutes: failures and resident memory"),

@@ -33,11 +33,12 @@ from opensearchpy.exceptions import NotFoundError, TransportError
 from lookalike.errors import IndexMismatch, IndexUnavailable, SettingsError
 from lookalike.index.documents import Doc, Hit, scheme_mismatch
 from lookalike.index.opensearch_query import META_FIELDS, hits_of, search_body
-from lookalike.settings import OPENSEARCH_DIR, Settings
+from lookalike.resources import asset
+from lookalike.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-MAPPING_FILE = OPENSEARCH_DIR / "mapping.json"  # opensearch/: the OpenSearch side that is not Python
+MAPPING_FILE = asset("opensearch", "mapping.json")  # the repository's opensearch/, as package data
 SPACE = "cosinesimil"
 
 

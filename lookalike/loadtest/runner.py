@@ -13,9 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lookalike.settings import REPO, REPORTS_DIR
+from lookalike.resources import asset
+from lookalike.settings import REPORTS_DIR
 
-LOCUSTFILE = REPO / "loadtest" / "locustfile.py"
+LOCUSTFILE = asset("loadtest", "locustfile.py")
 REPORTS = REPORTS_DIR / "loadtest"
 
 
@@ -42,16 +43,16 @@ def run_headless(cmd: list[str], argv: list[str], prefix: Path, html: Path, work
     processes generating the load. Locust's exit code: 1 when a threshold broke."""
     common = ["--headless", "--csv", str(prefix), "--html", str(html), "--only-summary", *argv]
     if not workers:
-        return subprocess.call([*cmd, *common], cwd=REPO)
+        return subprocess.call([*cmd, *common])
     from lookalike.stack import free_port
 
     port = free_port()
     helpers = [subprocess.Popen([*cmd, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
-                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                for _ in range(workers)]  # fmt: skip
     try:
         return subprocess.call([*cmd, *common, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
-                                str(port), "--expect-workers", str(workers)], cwd=REPO)  # fmt: skip
+                                str(port), "--expect-workers", str(workers)])  # fmt: skip
     finally:
         for helper in helpers:
             try:
@@ -76,7 +77,7 @@ def main(argv: list[str]) -> int:
     if "--ui" in argv:
         argv = [arg for arg in argv if arg != "--ui"]
         print("Locust web UI: http://127.0.0.1:8089 (Ctrl-C to stop)")
-        return subprocess.call([*cmd, "--web-host", "127.0.0.1", *argv], cwd=REPO)
+        return subprocess.call([*cmd, "--web-host", "127.0.0.1", *argv])
     prefix = REPORTS / "lookalike"
     html = REPORTS / "report.html"
     code = run_headless(cmd, argv or ["--shape", "ramp", "-u", "8", "-t", "60s"], prefix, html, workers)

@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lookalike.errors import NodeError
-from lookalike.settings import OPENSEARCH_DIR
+from lookalike.resources import asset
+from lookalike.settings import Settings
 
 VERSION = "2.19.1"
-POM = OPENSEARCH_DIR / "pom.xml"
-CHECKSUMS = OPENSEARCH_DIR / "checksums.sha256"
-PAINLESS_FILES = OPENSEARCH_DIR / "lang-painless"
+POM = asset("opensearch", "pom.xml")
+CHECKSUMS = asset("opensearch", "checksums.sha256")
+PAINLESS_FILES = asset("opensearch", "lang-painless")
 DISTRIBUTION = f"opensearch-{VERSION}.zip"
 KNN_PLUGIN = f"opensearch-knn-{VERSION}.0.zip"
 MARKER = ".lookalike-install.json"
@@ -38,8 +39,9 @@ def cache_dir(environ: dict[str, str] | None = None) -> Path:
     """LOOKALIKE_OPENSEARCH_CACHE, else a system cache when root (the node's own user cannot
     enter /root), else ~/.cache/lookalike/opensearch."""
     environ = dict(os.environ if environ is None else environ)
-    if environ.get("LOOKALIKE_OPENSEARCH_CACHE"):
-        return Path(environ["LOOKALIKE_OPENSEARCH_CACHE"])
+    chosen = Settings.from_env(environ).opensearch_cache
+    if chosen is not None:
+        return chosen
     if os.geteuid() == 0:
         return Path("/var/cache/lookalike/opensearch")
     base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")

@@ -21,10 +21,10 @@ import httpx
 
 from lookalike.errors import NodeError
 from lookalike.opensearch_node.install import Installation
-from lookalike.settings import OPENSEARCH_DIR
+from lookalike.resources import asset
 
 USER = "lookalike-os"
-TEMPLATES = OPENSEARCH_DIR / "node"
+TEMPLATES = asset("opensearch", "node")
 HEALTHY = ("yellow", "green")
 
 

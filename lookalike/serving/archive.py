@@ -23,11 +23,12 @@ from typing import Any
 import yaml
 from lookalike_handler import backbones
 
+from lookalike.resources import asset
 from lookalike.serving import weights as weights_mod
 from lookalike.settings import MODEL_STORE
 
 HANDLER_DIR = Path(backbones.__file__).resolve().parent  # handler/, shipped as the `lookalike_handler` package
-BASE_CONFIG = MODEL_STORE / "model-config.yaml"
+BASE_CONFIG = asset("model_store", "model-config.yaml")
 
 logger = logging.getLogger(__name__)
 

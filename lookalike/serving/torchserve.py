@@ -20,10 +20,11 @@ from pathlib import Path
 
 import requests
 
+from lookalike.resources import asset
 from lookalike.settings import ENV_PREFIX, MODEL_STORE, RUN_DIR, TORCHSERVE_PORTS, worker_environment
 
-BASE_CONFIG = MODEL_STORE / "config.properties"
-LOG_CONFIG = MODEL_STORE / "log4j2.xml"
+BASE_CONFIG = asset("model_store", "config.properties")
+LOG_CONFIG = asset("model_store", "log4j2.xml")
 PORT_KEYS = tuple(TORCHSERVE_PORTS)
 
 logger = logging.getLogger(__name__)
