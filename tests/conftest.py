@@ -39,6 +39,7 @@ SLOW_FIXTURES = {
     "opensearch_installation": "installs OpenSearch",
     "opensearch_url": "starts OpenSearch",
     "browser": "starts Chromium",
+    "schemathesis": "runs schemathesis over every route of the API (tens of seconds)",
     "installed": "builds a wheel and installs it into a fresh venv (tests/packaging/)",
     "labelled": "fine-tuning embeds every view of it with the real backbone (tests/relevance/test_finetune.py)",
 }

@@ -33,6 +33,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
+from starlette.routing import Route
 
 from lookalike.api import catalogue_routes, search_routes
 from lookalike.api.metrics import CONTENT_TYPE, Metrics
@@ -54,6 +55,15 @@ def validation_reason(exc: RequestValidationError) -> str:
         where = ".".join(str(part) for part in problem.get("loc", ()) if part not in ("query", "path", "body"))
         parts.append(f"{where}: {problem.get('msg')}" if where else str(problem.get("msg")))
     return "; ".join(parts) or "invalid request"
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method some route answers on `path`."""
+    methods: set[str] = set()
+    for route in app.routes:
+        if isinstance(route, Route) and route.path_regex.match(path):
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -83,7 +93,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:  # Starlette's Allow names one route's methods; a path may have several
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request.app, request.url.path))}
+        return error(exc.status_code, str(exc.detail), headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

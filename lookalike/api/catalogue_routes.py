@@ -7,8 +7,9 @@ from fastapi.responses import FileResponse
 from lookalike_handler.wire import decode_regions
 from starlette.concurrency import run_in_threadpool
 
+from lookalike.api.contract import UPLOAD_ERRORS, errors, image_body
 from lookalike.api.security import require_read, require_write
-from lookalike.api.service import IMAGE_BODY, read_upload, service_of
+from lookalike.api.service import read_upload, service_of
 from lookalike.errors import IndexUnavailable, NotFound
 from lookalike.index import VectorIndex
 from lookalike.index.documents import Doc
@@ -23,13 +24,16 @@ def found(index: VectorIndex, doc_id: str) -> Doc:
     return doc
 
 
-@router.get("/{doc_id}", dependencies=[Depends(require_read)], summary="An indexed image's metadata")
+@router.get("/{doc_id}", dependencies=[Depends(require_read)], responses=errors(401, 404, 503),
+            summary="An indexed image's metadata")  # fmt: skip
 async def get_image(request: Request, doc_id: str) -> dict:
     doc = await service_of(request).indexed(found, doc_id)
     return doc.metadata()
 
 
 @router.get("/{doc_id}/thumbnail", dependencies=[Depends(require_read)], response_class=FileResponse,
+            responses={200: {"content": {"image/jpeg": {}}, "description": "a JPEG of at most LOOKALIKE_THUMB_SIZE"},
+                       **errors(401, 404, 503)},
             summary="A small JPEG of an indexed image (made on upload, or from its source file once)")  # fmt: skip
 async def get_thumbnail(request: Request, doc_id: str) -> FileResponse:
     service = service_of(request)
@@ -38,7 +42,8 @@ async def get_thumbnail(request: Request, doc_id: str) -> FileResponse:
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=3600"})
 
 
-@router.put("/{doc_id}", openapi_extra=IMAGE_BODY, dependencies=[Depends(require_write)],
+@router.put("/{doc_id}", openapi_extra=image_body("category", "tags", "source"), dependencies=[Depends(require_write)],
+            responses={201: {"description": "added (200: replaced)"}, **errors(401, 403, *UPLOAD_ERRORS)},
             summary="Add or replace an image: multipart `image` + category, tags, source (or raw body)")  # fmt: skip
 async def put_image(
     request: Request,
@@ -66,7 +71,8 @@ async def put_image(
     return {"id": doc_id, "created": not existed, **doc.metadata()}
 
 
-@router.delete("/{doc_id}", status_code=204, dependencies=[Depends(require_write)], summary="Remove an image")
+@router.delete("/{doc_id}", status_code=204, dependencies=[Depends(require_write)], summary="Remove an image",
+               responses=errors(401, 403, 404, 503))  # fmt: skip
 async def delete_image(request: Request, doc_id: str) -> Response:
     service = service_of(request)
     if not await service.indexed(lambda index: index.delete(doc_id)):

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from lookalike import search
+from lookalike.api.contract import UPLOAD_ERRORS, errors, image_body
 from lookalike.api.security import require_read
-from lookalike.api.service import IMAGE_BODY, read_upload, service_of
+from lookalike.api.service import read_upload, service_of
 
 router = APIRouter()
 
@@ -22,7 +23,8 @@ def filters(
             "max_k": settings.max_k}  # fmt: skip
 
 
-@router.post("/search", openapi_extra=IMAGE_BODY, dependencies=[Depends(require_read)],
+@router.post("/search", openapi_extra=image_body(), dependencies=[Depends(require_read)],
+             responses=errors(401, *UPLOAD_ERRORS),
              summary="Find indexed images that look like the uploaded one")  # fmt: skip
 async def post_search(
     request: Request,
@@ -53,7 +55,7 @@ async def post_search(
     return {**answer, "took_ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
-@router.get("/similar/{doc_id}", dependencies=[Depends(require_read)],
+@router.get("/similar/{doc_id}", dependencies=[Depends(require_read)], responses=errors(400, 401, 404, 422, 503),
             summary="Find indexed images that look like an indexed one (itself excluded)")  # fmt: skip
 async def get_similar(
     request: Request,
@@ -71,13 +73,17 @@ async def get_similar(
             "hits": [hit.to_dict() for hit in hits]}  # fmt: skip
 
 
-@router.get("/categories", dependencies=[Depends(require_read)], summary="Category names and image counts")
+@router.get("/categories", dependencies=[Depends(require_read)], responses=errors(401, 503),
+            summary="Category names and image counts")  # fmt: skip
 async def get_categories(request: Request) -> dict:
     counts = await service_of(request).indexed(lambda index: index.categories())
     return {"categories": [{"name": name, "count": count} for name, count in counts.items()]}
 
 
-@router.get("/healthz", summary="Model server and index both checked (open to load balancers)")
+@router.get("/healthz", summary="Model server and index both checked (open to load balancers)",
+            responses={200: {"description": "both answer"},
+                       503: {"description": "the model server or the index does not answer: its field says why"}},
+            )  # fmt: skip
 async def healthz(request: Request) -> JSONResponse:
     healthy, report = await service_of(request).health()
     return JSONResponse(report, status_code=200 if healthy else 503)

@@ -108,17 +108,3 @@ async def read_upload(request: Request, limit: int) -> tuple[bytes, dict[str, st
     if not data:
         raise BadQuery("empty upload: send the image as the body or as the multipart field 'image'")
     return data, fields
-
-
-IMAGE_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {"type": "object", "properties": {"image": {"type": "string", "format": "binary"}}}
-            },
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-            "image/*": {"schema": {"type": "string", "format": "binary"}},
-        },
-    }
-}
