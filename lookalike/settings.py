@@ -79,6 +79,7 @@ class Settings:
     opensearch_password: str | None = dataclasses.field(default=None, repr=False)
     opensearch_ca_file: str | None = None
     opensearch_verify: bool = True
+    opensearch_timeout: float = 30.0  # seconds per request to OpenSearch (each of up to 4 tries)
     alias: str = "lookalike"
     index: str | None = None  # a physical OpenSearch index to use instead of the alias
     engine: str = "auto"  # OpenSearch k-NN engine: auto | faiss | lucene
@@ -156,7 +157,7 @@ class Settings:
         if self.replicas < 0:
             raise SettingsError(f"{ENV_PREFIX}REPLICAS must be 0 or more, not {self.replicas}")
         positive = ("m", "ef_construction", "ef_search", "shards", "max_image_bytes", "max_k", "default_k", "api_port",
-                    "max_categories")  # fmt: skip
+                    "max_categories", "opensearch_timeout", "ts_timeout")  # fmt: skip
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be positive, not {getattr(self, name)}")

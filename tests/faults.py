@@ -8,7 +8,9 @@ queued error statuses and forwards everything else to the node unchanged.
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -17,8 +19,13 @@ ERROR_TYPES = {429: "rejected_execution_exception", 502: "bad_gateway", 503: "un
 
 
 class FaultProxy:
+    """`fail(suffix, *statuses)` queues error answers; `mode` "down" drops every connection unanswered
+    (a node that died), "hang" holds every request `hang_seconds` and then drops it (a node that
+    stopped answering), "up" (the default) forwards."""
+
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
+        self.mode, self.hang_seconds = "up", 5.0
         self.faults: dict[str, list[int]] = {}
         self.injected: list[tuple[str, int]] = []
         self.lock = threading.Lock()
@@ -48,6 +55,12 @@ class FaultProxy:
 
             def _relay(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if proxy.mode != "up":
+                    if proxy.mode == "hang":
+                        time.sleep(proxy.hang_seconds)
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 status = proxy._next_fault(self.path)
                 if status is not None:
                     error = {"type": ERROR_TYPES.get(status, "injected"), "reason": f"injected {status}"}

@@ -39,6 +39,7 @@ from lookalike.api import catalogue_routes, search_routes
 from lookalike.api.metrics import CONTENT_TYPE, Metrics
 from lookalike.api.service import Service
 from lookalike.errors import LookalikeError
+from lookalike.malloc import map_large_buffers
 from lookalike.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
@@ -69,6 +70,7 @@ def allowed_methods(app: FastAPI, path: str) -> list[str]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     metrics = Metrics()
+    map_large_buffers()  # uploads go back to the OS when their request ends (lookalike.malloc)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

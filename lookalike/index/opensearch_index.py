@@ -64,7 +64,7 @@ def connect(settings: Settings) -> OpenSearch:
         use_ssl=str(settings.opensearch_url).startswith("https"),
         verify_certs=settings.opensearch_verify,
         ca_certs=settings.opensearch_ca_file,
-        timeout=30,
+        timeout=settings.opensearch_timeout,
         max_retries=3,
         retry_on_timeout=True,
         serializer=VectorJSON(),

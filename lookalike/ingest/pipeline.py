@@ -29,6 +29,7 @@ from lookalike.index import VectorIndex
 from lookalike.index.documents import Doc
 from lookalike.ingest import sources
 from lookalike.ingest.sources import Item
+from lookalike.malloc import map_large_buffers
 from lookalike.progress import Progress
 from lookalike.serving.client import ModelClient, ModelInfo
 from lookalike.settings import RUN_DIR, Settings
@@ -97,6 +98,7 @@ class Ingestor:
         self.client_factory = client_factory or (lambda: ModelClient.from_settings(settings))
         self.concurrency, self.chunk, self.flush_every = concurrency, chunk, flush_every
         self._local = threading.local()
+        map_large_buffers()  # each image's bytes go back to the OS when it leaves (lookalike.malloc)
 
     def _client(self) -> ModelClient:
         if not hasattr(self._local, "client"):
