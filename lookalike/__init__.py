@@ -5,3 +5,10 @@ Subpackages follow that flow: serving/ (archives, the TorchServe launcher, the o
 client), index/ (embedded SQLite + FAISS, OpenSearch), ingest/, search and dedup, api/, and the
 `lookalike` command in cli/. settings.py holds every default; errors.py every failure.
 """
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("lookalike")  # pyproject.toml's, the one place it is written
+except PackageNotFoundError:  # run from a folder that was never installed
+    __version__ = "0+unknown"

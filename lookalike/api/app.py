@@ -35,6 +35,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
+from lookalike import __version__
 from lookalike.api import catalogue_routes, search_routes
 from lookalike.api.metrics import CONTENT_TYPE, Metrics
 from lookalike.api.service import Service
@@ -78,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await app.state.service.close()
 
-    app = FastAPI(title="Lookalike search by image", version="0.2.0", lifespan=lifespan)
+    app = FastAPI(title="Lookalike search by image", version=__version__, lifespan=lifespan)
     origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
     if origins:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PUT", "DELETE"],

@@ -47,7 +47,7 @@ def add(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--url", help="image URL to search with")
         else:
             p.add_argument("id", help="the indexed image's id")
-        p.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
+        p.add_argument("-k", type=int, help="number of hits (default LOOKALIKE_DEFAULT_K, 10)")
         p.add_argument("--category", help="only this category")
         p.add_argument("--tag", action="append", default=[], help="only images with this tag (repeatable: all)")
         p.add_argument("--min-similarity", type=float, help="drop hits below this cosine")
@@ -123,8 +123,9 @@ def find(args: argparse.Namespace) -> int:
             result: object = {category: [hit.to_dict() for hit in hits] for category, hits in groups.items()}
             text = "\n\n".join(f"[{category}]\n{search.format_table(hits)}" for category, hits in groups.items())
         else:
-            hits = search.by_vector(stack.index, vector, args.k, args.category, args.tag, args.min_similarity,
-                                    exclude, stack.settings.max_k)  # fmt: skip
+            k = args.k or stack.settings.default_k
+            hits = search.by_vector(stack.index, vector, k, args.category, args.tag, args.min_similarity, exclude,
+                                    stack.settings.max_k)  # fmt: skip
             result, text = [hit.to_dict() for hit in hits], search.format_table(hits)
     finally:
         stack.close()
