@@ -61,7 +61,7 @@ test: lint ## lint, then the whole test suite (starts real TorchServe instances)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP) ## the fast tier (< 60 s): stand-in model server; no TorchServe, OpenSearch, Chromium or archive build
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" -n logical $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff check + format check + mypy
 	$(VENV)/bin/ruff check .

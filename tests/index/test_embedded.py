@@ -64,3 +64,16 @@ def test_hnsw_recall_at_10_against_exact_search(tmp_path):
     found = [[int(hit.id[1:]) for hit in index.search(q, k=10)] for q in xq]
     recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)])
     assert recall >= 0.98, recall
+
+
+def test_lists_of_ids_longer_than_sqlites_parameter_limit_are_chunked(tmp_path):
+    """existing(), exclusion and the filtered path each take 40,000 ids (SQLite's limit is 32,766
+    bound parameters in many builds, 999 in older ones)."""
+    xb = unit(np.random.default_rng(5), 50, 16)
+    index = EmbeddedIndex(tmp_path, "a", "m", 16)
+    fill(index, xb)
+    many = [f"d{i}" for i in range(40_000)]
+    assert index.existing(many) == {f"d{i}" for i in range(50)}
+    hits = index.search(xb[0], k=5, exclude_ids=[*many[:10], *many[1000:40_000]])
+    assert {hit.id for hit in hits} <= {f"d{i}" for i in range(10, 50)} and len(hits) == 5
+    assert index.search(xb[7], k=1)[0].id == "d7"
