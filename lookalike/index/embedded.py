@@ -243,9 +243,9 @@ class EmbeddedIndex:
             excluded = frozenset(self._graph_ids(self._keys_of(exclude_ids)))
             if category is not None or tags:
                 keys = self._filtered_keys(category, tags)
-                allowed = self._graph_ids(keys) if by_regions else keys
+                allowed = np.asarray(self._graph_ids(keys.tolist()), dtype=np.int64) if by_regions else keys
                 if len(allowed) <= EXACT_LIMIT * per_image:
-                    found = self.graph.nearest_of(xq[0], [i for i in allowed if i not in excluded], wanted)
+                    found = self.graph.nearest_of(xq[0], [i for i in allowed.tolist() if i not in excluded], wanted)
                     return self._hits(found, xq[0], k, min_similarity)
                 found = self.graph.search(xq, wanted, self.ef_search, allowed=allowed, excluded=excluded)
             else:
@@ -262,7 +262,8 @@ class EmbeddedIndex:
     def _keys_of(self, ids: list[str]) -> set[int]:
         return {row[0] for row in self._rows_in("SELECT key FROM docs WHERE id IN ({marks})", ids)}
 
-    def _filtered_keys(self, category: str | None, tags: list[str]) -> list[int]:
+    def _filtered_keys(self, category: str | None, tags: list[str]) -> np.ndarray:
+        """The keys of the documents that pass the filters, int64 (8 bytes each, whatever their number)."""
         clauses, params = [], []
         if category is not None:
             clauses.append("category = ?")
@@ -270,7 +271,8 @@ class EmbeddedIndex:
         for tag in tags:
             clauses.append("EXISTS (SELECT 1 FROM json_each(docs.tags) WHERE value = ?)")
             params.append(tag)
-        return [row[0] for row in self.db.execute(f"SELECT key FROM docs WHERE {' AND '.join(clauses)}", params)]
+        rows = self.db.execute(f"SELECT key FROM docs WHERE {' AND '.join(clauses)}", params)
+        return np.fromiter((row[0] for row in rows), dtype=np.int64)
 
     def _hits(self, candidates: list[int], xq: np.ndarray, k: int, min_similarity: float | None) -> list[Hit]:
         """The best k images among `candidates` (graph ids: documents and regions) by exact cosine with

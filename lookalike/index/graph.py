@@ -152,14 +152,16 @@ class Graph:
         self.max_keys[source.table] = max(self.max_keys[source.table], keys[-1])
 
     # -- search -----------------------------------------------------------------------------------
-    def search(self, xq: np.ndarray, n: int, ef_search: int, allowed: list[int] | None = None,
+    def search(self, xq: np.ndarray, n: int, ef_search: int, allowed: np.ndarray | None = None,
                excluded: frozenset[int] = frozenset(), below: int | None = None) -> list[int]:  # fmt: skip
         """Up to `n` graph ids nearest to `xq` [1, D] by the graph's (approximate) inner product:
-        among `allowed` ids if given, never a tombstone or one of `excluded`, and only ids under
+        among `allowed` ids (int64) if given, never a tombstone or one of `excluded`, and only ids under
         `below` if given (one source's range)."""
         selector: faiss.IDSelector
-        if allowed is not None:
-            selector = faiss.IDSelectorBatch(ids_array(set(allowed) - excluded - self.tombstones))
+        if allowed is not None:  # int64 ids, minus the dropped ones, without a Python set of every allowed id
+            dropped = excluded | self.tombstones
+            kept = allowed[~np.isin(allowed, ids_array(dropped))] if dropped else allowed
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(kept, dtype=np.int64))
         else:
             selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(ids_array(excluded | self.tombstones)))
         if below is not None:

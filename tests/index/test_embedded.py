@@ -77,3 +77,20 @@ def test_lists_of_ids_longer_than_sqlites_parameter_limit_are_chunked(tmp_path):
     hits = index.search(xb[0], k=5, exclude_ids=[*many[:10], *many[1000:40_000]])
     assert {hit.id for hit in hits} <= {f"d{i}" for i in range(10, 50)} and len(hits) == 5
     assert index.search(xb[7], k=1)[0].id == "d7"
+
+
+def test_a_filter_too_large_for_the_exact_path_searches_the_graph_within_it(tmp_path, monkeypatch):
+    """Past EXACT_LIMIT matching documents the graph is searched with the filter as an id selector:
+    only matching documents come back, never an excluded or deleted one."""
+    from lookalike.index import embedded
+
+    monkeypatch.setattr(embedded, "EXACT_LIMIT", 10)
+    xb = unit(np.random.default_rng(6), 120, 16)
+    index = EmbeddedIndex(tmp_path, "a", "m", 16)
+    docs = [Doc(id=f"d{i}", vector=v, model="m", category="even" if i % 2 == 0 else "odd") for i, v in enumerate(xb)]
+    assert index.upsert(docs) == (120, [])
+    index.delete("d4")
+    hits = index.search(xb[2], k=10, category="even", exclude_ids=["d2"])
+    ids = [hit.id for hit in hits]
+    assert len(ids) == 10 and all(int(i[1:]) % 2 == 0 for i in ids) and not {"d2", "d4"} & set(ids)
+    assert index.search(xb[6], k=1, category="even")[0].id == "d6"
