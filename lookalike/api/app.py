@@ -22,6 +22,7 @@ other on I/O.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -33,7 +34,6 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
-from starlette.routing import Route
 
 from lookalike import __version__
 from lookalike.api import catalogue_routes, search_routes
@@ -60,11 +60,12 @@ def validation_reason(exc: RequestValidationError) -> str:
 
 
 def allowed_methods(app: FastAPI, path: str) -> list[str]:
-    """Every method some route answers on `path`."""
+    """Every method the OpenAPI document lists for `path` (a path template's {param} is one segment)."""
     methods: set[str] = set()
-    for route in app.routes:
-        if isinstance(route, Route) and route.path_regex.match(path):
-            methods |= route.methods or set()
+    for template, operations in app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            methods |= {method.upper() for method in operations}
     return sorted(methods)
 
 

@@ -161,3 +161,11 @@ def test_an_unexpected_failure_is_a_500_in_the_same_shape(api, photos, monkeypat
         response = requests.post(f"{running.url}/search", data=photos["coffee"], timeout=60)
         assert_error(response, 500, "internal error (RuntimeError)")
         assert requests.get(f"{running.url}/images/coffee", timeout=30).status_code == 200  # still serving
+
+
+def test_a_method_a_path_lacks_is_a_405_naming_every_method_it_has(api):
+    with api() as running:
+        patched = requests.patch(f"{running.url}/images/coffee", timeout=30)
+        assert_error(patched, 405, "Method Not Allowed")
+        assert patched.headers["allow"] == "DELETE, GET, PUT"  # three routes share the path
+        assert requests.get(f"{running.url}/search", timeout=30).headers["allow"] == "POST"
