@@ -1,0 +1,105 @@
+"""The verdict on a pair of images, and the rules that reach it.
+
+1. Too few keypoints in either (a flat or tiny picture): local features cannot judge; the cosine
+   of the two embeddings decides by a stated rule (>= FLAT_COPY_COSINE: copy, else different).
+2. Fewer than MIN_INLIERS matched keypoints agree on one similarity transform (or it scales by
+   more than MAX_SCALE): different.
+3. The pictures, aligned by that transform, are compared pixel by pixel (local contrast, so
+   colour edits and JPEG do not matter): below COPY_CORRELATION they are another shot of the
+   same scene (another angle, another moment, a burst): same_scene.
+4. Otherwise one picture holds the other. How much of each one's content lies in the part they
+   share decides: each keeps at least COPY_SHARE of its keypoints there (a resized, recoloured,
+   mildly cropped, framed, captioned, rotated or mirrored copy: a frame, band or UI adds few
+   keypoints) - copy; else the smaller is only a part of the larger (a heavy crop, a photo pasted
+   into another) - part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lookalike.verify.features import Features
+from lookalike.verify.geometry import Fit, aligned_correlation, box, corners, covered, fit, plain_surround, project
+
+MIN_KEYPOINTS = 25
+MIN_INLIERS = 15
+MAX_SCALE = 16.0
+COPY_CORRELATION = 0.6
+COPY_COVER = 0.5  # each covers at least this much of the other: a copy (a mild crop at most)
+PLAIN_SURROUND = 0.6  # what surrounds the smaller one is this plain (geometry.plain_surround): a frame
+FLAT_COPY_COSINE = 0.95
+VERDICTS = ("copy", "part", "same_scene", "different")
+
+
+@dataclass
+class Verdict:
+    verdict: str  # one of VERDICTS
+    reason: str
+    inliers: int = 0
+    correlation: float | None = None
+    transform: dict | None = None  # a -> b: scale, rotation (degrees), mirrored
+    box: tuple[float, float, float, float] | None = None  # where a lies in b: fractions of b (left, top, right, bottom)
+
+    def to_dict(self) -> dict:
+        out: dict = {"verdict": self.verdict, "reason": self.reason, "inliers": self.inliers}
+        if self.correlation is not None:
+            out["correlation"] = round(self.correlation, 3)
+        if self.transform is not None:
+            out["transform"] = self.transform
+        if self.box is not None:
+            out["box"] = [round(x, 4) for x in self.box]
+        return out
+
+
+def verify(a: Features, b: Features, cosine: float | None = None) -> Verdict:
+    """What `a` is to `b`: copy, part, same_scene or different, with the reason and the evidence."""
+    if min(a.count, b.count) < MIN_KEYPOINTS:
+        return flat(a, b, cosine)
+    best: tuple[bool, Fit, Features] | None = None
+    for mirrored, seen in ((False, a), (True, a.mirrored())):
+        found = fit(seen, b)
+        if found is not None and (best is None or found.count > best[1].count):
+            best = (mirrored, found, seen)
+    if best is None or best[1].count < MIN_INLIERS:
+        agree = 0 if best is None else best[1].count
+        return Verdict("different", f"{agree} matched keypoints agree on one transform (fewer than {MIN_INLIERS})",
+                       inliers=agree)  # fmt: skip
+    mirrored, found, seen = best
+    transform = {"scale": round(found.scale * b.width / b.frame[0] / (a.width / a.frame[0]), 4),
+                 "rotation": round(found.rotation, 1), "mirrored": mirrored}  # fmt: skip
+    if not 1 / MAX_SCALE <= found.scale <= MAX_SCALE:
+        return Verdict("different", f"the transform scales by {found.scale:.3g}: not a copy", found.count,
+                       transform=transform)  # fmt: skip
+    correlation = aligned_correlation(seen, b, found.M)
+    a_in_b = project(found.M, corners(seen.frame))  # a's outline in b's frame
+    b_in_a = project(np.linalg.inv(np.vstack([found.M, [0, 0, 1]]))[:2], corners(b.frame))  # b's outline in a's
+    where = box(a_in_b, b.frame)
+
+    def judged(verdict: str, reason: str) -> Verdict:
+        return Verdict(verdict, reason, found.count, correlation, transform, where)
+
+    if correlation < COPY_CORRELATION:
+        return judged("same_scene", f"{found.count} keypoints agree, but the aligned pixels differ (correlation "
+                                    f"{correlation:.2f} < {COPY_CORRELATION}): another shot of the scene")  # fmt: skip
+    of_b, of_a = covered(a_in_b, b.frame), covered(b_in_a, seen.frame)  # how much of each the other covers
+    if min(of_a, of_b) >= COPY_COVER:
+        return judged("copy", f"the same picture ({found.count} keypoints, aligned pixels correlate "
+                              f"{correlation:.2f}, each covers {min(of_a, of_b):.0%}+ of the other)")  # fmt: skip
+    outer, inner_outline, inner = (b, a_in_b, "the first") if of_b < of_a else (seen, b_in_a, "the second")
+    plain = plain_surround(outer, inner_outline)
+    if plain >= PLAIN_SURROUND:
+        return judged("copy", f"the same picture in a frame ({found.count} keypoints, correlation {correlation:.2f}; "
+                              f"three gray levels make {plain:.0%} of its surround: a border, band or UI)")  # fmt: skip
+    return judged("part", f"{inner} is part of the other ({found.count} keypoints, correlation {correlation:.2f}; it "
+                          f"covers {min(of_a, of_b):.0%} of it, and the rest is a picture, not a frame)")  # fmt: skip
+
+
+def flat(a: Features, b: Features, cosine: float | None) -> Verdict:
+    few = min(a.count, b.count)
+    if cosine is None:
+        return Verdict("different", f"too few keypoints to verify ({few} < {MIN_KEYPOINTS}) and no cosine given")
+    if cosine >= FLAT_COPY_COSINE:
+        return Verdict("copy", f"too few keypoints to verify ({few}); cosine {cosine:.3f} >= {FLAT_COPY_COSINE}")
+    return Verdict("different", f"too few keypoints to verify ({few}); cosine {cosine:.3f} < {FLAT_COPY_COSINE}")

@@ -1,0 +1,103 @@
+"""The verifier's verdicts on fixed real-photo cases (fast: SIFT on a 512-px frame, no server)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageOps
+
+from lookalike.errors import UnsupportedMedia
+from lookalike.verify import Features, extract, verify
+
+
+def jpeg(img: Image.Image, quality: int = 85) -> bytes:
+    buffer = io.BytesIO()
+    img.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def opened(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+@pytest.fixture(scope="module")
+def feats(photos) -> dict[str, Features]:
+    return {name: extract(photos[name]) for name in ("chelsea", "coffee", "astronaut", "motorcycle_left",
+                                                     "motorcycle_right", "rocket")}  # fmt: skip
+
+
+def test_a_resized_recoloured_mirrored_copy_is_a_copy(photos, feats):
+    img = opened(photos["astronaut"])
+    copy = ImageOps.mirror(img.resize((300, 300))).point(lambda v: min(255, int(v * 1.2)))
+    verdict = verify(extract(jpeg(copy, 70)), feats["astronaut"])
+    assert verdict.verdict == "copy", verdict.reason
+    assert verdict.transform is not None and verdict.transform["mirrored"] and verdict.correlation is not None
+    assert abs(verdict.transform["scale"] - 512 / 300) < 0.05  # the copy is 300 px, the photo 512
+
+
+def test_a_heavy_crop_is_part_of_its_photo_with_the_box_where_it_was_cut(photos, feats):
+    img = opened(photos["chelsea"])  # 451 x 300
+    crop = img.crop((200, 60, 360, 220))
+    verdict = verify(extract(jpeg(crop)), feats["chelsea"])
+    assert verdict.verdict == "part", verdict.reason
+    assert verdict.box is not None
+    assert np.allclose(verdict.box, (200 / 451, 60 / 300, 360 / 451, 220 / 300), atol=0.03), verdict.box
+
+
+def test_a_photo_pasted_into_another_is_a_part_of_that_picture(photos, feats):
+    host = opened(photos["coffee"])  # 600 x 400
+    host.paste(opened(photos["chelsea"]).resize((240, 160)), (320, 200))
+    verdict = verify(feats["chelsea"], extract(jpeg(host)))
+    assert verdict.verdict == "part", verdict.reason
+    assert np.allclose(verdict.box, (320 / 600, 200 / 400, 560 / 600, 360 / 400), atol=0.03), verdict.box
+
+
+def test_a_caption_band_and_a_rotation_keep_it_a_copy(photos, feats):
+    img = opened(photos["coffee"])
+    meme = Image.new("RGB", (img.width, img.height + 180), "white")
+    meme.paste(img, (0, 90))
+    draw = ImageDraw.Draw(meme)
+    for x in range(30, 560, 90):
+        draw.rectangle((x, 30, x + 60, 60), fill="black")
+        draw.rectangle((x, img.height + 120, x + 60, img.height + 150), fill="black")
+    assert verify(extract(jpeg(meme)), feats["coffee"]).verdict == "copy"
+    turned = verify(extract(jpeg(img.rotate(90, expand=True))), feats["coffee"])
+    assert turned.verdict == "copy" and abs(abs(turned.transform["rotation"]) - 90) < 1, turned.reason
+
+
+def test_the_stereo_pair_is_the_same_scene_not_a_copy(feats):
+    verdict = verify(feats["motorcycle_left"], feats["motorcycle_right"])
+    assert verdict.verdict == "same_scene", verdict.reason
+    assert verdict.inliers >= 15 and verdict.correlation is not None and verdict.correlation < 0.6
+
+
+def test_unrelated_photos_are_different(feats):
+    for a, b in (("chelsea", "coffee"), ("rocket", "astronaut"), ("coffee", "motorcycle_left")):
+        verdict = verify(feats[a], feats[b])
+        assert verdict.verdict == "different", (a, b, verdict.reason)
+
+
+def test_a_flat_image_falls_back_to_the_stated_cosine_rule():
+    ramp = Image.fromarray(np.tile(np.linspace(0, 255, 320, dtype=np.uint8), (200, 1)))
+    flat, again = extract(jpeg(ramp)), extract(jpeg(ramp.resize((160, 100)), 60))
+    assert flat.count < 25
+    assert verify(flat, again, cosine=0.99).verdict == "copy"
+    assert verify(flat, again, cosine=0.5).verdict == "different"
+    unsure = verify(flat, again)
+    assert unsure.verdict == "different" and "too few keypoints" in unsure.reason
+
+
+def test_bytes_that_are_not_an_image_are_a_clear_error_not_a_crash():
+    with pytest.raises(UnsupportedMedia, match="cannot read the image to verify it"):
+        extract(b"not an image at all")
+
+
+def test_features_survive_storage_and_their_size_is_bounded(feats):
+    stored = feats["chelsea"].to_bytes()
+    back = Features.from_bytes(stored)
+    assert np.array_equal(back.desc, feats["chelsea"].desc) and np.array_equal(back.xy, feats["chelsea"].xy)
+    assert back.frame == feats["chelsea"].frame and np.array_equal(back.thumb, feats["chelsea"].thumb)
+    assert len(stored) < 120_000, len(stored)  # at most 600 keypoints and a 256-px gray picture
+    assert verify(back, feats["chelsea"]).verdict == "copy"
