@@ -14,6 +14,9 @@ from lookalike.index import VectorIndex
 from lookalike.index.documents import Hit
 from lookalike.serving.client import ModelClient
 from lookalike.settings import Settings
+from lookalike.verify.features import extract
+from lookalike.verify.rerank import rerank
+from lookalike.verify.store import FeatureStore
 
 PER_CATEGORY_MAX = 100  # hits per category
 
@@ -28,6 +31,14 @@ def by_vector(
     if min_similarity is not None and not -1.0 <= min_similarity <= 1.0:
         raise BadQuery("min_similarity is a cosine: between -1 and 1")
     return index.search(vector, k, category, list(tags), list(exclude_ids), min_similarity)
+
+
+def verified(index: VectorIndex, store: FeatureStore, image: bytes, vector: np.ndarray, k: int = 10, *,
+             candidates: int = Settings.verify_candidates, **filters) -> list[Hit]:  # fmt: skip
+    """The best `k` after verification: the nearest max(k, `candidates`) by cosine are each judged
+    against `image` (lookalike.verify), verified copies and parts first."""
+    hits = by_vector(index, vector, max(k, candidates), **filters)
+    return rerank(hits, extract(image), store)[:k]
 
 
 def by_image(index: VectorIndex, client: ModelClient, image: bytes, **filters) -> list[Hit]:
@@ -64,9 +75,12 @@ def per_category(index: VectorIndex, vector: np.ndarray, n: int = 3, exclude_ids
 def format_table(hits: list[Hit]) -> str:
     if not hits:
         return "(no hits)"
-    lines = [f"{'#':>3}  {'cosine':>7}  {'dist':>6}  {'category':<14} {'id':<14} source"]
+    judged = any(hit.verdict for hit in hits)
+    lines = [f"{'#':>3}  {'cosine':>7}  {'dist':>6}  " + (f"{'verdict':<11}" if judged else "")
+             + f"{'category':<14} {'id':<14} source"]  # fmt: skip
     for rank, hit in enumerate(hits, start=1):
         meta = hit.metadata
-        lines.append(f"{rank:>3}  {hit.similarity:>7.4f}  {hit.distance:>6.4f}  {meta.get('category') or '-'!s:<14} "
-                     f"{hit.id[:12]:<14} {meta.get('source') or ''}")  # fmt: skip
+        verdict = f"{(hit.verdict or {}).get('verdict', '-'):<11}" if judged else ""
+        lines.append(f"{rank:>3}  {hit.similarity:>7.4f}  {hit.distance:>6.4f}  {verdict}"
+                     f"{meta.get('category') or '-'!s:<14} {hit.id[:12]:<14} {meta.get('source') or ''}")  # fmt: skip
     return "\n".join(lines)

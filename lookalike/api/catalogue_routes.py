@@ -13,6 +13,7 @@ from lookalike.api.service import read_upload, service_of
 from lookalike.errors import IndexUnavailable, NotFound
 from lookalike.index import VectorIndex
 from lookalike.index.documents import Doc
+from lookalike.verify.features import extract
 
 router = APIRouter(prefix="/images")
 
@@ -67,6 +68,7 @@ async def put_image(
         raise IndexUnavailable(f"the index refused {doc_id}: {failures[0][1]}")
     await service.indexed(lambda index: index.refresh())
     await run_in_threadpool(service.thumbnails.make, doc_id, image)
+    await run_in_threadpool(lambda: service.features.put(doc_id, extract(image)))  # the bytes are in hand
     response.status_code = 200 if existed else 201
     return {"id": doc_id, "created": not existed, **doc.metadata()}
 
@@ -79,4 +81,5 @@ async def delete_image(request: Request, doc_id: str) -> Response:
         raise NotFound(f"no image with id {doc_id}")
     await service.indexed(lambda index: index.refresh())
     service.thumbnails.drop(doc_id)
+    service.features.drop(doc_id)
     return Response(status_code=204)

@@ -32,6 +32,11 @@ async def post_search(
     category: str | None = Query(None, description="only this category"),
     tags: list[str] | None = Query(None, description="only images with all these tags (repeat or comma-separate)"),
     min_similarity: float | None = Query(None, ge=-1, le=1, description="drop hits below this cosine"),
+    verify: bool = Query(
+        False,
+        description="judge the nearest LOOKALIKE_VERIFY_CANDIDATES with local features: "
+        "verified copies, then parts, first; each hit gets its verdict and box",
+    ),
     per_category: int | None = Query(
         None,
         ge=1,
@@ -51,7 +56,12 @@ async def post_search(
         answer["per_category"] = {name: [hit.to_dict() for hit in hits] for name, hits in groups.items()}
     else:
         chosen = filters(service.settings, k, category, tags, min_similarity)
-        answer["hits"] = [hit.to_dict() for hit in await service.indexed(search.by_vector, vector, **chosen)]
+        if verify:
+            hits = await service.indexed(search.verified, service.features, image, vector,
+                                         candidates=service.settings.verify_candidates, **chosen)  # fmt: skip
+        else:
+            hits = await service.indexed(search.by_vector, vector, **chosen)
+        answer["hits"] = [hit.to_dict() for hit in hits]
     return {**answer, "took_ms": round((time.perf_counter() - started) * 1000, 1)}
 
 

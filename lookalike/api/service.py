@@ -16,6 +16,7 @@ from lookalike.errors import BadQuery, LookalikeError, UploadTooLarge
 from lookalike.index import VectorIndex, open_index
 from lookalike.serving.client import AsyncModelClient, ModelInfo
 from lookalike.settings import Settings
+from lookalike.verify.store import FeatureStore
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class Service:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings, self.metrics = settings, metrics
         self.thumbnails = Thumbnails(settings.thumb_dir, settings.thumb_size)
+        self.features = FeatureStore(settings.home / "features", settings.alias, settings.max_image_bytes)
         # No retries: a search answers at once; ingest is where overload is waited out.
         self.model = AsyncModelClient.from_settings(settings, retries=0)
         self.info: ModelInfo | None = None
@@ -71,6 +73,7 @@ class Service:
 
     async def close(self) -> None:
         await self.model.aclose()
+        self.features.close()
         if self.index is not None:
             await run_in_threadpool(self.index.close)
 

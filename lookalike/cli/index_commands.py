@@ -18,6 +18,7 @@ from lookalike.ingest import sources
 from lookalike.ingest.pipeline import DEFAULT_ERRORS, Ingestor, write_errors
 from lookalike.serving.client import ModelClient
 from lookalike.settings import RUN_DIR
+from lookalike.verify.store import FeatureStore
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -52,6 +53,10 @@ def add(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--tag", action="append", default=[], help="only images with this tag (repeatable: all)")
         p.add_argument("--min-similarity", type=float, help="drop hits below this cosine")
         p.add_argument("--per-category", type=int, metavar="N", help="the best N in each category instead")
+        if name == "search":
+            p.add_argument("--verify", action="store_true",
+                           help="judge the nearest LOOKALIKE_VERIFY_CANDIDATES (20) with local features: verified "
+                                "copies, then parts, first, each with its verdict (docs/relevance.md)")  # fmt: skip
         p.add_argument("--json", action="store_true", help="JSON instead of a table")
         add_settings_args(p)
         p.set_defaults(run=guarded(find))
@@ -124,8 +129,18 @@ def find(args: argparse.Namespace) -> int:
             text = "\n\n".join(f"[{category}]\n{search.format_table(hits)}" for category, hits in groups.items())
         else:
             k = args.k or stack.settings.default_k
-            hits = search.by_vector(stack.index, vector, k, args.category, args.tag, args.min_similarity, exclude,
-                                    stack.settings.max_k)  # fmt: skip
+            chosen = {"category": args.category, "tags": args.tag, "min_similarity": args.min_similarity,
+                      "exclude_ids": exclude, "max_k": stack.settings.max_k}  # fmt: skip
+            if getattr(args, "verify", False):
+                settings = stack.settings
+                store = FeatureStore(settings.home / "features", settings.alias, settings.max_image_bytes)
+                try:
+                    hits = search.verified(stack.index, store, data, vector, k, candidates=settings.verify_candidates,
+                                           **chosen)  # fmt: skip
+                finally:
+                    store.close()
+            else:
+                hits = search.by_vector(stack.index, vector, k, **chosen)
             result, text = [hit.to_dict() for hit in hits], search.format_table(hits)
     finally:
         stack.close()

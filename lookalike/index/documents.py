@@ -60,6 +60,7 @@ class Hit:
     similarity: float  # cosine in [-1, 1]
     metadata: dict
     box: tuple[float, float, float, float] | None = None  # the matching region, if a region matched best
+    verdict: dict | None = None  # search with verification: lookalike.verify's verdict on it, and why
 
     @property
     def distance(self) -> float:
@@ -71,6 +72,9 @@ class Hit:
                **{k: v for k, v in self.metadata.items() if k != "id"}}  # fmt: skip
         if self.box is not None:
             out["box"] = [round(x, 4) for x in self.box]
+        if self.verdict is not None:
+            out["verdict"] = self.verdict["verdict"]
+            out["verification"] = {key: value for key, value in self.verdict.items() if key != "verdict"}
         return out
 
 

@@ -169,3 +169,23 @@ def test_a_method_a_path_lacks_is_a_405_naming_every_method_it_has(api):
         assert_error(patched, 405, "Method Not Allowed")
         assert patched.headers["allow"] == "DELETE, GET, PUT"  # three routes share the path
         assert requests.get(f"{running.url}/search", timeout=30).headers["allow"] == "POST"
+
+
+def test_search_with_verification_puts_the_verified_source_first_with_its_verdict(api, photos):
+    """A heavy crop of a catalogue photo: verified as part of it, with the box where it was cut."""
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(photos["chelsea"])).convert("RGB")  # 451 x 300
+    buffer = io.BytesIO()
+    img.crop((200, 60, 360, 220)).save(buffer, format="JPEG", quality=90)
+    with api() as running:
+        found = requests.post(f"{running.url}/search", params={"k": 3, "verify": "true"}, timeout=120,
+                              files={"image": ("crop.jpg", buffer.getvalue(), "image/jpeg")})  # fmt: skip
+        assert found.status_code == 200, found.text
+        hits = found.json()["hits"]
+        assert hits[0]["id"] == "chelsea" and hits[0]["verdict"] == "part", hits[0]
+        assert abs(hits[0]["box"][0] - 200 / 451) < 0.03 and hits[0]["verification"]["inliers"] >= 15
+        assert all("verdict" in hit and hit["verification"]["reason"] for hit in hits)
+        plain = requests.post(f"{running.url}/search", params={"k": 3}, timeout=60,
+                              files={"image": ("crop.jpg", buffer.getvalue(), "image/jpeg")})  # fmt: skip
+        assert all("verdict" not in hit for hit in plain.json()["hits"])  # off unless asked
