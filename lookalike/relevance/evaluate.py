@@ -40,6 +40,8 @@ from lookalike.relevance.metrics import Scores, ranked_by, rankings, score
 from lookalike.relevance.protocols import ALL_KINDS, PARTIAL_KINDS, copies
 from lookalike.serving.client import ModelClient
 from lookalike.settings import MODEL_STORE, REPORTS_DIR, RUN_DIR, Settings
+from lookalike.verify import Features, extract, verify
+from lookalike.verify.rerank import order
 
 
 def labelled_folder(root: Path) -> tuple[list[bytes], list[str]]:
@@ -124,18 +126,39 @@ def partial_duplicates(client: ModelClient, images: list[bytes], scheme: str, se
 
 
 def near_duplicates(client: ModelClient, images: list[bytes], gallery: np.ndarray, seeds: list[int],
-                    kinds: list[str]) -> dict:  # fmt: skip
-    """Per kind of copy and seed: each image's copy queries the originals; then the mean over seeds."""
+                    kinds: list[str], verify_top: int = 0) -> dict:  # fmt: skip
+    """Per kind of copy and seed: each image's copy queries the originals; then the mean over seeds.
+    With `verify_top` N, also each query's N nearest re-ranked by the verifier ("[verified]" rows)."""
     result = {}
+    originals = [extract(data) for data in images] if verify_top else []
+    truth = np.eye(len(images), dtype=bool)
     for kind in kinds:
-        runs = []
+        runs: dict[str, list[Scores]] = {"": [], " [verified]": []}
         for seed in seeds:
-            queries = embed_all(client, copies(images, kind, np.random.default_rng(seed)))
-            runs.append(score(rankings(queries, gallery), np.eye(len(images), dtype=bool)))
-            result[f"{kind} seed {seed}"] = runs[-1]
-        if len(runs) > 1:
-            result[f"{kind} mean"] = mean(runs)
+            copied = copies(images, kind, np.random.default_rng(seed))
+            queries = embed_all(client, copied)
+            ranked = rankings(queries, gallery)
+            runs[""].append(score(ranked, truth))
+            result[f"{kind} seed {seed}"] = runs[""][-1]
+            if verify_top:
+                reranked = verified_rankings(copied, ranked, queries @ gallery.T, originals, verify_top)
+                runs[" [verified]"].append(score(reranked, truth))
+                result[f"{kind} seed {seed} [verified]"] = runs[" [verified]"][-1]
+        for suffix, scores in runs.items():
+            if len(scores) > 1:
+                result[f"{kind} mean{suffix}"] = mean(scores)
     return result
+
+
+def verified_rankings(queries: list[bytes], ranked: np.ndarray, cosines: np.ndarray, originals: list[Features],
+                      n: int) -> np.ndarray:  # fmt: skip
+    """`ranked` [Q, G] with each row's first `n` re-ranked as search with verification does."""
+    out = ranked.copy()
+    for i, data in enumerate(queries):
+        query, top = extract(data), ranked[i, :n]
+        verdicts = [verify(query, originals[j], cosine=float(cosines[i, j])).verdict for j in top]
+        out[i, : len(top)] = top[order(verdicts)]
+    return out
 
 
 @contextmanager
@@ -188,6 +211,9 @@ def evaluate(argv: list[str] | None = None) -> int:
                         help="de-duplication pair precision/recall over the photos and a copy of each per --kinds, "
                              "per --regions scheme (none unless given) and --thresholds")  # fmt: skip
     parser.add_argument("--thresholds", default="0.8,0.85,0.9,0.95", help="--dedup: cosine thresholds")
+    parser.add_argument("--verify", type=int, default=0, metavar="N",
+                        help="copies: also re-rank each query's N nearest with the verifier, as search?verify=true "
+                             "does ([verified] rows; 20 is the search default)")  # fmt: skip
     parser.add_argument("--photos", type=int, metavar="N",
                         help="only the first N bundled photos (a quick check; default: all of them)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPORTS_DIR / "eval.json")
@@ -227,7 +253,7 @@ def evaluate(argv: list[str] | None = None) -> int:
                     for scheme in args.regions.split(","):
                         by_copy[f"{model} {scheme}"] = partial_duplicates(client, images, scheme, seeds, kinds)
                 elif args.near_duplicates:
-                    by_copy[model] = near_duplicates(client, images, gallery, seeds, kinds)
+                    by_copy[model] = near_duplicates(client, images, gallery, seeds, kinds, args.verify)
             finally:
                 client.close()
     report: dict = {"images": len(images), "source": str(args.folder or "bundled photos"), "models": models}

@@ -13,6 +13,12 @@ from lookalike.verify.verdict import verify
 FIRST = {"copy": 0, "part": 1}  # verdicts ranked ahead of everything else, in this order
 
 
+def order(verdicts: list[str]) -> list[int]:
+    """Positions of candidates already in cosine order, re-ranked: copies, then parts, then the rest,
+    each group keeping its cosine order."""
+    return sorted(range(len(verdicts)), key=lambda at: (FIRST.get(verdicts[at], len(FIRST)), at))
+
+
 def rerank(hits: list[Hit], query: Features, store: FeatureStore) -> list[Hit]:
     """`hits` (in cosine order), each with its verdict, copies and parts first."""
     for hit in hits:
@@ -24,6 +30,4 @@ def rerank(hits: list[Hit], query: Features, store: FeatureStore) -> list[Hit]:
         hit.verdict = {key: value for key, value in judged.to_dict().items() if key != "box"}
         if judged.verdict in FIRST:
             hit.box = judged.box
-    return sorted(
-        hits, key=lambda hit: (FIRST.get((hit.verdict or {}).get("verdict", ""), len(FIRST)), -hit.similarity)
-    )
+    return [hits[at] for at in order([(hit.verdict or {}).get("verdict", "") for hit in hits])]

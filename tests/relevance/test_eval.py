@@ -122,3 +122,14 @@ def test_eval_dedup_over_the_standin(standin, tmp_path, capsys):
         loose, strict = by_threshold["0.5"], by_threshold["0.99"]
         assert loose["pairs_found"] >= strict["pairs_found"] and loose["recall"] >= strict["recall"]
         assert all(0 <= loose[key] <= 1 for key in ("precision", "recall", "f1"))
+
+
+def test_eval_reranks_copies_with_the_verifier_when_asked(standin, tmp_path):
+    out = tmp_path / "eval.json"
+    cmd = ["eval", "--ts-url", standin.inference_url, "--models", "efficientnet_lite0", "--near-duplicates",
+           "--kinds", "heavy-crop", "--seeds", "0", "--photos", "6", "--verify", "5", "--out", str(out)]  # fmt: skip
+    assert main(cmd) == 0
+    rows = json.loads(out.read_text())["near_duplicates"]["efficientnet_lite0"]
+    assert set(rows) == {"heavy-crop seed 0", "heavy-crop seed 0 [verified]"}
+    # the verifier only reorders the 5 nearest: recall@10 cannot change, recall@1 may only move within them
+    assert rows["heavy-crop seed 0 [verified]"]["recall@10"] == rows["heavy-crop seed 0"]["recall@10"]
