@@ -1,6 +1,12 @@
-"""Near-duplicate groups over the whole index, above a cosine threshold -> JSON or CSV.
+"""Duplicate groups over the whole index -> JSON or CSV.
 
-    lookalike dedup --threshold 0.85 --out duplicates.csv
+    lookalike dedup --out duplicates.json            # verified (the default): groups, and stacks beside
+    lookalike dedup --no-verify --threshold 0.85     # cosine only
+
+Verified (`find_verified`): each image's neighbours at cosine >= CANDIDATE_THRESHOLD are judged
+by lookalike.verify; a group is the largest picture (pixels, then earliest ingested) and every
+image verified as a copy or a part of it - never an image linked only through others; images
+judged another shot of the same scene (`same_scene`) are reported as stacks, apart from the groups.
 
 Each group keeps its earliest-ingested document (ties: smallest id); the others are listed
 as duplicates of it with their cosine to the kept one.
@@ -16,14 +22,21 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 from lookalike.index import VectorIndex
+from lookalike.index.documents import Doc
 from lookalike.progress import Progress
+from lookalike.verify.features import Features
+from lookalike.verify.store import FeatureStore
+from lookalike.verify.verdict import Verdict, verify
 
-DEFAULT_THRESHOLD = 0.85
+DEFAULT_THRESHOLD = 0.85  # cosine only
+CANDIDATE_THRESHOLD = 0.5  # verified: neighbours at or above this cosine are judged
+FEATURE_CACHE = 256  # features of this many images kept in memory during a verified run
 
 
 def find_groups(
@@ -72,15 +85,123 @@ def group(index: VectorIndex, ids: list[str]) -> dict | None:
     return {"keep": {"id": keep.id, "source": keep.source}, "duplicates": duplicates}
 
 
+class Linked:
+    """Union-find over image ids (only ids that have a link are held)."""
+
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def root(self, x: str) -> str:
+        while self.parent.setdefault(x, x) != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def link(self, a: str, b: str) -> None:
+        self.parent[self.root(a)] = self.root(b)
+
+    def components(self) -> list[list[str]]:
+        members: dict[str, list[str]] = {}
+        for doc_id in list(self.parent):
+            members.setdefault(self.root(doc_id), []).append(doc_id)
+        return [sorted(ids) for ids in members.values() if len(ids) >= 2]
+
+
+class Judge:
+    """Verdicts on pairs of indexed images, from their stored features (a small cache in front)."""
+
+    def __init__(self, store: FeatureStore) -> None:
+        self.store, self.cache = store, OrderedDict[str, Features | None]()
+        self.kept: dict[tuple[str, str], Verdict] = {}  # every verdict other than different
+        self.pairs = 0
+
+    def features(self, doc_id: str, source: str | None) -> Features | None:
+        if doc_id in self.cache:
+            self.cache.move_to_end(doc_id)
+            return self.cache[doc_id]
+        found, _ = self.store.get(doc_id, source)
+        self.cache[doc_id] = found
+        if len(self.cache) > FEATURE_CACHE:
+            self.cache.popitem(last=False)
+        return found
+
+    def judge(self, a: str, a_source: str | None, b: str, b_source: str | None, cosine: float) -> Verdict:
+        key = (a, b) if a < b else (b, a)
+        if key in self.kept:
+            return self.kept[key]
+        fa, fb = self.features(a, a_source), self.features(b, b_source)
+        if fa is None or fb is None:
+            return Verdict("different", "no features: a source cannot be read")
+        self.pairs += 1
+        verdict = verify(fa, fb, cosine=cosine)
+        if verdict.verdict != "different":
+            self.kept[key] = verdict
+        return verdict
+
+
+def keeper_order(doc: Doc) -> tuple:
+    """The keeper first: the most pixels, then the earliest ingested, then the smallest id."""
+    return (-((doc.width or 0) * (doc.height or 0)), doc.ingested_at or "", doc.id)
+
+
+def find_verified(
+    index: VectorIndex, store: FeatureStore, threshold: float = CANDIDATE_THRESHOLD, neighbours: int = 10,
+    progress: bool = False,
+) -> tuple[list[dict], list[dict]]:  # fmt: skip
+    """(copy groups, same-scene stacks). Each image's `neighbours` nearest at cosine >= `threshold`
+    (whole image against whole image) are judged; memory holds the ids that have a link and the
+    verdicts that are not `different`."""
+    index.refresh()
+    judge, copies, scenes = Judge(store), Linked(), Linked()
+    with Progress("dedup", index.count(), unit="img", enabled=progress) as shown:
+        for doc in index.scan():
+            for hit in index.search(doc.vector, neighbours + 1, exclude_ids=[doc.id], min_similarity=threshold,
+                                    by_regions=False):  # fmt: skip
+                verdict = judge.judge(doc.id, doc.source, hit.id, hit.metadata.get("source"), hit.similarity)
+                if verdict.verdict in ("copy", "part"):
+                    copies.link(doc.id, hit.id)
+                elif verdict.verdict == "same_scene":
+                    scenes.link(doc.id, hit.id)
+            shown.update(1, pairs=judge.pairs, grouped=len(copies.parent))
+    groups = [made for ids in copies.components() if (made := verified_group(index, judge, ids)) is not None]
+    groups.sort(key=lambda made: -len(made["duplicates"]))
+    stacks = []
+    for ids in scenes.components():
+        docs = [doc for doc in (index.get(doc_id) for doc_id in ids) if doc is not None]
+        if len(docs) >= 2:
+            stacks.append({"images": [{"id": doc.id, "source": doc.source} for doc in sorted(docs, key=keeper_order)],
+                           "verdict": "same_scene"})  # fmt: skip
+    return groups, stacks
+
+
+def verified_group(index: VectorIndex, judge: Judge, ids: list[str]) -> dict | None:
+    """The keeper and each image verified as a copy or a part of it; None when none is."""
+    docs = sorted((doc for doc in (index.get(doc_id) for doc_id in ids) if doc is not None), key=keeper_order)
+    if len(docs) < 2:
+        return None
+    keep, duplicates = docs[0], []
+    for doc in docs[1:]:
+        cosine = float(np.dot(keep.vector, doc.vector))
+        verdict = judge.judge(doc.id, doc.source, keep.id, keep.source, cosine)
+        if verdict.verdict in ("copy", "part"):  # linked only through another image: not in this group
+            duplicates.append({"id": doc.id, "source": doc.source, "similarity": round(cosine, 6),
+                               "verdict": verdict.verdict, "reason": verdict.reason})  # fmt: skip
+    if not duplicates:
+        return None
+    return {"keep": {"id": keep.id, "source": keep.source, "width": keep.width, "height": keep.height},
+            "duplicates": duplicates}  # fmt: skip
+
+
 def write(groups: list[dict], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".csv":
         with out.open("w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["group", "keep_id", "keep_source", "duplicate_id", "duplicate_source", "similarity"])
+            writer.writerow(["group", "keep_id", "keep_source", "duplicate_id", "duplicate_source", "similarity",
+                             "verdict"])  # fmt: skip
             for number, group in enumerate(groups, start=1):
                 for dup in group["duplicates"]:
                     writer.writerow([number, group["keep"]["id"], group["keep"]["source"], dup["id"], dup["source"],
-                                     dup["similarity"]])  # fmt: skip
+                                     dup["similarity"], dup.get("verdict", "")])  # fmt: skip
     else:
         out.write_text(json.dumps(groups, indent=2))

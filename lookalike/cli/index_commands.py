@@ -61,10 +61,17 @@ def add(sub: argparse._SubParsersAction) -> None:
         add_settings_args(p)
         p.set_defaults(run=guarded(find))
 
-    p = subparser(sub, "dedup", "near-duplicate groups over the whole index, as JSON or CSV",
-                  "lookalike dedup --threshold 0.85 --out run/duplicates.csv")  # fmt: skip
-    p.add_argument("--threshold", type=float, default=dedup.DEFAULT_THRESHOLD,
-                   help=f"cosine at or above which two are duplicates ({dedup.DEFAULT_THRESHOLD})")  # fmt: skip
+    p = subparser(sub, "dedup", "duplicate groups over the whole index, verified with local features, as JSON or CSV",
+                  "lookalike dedup --out run/duplicates.json   # and run/duplicates.stacks.json: same-scene stacks",
+                  "lookalike dedup --no-verify --threshold 0.85 --out run/duplicates.csv")  # fmt: skip
+    p.add_argument("--threshold", type=float,
+                   help=f"cosine at or above which a pair is judged ({dedup.CANDIDATE_THRESHOLD}), or with --no-verify "
+                        f"is a duplicate ({dedup.DEFAULT_THRESHOLD})")  # fmt: skip
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="cosine alone decides (no local features; faster, far less precise: docs/relevance.md)",
+    )
     p.add_argument("--by-regions", action="store_true",
                    help="match by region vectors too (an index with LOOKALIKE_REGIONS): finds more crops and "
                         "collages, with many more false pairs (docs/relevance.md)")  # fmt: skip
@@ -150,15 +157,29 @@ def find(args: argparse.Namespace) -> int:
 
 def find_duplicates(args: argparse.Namespace) -> int:
     stack = connected(args)
+    settings, stacks = stack.settings, None
     try:
-        groups = dedup.find_groups(
-            stack.index, args.threshold, args.neighbours, progress=True, by_regions=args.by_regions
-        )
+        if args.no_verify:
+            threshold = args.threshold or dedup.DEFAULT_THRESHOLD
+            groups = dedup.find_groups(stack.index, threshold, args.neighbours, progress=True,
+                                       by_regions=args.by_regions)  # fmt: skip
+        else:
+            threshold = args.threshold or dedup.CANDIDATE_THRESHOLD
+            store = FeatureStore(settings.home / "features", settings.alias, settings.max_image_bytes)
+            try:
+                groups, stacks = dedup.find_verified(stack.index, store, threshold, args.neighbours, progress=True)
+            finally:
+                store.close()
     finally:
         stack.close()
     dedup.write(groups, args.out)
     dupes = sum(len(group["duplicates"]) for group in groups)
-    print(f"{len(groups)} groups, {dupes} duplicates at cosine >= {args.threshold}: {args.out}")
+    how = "verified" if stacks is not None else "by cosine alone"
+    print(f"{len(groups)} groups, {dupes} duplicates ({how}; candidates at cosine >= {threshold}): {args.out}")
+    if stacks is not None:
+        beside = args.out.with_name(f"{args.out.stem}.stacks.json")
+        beside.write_text(json.dumps(stacks, indent=2))
+        print(f"{len(stacks)} stacks of other shots of one scene: {beside}")
     return 0
 
 

@@ -19,6 +19,7 @@ BENCHMARKS = {
     "ingest": ("lookalike.bench.ingest", "ingest throughput vs TorchServe alone, same run"),
     "memory": ("lookalike.bench.memory", "peak RSS of lookalike ingest, 100 vs 10,000 multi-megabyte photos"),
     "instances": ("lookalike.bench.instances", "searches/s through the API with one vs two TorchServe instances"),
+    "verify": ("lookalike.bench.verify", "search latency with and without verification, through the API"),
     "regions": ("lookalike.bench.regions", "region vectors vs one per image: embed, ingest, memory, latency"),
     "soak": ("lookalike.bench.soak", "capacity, then 80 %% of it for 10 minutes: failures and resident memory"),
     "capacity": ("lookalike.bench.capacity", "searches/s the whole local stack sustains per TorchServe layout"),

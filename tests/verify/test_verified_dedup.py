@@ -1,0 +1,67 @@
+"""Verified de-duplication over an embedded index of real photos (fast: stand-in vectors propose the
+candidates, features are made from the bytes in hand, as PUT /images does)."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image, ImageDraw
+
+from lookalike import dedup
+from lookalike.index.documents import Doc
+from lookalike.index.embedded import EmbeddedIndex
+from lookalike.verify import extract
+from lookalike.verify.store import FeatureStore
+from tests.standin import standin_vector
+
+
+def jpeg(img: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    img.convert("RGB").save(buffer, format="JPEG", quality=88)
+    return buffer.getvalue()
+
+
+def index_of(images: dict[str, bytes], tmp_path) -> tuple[EmbeddedIndex, FeatureStore]:
+    index = EmbeddedIndex(tmp_path / "index", "t", "standin", 1280)
+    store = FeatureStore(tmp_path / "features", "t", 10_000_000)
+    docs = []
+    for n, (name, data) in enumerate(images.items()):
+        width, height = Image.open(io.BytesIO(data)).size
+        docs.append(Doc(id=name, vector=standin_vector(data, 1280), model="standin", source=None, width=width,
+                        height=height, ingested_at=f"2026-01-01T00:00:{n:02d}"))  # fmt: skip
+        store.put(name, extract(data))
+    assert index.upsert(docs)[0] == len(docs)
+    return index, store
+
+
+def test_copies_and_parts_group_under_the_largest_and_other_shots_stack_apart(photos, tmp_path):
+    coffee = Image.open(io.BytesIO(photos["coffee"])).convert("RGB")
+    meme = Image.new("RGB", (coffee.width, coffee.height + 160), "white")
+    meme.paste(coffee, (0, 80))
+    draw = ImageDraw.Draw(meme)
+    for x in range(30, 560, 90):
+        draw.rectangle((x, 25, x + 60, 55), fill="black")
+    images = {"coffee": photos["coffee"], "meme": jpeg(meme), "crop": jpeg(coffee.crop((150, 60, 400, 300))),
+              "left": photos["motorcycle_left"], "right": photos["motorcycle_right"],
+              "chelsea": photos["chelsea"]}  # fmt: skip
+    index, store = index_of(images, tmp_path)
+    groups, stacks = dedup.find_verified(index, store, threshold=-1.0, neighbours=10)
+    assert len(groups) == 1, groups
+    group = groups[0]
+    assert group["keep"]["id"] == "meme"  # the most pixels
+    verdicts = {dup["id"]: dup["verdict"] for dup in group["duplicates"]}
+    assert verdicts == {"coffee": "copy", "crop": "part"}, group
+    assert all(dup["reason"] for dup in group["duplicates"])
+    assert [sorted(image["id"] for image in stack["images"]) for stack in stacks] == [["left", "right"]]
+
+
+def test_an_image_linked_only_through_another_is_not_grouped_with_the_keeper(photos, tmp_path):
+    """A photo pasted into a small copy of a host: the collage is part-linked to the photo and a copy
+    of the host, but the host (the largest, the keeper) does not contain the photo."""
+    host = Image.open(io.BytesIO(photos["astronaut"])).convert("RGB")  # 512 x 512
+    collage = host.resize((384, 384))
+    collage.paste(Image.open(io.BytesIO(photos["chelsea"])).convert("RGB").resize((150, 100)), (20, 20))
+    images = {"host": photos["astronaut"], "collage": jpeg(collage), "cat": photos["chelsea"]}
+    index, store = index_of(images, tmp_path)
+    groups, _ = dedup.find_verified(index, store, threshold=-1.0, neighbours=10)
+    assert [(g["keep"]["id"], sorted(d["id"] for d in g["duplicates"])) for g in groups] == [("host", ["collage"])]
