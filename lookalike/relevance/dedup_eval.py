@@ -26,6 +26,8 @@ from lookalike.index.documents import Doc
 from lookalike.index.embedded import EmbeddedIndex
 from lookalike.relevance.protocols import collages, copies
 from lookalike.serving.client import ModelClient
+from lookalike.verify.features import Features, extract
+from lookalike.verify.store import FeatureStore
 
 Pair = tuple[str, str]
 
@@ -87,28 +89,41 @@ def embed_docs(client: ModelClient, items: list[tuple[str, bytes, frozenset[int]
         return list(pool.map(one, items))
 
 
-def groups_per_threshold(docs: list[Doc], scheme: str, thresholds: list[float], neighbours: int) -> dict:
-    """`dedup.find_groups` at each threshold over a fresh embedded index holding `docs`."""
+def groups_per_threshold(docs: list[Doc], scheme: str, thresholds: list[float], neighbours: int,
+                         features: dict[str, Features] | None = None) -> dict:  # fmt: skip
+    """`dedup.find_groups` at each threshold over a fresh embedded index holding `docs`; with
+    `features` (id -> Features), `dedup.find_verified` with each threshold as the candidates' cosine."""
     with tempfile.TemporaryDirectory(prefix="lookalike-dedup-eval-") as tmp:
         index = EmbeddedIndex(Path(tmp), "dedup-eval", docs[0].model, len(docs[0].vector), regions=scheme)
         try:
             index.upsert(docs)
-            return {t: dedup.find_groups(index, t, neighbours, by_regions=scheme != "none") for t in thresholds}
+            if features is None:
+                return {t: dedup.find_groups(index, t, neighbours, by_regions=scheme != "none") for t in thresholds}
+            store = FeatureStore(Path(tmp) / "features", "dedup-eval", 1)
+            for doc_id, found in features.items():
+                store.put(doc_id, found)
+            try:
+                return {t: dedup.find_verified(index, store, t, neighbours)[0] for t in thresholds}
+            finally:
+                store.close()
         finally:
             index.close()
 
 
 def evaluate(client: ModelClient, images: list[bytes], kinds: list[str], schemes: list[str], seeds: list[int],
-             thresholds: list[float], neighbours: int = 10) -> dict:  # fmt: skip
-    """{scheme: {threshold: scores}}: means over seeds (per-kind recall too)."""
-    runs: dict[str, dict[float, list[dict]]] = {s: {t: [] for t in thresholds} for s in schemes}
+             thresholds: list[float], neighbours: int = 10, verified: bool = False) -> dict:  # fmt: skip
+    """{scheme: {threshold: scores}}: means over seeds (per-kind recall too). `verified`: groups by
+    `dedup.find_verified` (schemes named "<scheme> verified"), each threshold the candidates' cosine."""
+    label = {scheme: f"{scheme} verified" if verified else scheme for scheme in schemes}
+    runs: dict[str, dict[float, list[dict]]] = {label[s]: {t: [] for t in thresholds} for s in schemes}
     for seed in seeds:
         items = collection(images, kinds, seed)
         truth = true_pairs(items)
+        features = {doc_id: extract(data) for doc_id, data, _ in items} if verified else None
         for scheme in schemes:
             docs = embed_docs(client, items, scheme)
-            for threshold, groups in groups_per_threshold(docs, scheme, thresholds, neighbours).items():
-                runs[scheme][threshold].append(pair_scores(group_pairs(groups), truth, kinds))
+            for threshold, groups in groups_per_threshold(docs, scheme, thresholds, neighbours, features).items():
+                runs[label[scheme]][threshold].append(pair_scores(group_pairs(groups), truth, kinds))
     return {scheme: {threshold: mean_scores(scores) for threshold, scores in by_threshold.items()}
             for scheme, by_threshold in runs.items()}  # fmt: skip
 
@@ -122,12 +137,12 @@ def mean_scores(runs: list[dict]) -> dict:
 
 
 def table(results: dict, kinds: list[str]) -> str:
-    head = f"{'scheme':<8} {'cosine >=':>9} {'precision':>9} {'recall':>7} {'F1':>6} {'pairs':>6}"
+    head = f"{'scheme':<15} {'cosine >=':>9} {'precision':>9} {'recall':>7} {'F1':>6} {'pairs':>6}"
     lines = [head + "".join(f" {kind[:12]:>12}" for kind in kinds)]
     for scheme, by_threshold in results.items():
         for threshold, s in by_threshold.items():
             lines.append(
-                f"{scheme:<8} {threshold:>9.2f} {s['precision']:>9.3f} {s['recall']:>7.3f} {s['f1']:>6.3f} "
+                f"{scheme:<15} {threshold:>9.2f} {s['precision']:>9.3f} {s['recall']:>7.3f} {s['f1']:>6.3f} "
                 f"{s['pairs_found']:>6.0f}" + "".join(f" {s['recall_by_kind'][k]:>12.3f}" for k in kinds)
             )
     return "\n".join(lines)

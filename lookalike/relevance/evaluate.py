@@ -248,7 +248,8 @@ def evaluate(argv: list[str] | None = None) -> int:
                 if args.dedup:
                     schemes = (args.regions or "none").split(",")
                     thresholds = [float(t) for t in args.thresholds.split(",")]
-                    deduplicated[model] = dedup_eval.evaluate(client, images, kinds, schemes, seeds, thresholds)
+                    deduplicated[model] = dedup_eval.evaluate(client, images, kinds, schemes, seeds, thresholds,
+                                                              verified=args.verify > 0)  # fmt: skip
                 elif args.regions:
                     for scheme in args.regions.split(","):
                         by_copy[f"{model} {scheme}"] = partial_duplicates(client, images, scheme, seeds, kinds)

@@ -133,3 +133,13 @@ def test_eval_reranks_copies_with_the_verifier_when_asked(standin, tmp_path):
     assert set(rows) == {"heavy-crop seed 0", "heavy-crop seed 0 [verified]"}
     # the verifier only reorders the 5 nearest: recall@10 cannot change, recall@1 may only move within them
     assert rows["heavy-crop seed 0 [verified]"]["recall@10"] == rows["heavy-crop seed 0"]["recall@10"]
+
+
+def test_eval_dedup_with_verification_over_the_standin(standin, tmp_path):
+    out = tmp_path / "eval.json"
+    cmd = ["eval", "--ts-url", standin.inference_url, "--models", "efficientnet_lite0", "--dedup", "--verify", "20",
+           "--seeds", "0", "--kinds", "heavy-crop", "--photos", "4", "--thresholds", "-1",
+           "--out", str(out)]  # fmt: skip
+    assert main(cmd) == 0
+    scores = json.loads(out.read_text())["dedup"]["efficientnet_lite0"]["none verified"]["-1.0"]
+    assert scores["true_pairs"] == 4 and 0 <= scores["precision"] <= 1 and scores["recall"] > 0, scores
