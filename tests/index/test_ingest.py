@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from opensearchpy.exceptions import NotFoundError
 
+from lookalike.cli.main import main
 from lookalike.index.opensearch_index import OpenSearchIndex, connect
 from tests.backends import BACKENDS, opensearch_settings
 
@@ -86,7 +87,7 @@ def ingest(server, root: Path, target: Target, *extra: str, **popen) -> subproce
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
-def test_folder_ingest_counts_reports_bad_files_and_is_idempotent(standin, folder, target):
+def test_folder_ingest_counts_reports_bad_files_and_is_idempotent(standin, folder, target, capsys):
     data_dir = target.data_dir
     first = ingest(standin, folder, target)
     assert first.returncode == 1, first.stdout + first.stderr  # some images failed
@@ -97,8 +98,11 @@ def test_folder_ingest_counts_reports_bad_files_and_is_idempotent(standin, folde
     assert "empty" in errors["empty.jpg"] and "text" in errors["notes.png"] and "truncated" in errors["cut.jpg"].lower()
     assert sorted(target.ids()) == sorted(valid_ids(folder))
 
-    again = ingest(standin, folder, target)
-    assert "indexed 0, unchanged 24, failed 3" in again.stdout
+    # the same command in-process (the subprocess run above proved the exit code and output)
+    args = ["ingest", str(folder), "--ts-url", standin.inference_url, "--model", LITE, *target.args, "--no-progress",
+            "--errors", str(target.data_dir / "errors.csv")]  # fmt: skip
+    assert main(args) == 1
+    assert "indexed 0, unchanged 24, failed 3" in capsys.readouterr().out
     assert len(target.ids()) == 24
 
 
