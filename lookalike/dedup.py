@@ -139,18 +139,27 @@ class Judge:
         return verdict
 
 
-def keeper_order(doc: Doc) -> tuple:
+def largest_first(doc: Doc) -> tuple:
     """The keeper first: the most pixels, then the earliest ingested, then the smallest id."""
     return (-((doc.width or 0) * (doc.height or 0)), doc.ingested_at or "", doc.id)
 
 
+def earliest_first(doc: Doc) -> tuple:
+    """The keeper first: the earliest ingested, then the most pixels, then the smallest id."""
+    return (doc.ingested_at or "", -((doc.width or 0) * (doc.height or 0)), doc.id)
+
+
+KEEPERS = {"largest": largest_first, "earliest": earliest_first}  # which image of a group is kept
+
+
 def find_verified(
     index: VectorIndex, store: FeatureStore, threshold: float = CANDIDATE_THRESHOLD, neighbours: int = 10,
-    progress: bool = False,
+    progress: bool = False, *, keep: str = "largest",
 ) -> tuple[list[dict], list[dict]]:  # fmt: skip
     """(copy groups, same-scene stacks). Each image's `neighbours` nearest at cosine >= `threshold`
     (whole image against whole image) are judged; memory holds the ids that have a link and the
-    verdicts that are not `different`."""
+    verdicts that are not `different`. `keep` (KEEPERS) says which image of a group is kept."""
+    keeper_order = KEEPERS[keep]
     index.refresh()
     judge, copies, scenes = Judge(store), Linked(), Linked()
     with Progress("dedup", index.count(), unit="img", enabled=progress) as shown:
@@ -163,7 +172,7 @@ def find_verified(
                 elif verdict.verdict == "same_scene":
                     scenes.link(doc.id, hit.id)
             shown.update(1, pairs=judge.pairs, grouped=len(copies.parent))
-    groups = [group for ids in copies.components() for group in verified_groups(index, judge, ids)]
+    groups = [group for ids in copies.components() for group in verified_groups(index, judge, ids, keeper_order)]
     groups.sort(key=lambda made: -len(made["duplicates"]))
     stacks = []
     for ids in scenes.components():
@@ -174,7 +183,7 @@ def find_verified(
     return groups, stacks
 
 
-def verified_groups(index: VectorIndex, judge: Judge, ids: list[str]) -> list[dict]:
+def verified_groups(index: VectorIndex, judge: Judge, ids: list[str], keeper_order=largest_first) -> list[dict]:
     """The groups of one linked set: its largest picture and every image verified as a copy or a part
     of it; then the largest of the rest and its own, and so on (a collage links two photos' copies:
     each photo keeps a group, and nobody joins one only through another image). Measured against

@@ -67,6 +67,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float,
                    help=f"cosine at or above which a pair is judged ({dedup.CANDIDATE_THRESHOLD}), or with --no-verify "
                         f"is a duplicate ({dedup.DEFAULT_THRESHOLD})")  # fmt: skip
+    p.add_argument("--keep", choices=sorted(dedup.KEEPERS), default="largest",
+                   help="which image of a group is kept: the largest picture (then the earliest ingested), or the "
+                        "earliest ingested (default largest)")  # fmt: skip
     p.add_argument(
         "--no-verify",
         action="store_true",
@@ -167,7 +170,8 @@ def find_duplicates(args: argparse.Namespace) -> int:
             threshold = args.threshold or dedup.CANDIDATE_THRESHOLD
             store = FeatureStore(settings.home / "features", settings.alias, settings.max_image_bytes)
             try:
-                groups, stacks = dedup.find_verified(stack.index, store, threshold, args.neighbours, progress=True)
+                groups, stacks = dedup.find_verified(stack.index, store, threshold, args.neighbours, progress=True,
+                                                     keep=args.keep)  # fmt: skip
             finally:
                 store.close()
     finally:

@@ -53,6 +53,9 @@ def test_copies_and_parts_group_under_the_largest_and_other_shots_stack_apart(ph
     assert verdicts == {"coffee": "copy", "crop": "part"}, group
     assert all(dup["reason"] for dup in group["duplicates"])
     assert [sorted(image["id"] for image in stack["images"]) for stack in stacks] == [["left", "right"]]
+    earliest, _ = dedup.find_verified(index, store, threshold=-1.0, neighbours=10, keep="earliest")
+    assert earliest[0]["keep"]["id"] == "coffee"  # ingested first
+    assert {dup["id"] for dup in earliest[0]["duplicates"]} == {"meme", "crop"}
 
 
 def test_an_image_linked_only_through_another_is_not_grouped_with_the_keeper(photos, tmp_path):
