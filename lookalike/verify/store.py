@@ -18,19 +18,30 @@ from lookalike.verify.features import Features, extract
 
 
 class FeatureStore:
+    """Opened on first use: an API that is never asked to verify never touches the folder."""
+
     def __init__(self, folder: Path, alias: str, max_bytes: int) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
         self.path, self.max_bytes = folder / f"{alias}.sqlite", max_bytes
         self._lock = threading.Lock()
-        self.db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS features (id TEXT PRIMARY KEY, data BLOB NOT NULL)")
+        self._db: sqlite3.Connection | None = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("CREATE TABLE IF NOT EXISTS features (id TEXT PRIMARY KEY, data BLOB NOT NULL)")
+            self._db = db
+        return self._db
 
     def put(self, doc_id: str, features: Features) -> None:
         with self._lock, self.db:
             self.db.execute("INSERT OR REPLACE INTO features VALUES (?, ?)", (doc_id, features.to_bytes()))
 
     def drop(self, doc_id: str) -> None:
+        if self._db is None and not self.path.exists():
+            return  # nothing was ever stored
         with self._lock, self.db:
             self.db.execute("DELETE FROM features WHERE id = ?", (doc_id,))
 
@@ -52,4 +63,6 @@ class FeatureStore:
 
     def close(self) -> None:
         with self._lock:
-            self.db.close()
+            if self._db is not None:
+                self._db.close()
+                self._db = None

@@ -68,3 +68,19 @@ def test_an_image_linked_only_through_another_is_not_grouped_with_the_keeper(pho
     index, store = index_of(images, tmp_path)
     groups, _ = dedup.find_verified(index, store, threshold=-1.0, neighbours=10)
     assert [(g["keep"]["id"], sorted(d["id"] for d in g["duplicates"])) for g in groups] == [("host", ["collage"])]
+
+
+def test_the_feature_store_touches_its_folder_only_when_used(tmp_path, photos):
+    folder = tmp_path / "features"
+    store = FeatureStore(folder, "t", 10_000_000)
+    store.drop("nothing")  # a DELETE of an image never verified
+    store.close()
+    assert not folder.exists()
+    store = FeatureStore(folder, "t", 10_000_000)
+    found, why = store.get("gone", str(tmp_path / "missing.jpg"))
+    assert found is None and "cannot be read" in why  # a missing source is a reason, not a crash
+    (tmp_path / "cat.jpg").write_bytes(photos["chelsea"])
+    made, _ = store.get("cat", str(tmp_path / "cat.jpg"))
+    again, _ = FeatureStore(folder, "t", 10_000_000).get("cat", None)  # kept: no source needed now
+    assert made is not None and again is not None and again.count == made.count
+    store.close()
