@@ -30,7 +30,7 @@ class Service:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings, self.metrics = settings, metrics
         self.thumbnails = Thumbnails(settings.thumb_dir, settings.thumb_size)
-        self.features = FeatureStore(settings.home / "features", settings.alias, settings.max_image_bytes)
+        self.features = FeatureStore.of(settings)
         # No retries: a search answers at once; ingest is where overload is waited out.
         self.model = AsyncModelClient.from_settings(settings, retries=0)
         self.info: ModelInfo | None = None

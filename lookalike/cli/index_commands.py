@@ -143,7 +143,7 @@ def find(args: argparse.Namespace) -> int:
                       "exclude_ids": exclude, "max_k": stack.settings.max_k}  # fmt: skip
             if getattr(args, "verify", False):
                 settings = stack.settings
-                store = FeatureStore(settings.home / "features", settings.alias, settings.max_image_bytes)
+                store = FeatureStore.of(settings)
                 try:
                     hits = search.verified(stack.index, store, data, vector, k, candidates=settings.verify_candidates,
                                            **chosen)  # fmt: skip
@@ -168,7 +168,7 @@ def find_duplicates(args: argparse.Namespace) -> int:
                                        by_regions=args.by_regions)  # fmt: skip
         else:
             threshold = args.threshold or dedup.CANDIDATE_THRESHOLD
-            store = FeatureStore(settings.home / "features", settings.alias, settings.max_image_bytes)
+            store = FeatureStore.of(settings)
             try:
                 groups, stacks = dedup.find_verified(stack.index, store, threshold, args.neighbours, progress=True,
                                                      keep=args.keep)  # fmt: skip

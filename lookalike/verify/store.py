@@ -14,6 +14,7 @@ from pathlib import Path
 
 from lookalike.errors import LookalikeError
 from lookalike.ingest import sources
+from lookalike.settings import Settings
 from lookalike.verify.features import Features, extract
 
 
@@ -24,6 +25,11 @@ class FeatureStore:
         self.path, self.max_bytes = folder / f"{alias}.sqlite", max_bytes
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+
+    @classmethod
+    def of(cls, settings: Settings) -> FeatureStore:
+        """The store of `settings`' alias under its LOOKALIKE_HOME."""
+        return cls(settings.home / "features", settings.alias, settings.max_image_bytes)
 
     @property
     def db(self) -> sqlite3.Connection:
