@@ -30,6 +30,7 @@ import numpy as np
 from lookalike.index import VectorIndex
 from lookalike.index.documents import Doc
 from lookalike.progress import Progress
+from lookalike.review.decisions import Apart, Decision, apply_all
 from lookalike.verify.features import Features
 from lookalike.verify.store import FeatureStore
 from lookalike.verify.verdict import Verdict, verify
@@ -41,7 +42,7 @@ FEATURE_CACHE = 256  # features of this many images kept in memory during a veri
 
 def find_groups(
     index: VectorIndex, threshold: float = DEFAULT_THRESHOLD, neighbours: int = 10, progress: bool = False,
-    by_regions: bool = False,
+    by_regions: bool = False, decisions: list[Decision] = (),
 ) -> list[dict]:  # fmt: skip
     """Connected components of the "cosine >= threshold" graph over each doc's nearest neighbours
     (scored whole against whole; `by_regions`: against the other's best vector, as search scores).
@@ -50,6 +51,7 @@ def find_groups(
     links), never the vectors of the whole index. Each group's documents are read back at the end."""
     index.refresh()  # every write acknowledged before the run takes part in it
     parent: dict[str, str] = {}
+    apart = Apart(list(decisions))
 
     def root(x: str) -> str:
         while parent.setdefault(x, x) != x:
@@ -62,14 +64,15 @@ def find_groups(
             found = index.search(doc.vector, neighbours + 1, exclude_ids=[doc.id], min_similarity=threshold,
                                  by_regions=by_regions)  # fmt: skip
             for hit in found:
-                parent[root(hit.id)] = root(doc.id)
+                if not apart(doc.id, hit.id):
+                    parent[root(hit.id)] = root(doc.id)
             shown.update(1, linked=len(parent))
     members: dict[str, list[str]] = {}
     for doc_id in list(parent):
         members.setdefault(root(doc_id), []).append(doc_id)
     groups = [made for ids in members.values() if len(ids) >= 2 and (made := group(index, ids)) is not None]
     groups.sort(key=lambda made: -len(made["duplicates"]))
-    return groups
+    return apply_all(groups, list(decisions))
 
 
 def group(index: VectorIndex, ids: list[str]) -> dict | None:
@@ -80,9 +83,14 @@ def group(index: VectorIndex, ids: list[str]) -> dict | None:
         return None
     docs.sort(key=lambda doc: (doc.ingested_at or "", doc.id))
     keep = docs[0]
-    duplicates = [{"id": doc.id, "source": doc.source, "similarity": round(float(np.dot(keep.vector, doc.vector)), 6)}
+    duplicates = [{**described(doc), "similarity": round(float(np.dot(keep.vector, doc.vector)), 6)}
                   for doc in docs[1:]]  # fmt: skip
-    return {"keep": {"id": keep.id, "source": keep.source}, "duplicates": duplicates}
+    return {"keep": described(keep), "duplicates": duplicates}
+
+
+def described(doc: Doc) -> dict:
+    """What a group says of one of its images."""
+    return {"id": doc.id, "source": doc.source, "width": doc.width, "height": doc.height}
 
 
 class Linked:
@@ -154,36 +162,43 @@ KEEPERS = {"largest": largest_first, "earliest": earliest_first}  # which image 
 
 def find_verified(
     index: VectorIndex, store: FeatureStore, threshold: float = CANDIDATE_THRESHOLD, neighbours: int = 10,
-    progress: bool = False, *, keep: str = "largest",
+    progress: bool = False, *, keep: str = "largest", decisions: list[Decision] = (),
 ) -> tuple[list[dict], list[dict]]:  # fmt: skip
     """(copy groups, same-scene stacks). Each image's `neighbours` nearest at cosine >= `threshold`
     (whole image against whole image) are judged; memory holds the ids that have a link and the
-    verdicts that are not `different`. `keep` (KEEPERS) says which image of a group is kept."""
+    verdicts that are not `different`. `keep` (KEEPERS) says which image of a group is kept.
+    `decisions` (lookalike.review) are honoured: two images someone said are not duplicates are
+    never linked, a chosen keeper is kept, and decided groups say so."""
     keeper_order = KEEPERS[keep]
     index.refresh()
-    judge, copies, scenes = Judge(store), Linked(), Linked()
+    judge, copies, scenes, apart = Judge(store), Linked(), Linked(), Apart(list(decisions))
     with Progress("dedup", index.count(), unit="img", enabled=progress) as shown:
         for doc in index.scan():
             for hit in index.search(doc.vector, neighbours + 1, exclude_ids=[doc.id], min_similarity=threshold,
                                     by_regions=False):  # fmt: skip
+                if apart(doc.id, hit.id):
+                    continue
                 verdict = judge.judge(doc.id, doc.source, hit.id, hit.metadata.get("source"), hit.similarity)
                 if verdict.verdict in ("copy", "part"):
                     copies.link(doc.id, hit.id)
                 elif verdict.verdict == "same_scene":
                     scenes.link(doc.id, hit.id)
             shown.update(1, pairs=judge.pairs, grouped=len(copies.parent))
-    groups = [group for ids in copies.components() for group in verified_groups(index, judge, ids, keeper_order)]
-    groups.sort(key=lambda made: -len(made["duplicates"]))
+    groups = [group for ids in copies.components()
+              for group in verified_groups(index, judge, ids, keeper_order, apart)]  # fmt: skip
+    groups = apply_all(sorted(groups, key=lambda made: -len(made["duplicates"])), list(decisions))
     stacks = []
     for ids in scenes.components():
         docs = [doc for doc in (index.get(doc_id) for doc_id in ids) if doc is not None]
         if len(docs) >= 2:
-            stacks.append({"images": [{"id": doc.id, "source": doc.source} for doc in sorted(docs, key=keeper_order)],
+            stacks.append({"images": [described(doc) for doc in sorted(docs, key=keeper_order)],
                            "verdict": "same_scene"})  # fmt: skip
     return groups, stacks
 
 
-def verified_groups(index: VectorIndex, judge: Judge, ids: list[str], keeper_order=largest_first) -> list[dict]:
+def verified_groups(
+    index: VectorIndex, judge: Judge, ids: list[str], keeper_order=largest_first, apart=lambda a, b: False,
+) -> list[dict]:  # fmt: skip
     """The groups of one linked set: its largest picture and every image verified as a copy or a part
     of it; then the largest of the rest and its own, and so on (a collage links two photos' copies:
     each photo keeps a group, and nobody joins one only through another image). Measured against
@@ -194,15 +209,14 @@ def verified_groups(index: VectorIndex, judge: Judge, ids: list[str], keeper_ord
         keep, duplicates, left = rest[0], [], []
         for doc in rest[1:]:
             cosine = float(np.dot(keep.vector, doc.vector))
-            verdict = judge.judge(doc.id, doc.source, keep.id, keep.source, cosine)
-            if verdict.verdict in ("copy", "part"):
-                duplicates.append({"id": doc.id, "source": doc.source, "similarity": round(cosine, 6),
-                                   "verdict": verdict.verdict, "reason": verdict.reason})  # fmt: skip
+            verdict = None if apart(doc.id, keep.id) else judge.judge(doc.id, doc.source, keep.id, keep.source, cosine)
+            if verdict is not None and verdict.verdict in ("copy", "part"):
+                duplicates.append({**described(doc), "similarity": round(cosine, 6), "verdict": verdict.verdict,
+                                   "reason": verdict.reason})  # fmt: skip
             else:
                 left.append(doc)
         if duplicates:
-            groups.append({"keep": {"id": keep.id, "source": keep.source, "width": keep.width, "height": keep.height},
-                           "duplicates": duplicates})  # fmt: skip
+            groups.append({"keep": described(keep), "duplicates": duplicates})
         rest = left
     return groups
 

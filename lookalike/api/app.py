@@ -8,6 +8,9 @@
     GET    /images/{id}            an indexed image's metadata;  /images/{id}/thumbnail: a small JPEG
     PUT    /images/{id}            add or replace an image (multipart image + category, tags, source)  [API key]
     DELETE /images/{id}            remove it                                                           [API key]
+    GET    /duplicates             the last `lookalike dedup` run's groups, paged (?status=pending|decided|all);
+                                   a browser gets the review page
+    POST   /duplicates/decisions   keep one / not duplicates / resolved                                [API key]
     GET    /healthz, /metrics      model server and index checked; Prometheus metrics
 
     lookalike api --port 8000
@@ -36,7 +39,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from lookalike import __version__
-from lookalike.api import catalogue_routes, search_routes
+from lookalike.api import catalogue_routes, duplicates_routes, search_routes
 from lookalike.api.metrics import CONTENT_TYPE, Metrics
 from lookalike.api.service import Service
 from lookalike.errors import LookalikeError
@@ -118,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(search_routes.router)
     app.include_router(catalogue_routes.router)
+    app.include_router(duplicates_routes.router)
 
     @app.get("/metrics", include_in_schema=False)
     async def get_metrics(request: Request) -> Response:

@@ -14,6 +14,7 @@ from lookalike.api.metrics import Metrics
 from lookalike.api.thumbnails import Thumbnails
 from lookalike.errors import BadQuery, LookalikeError, UploadTooLarge
 from lookalike.index import VectorIndex, open_index
+from lookalike.review.store import ReviewStore, open_review
 from lookalike.serving.client import AsyncModelClient, ModelInfo
 from lookalike.settings import Settings
 from lookalike.verify.store import FeatureStore
@@ -35,6 +36,7 @@ class Service:
         self.model = AsyncModelClient.from_settings(settings, retries=0)
         self.info: ModelInfo | None = None
         self.index: VectorIndex | None = None
+        self.review: ReviewStore | None = None
         self._opening = asyncio.Lock()
 
     async def ready_index(self) -> VectorIndex:
@@ -47,6 +49,12 @@ class Service:
                 self.index = await run_in_threadpool(open_index, self.settings, info.model, info.dimension)
                 self.info = info
         return self.index
+
+    async def ready_review(self) -> ReviewStore:
+        """The store of de-duplication runs and decisions (lookalike.review), opened on first need."""
+        if self.review is None:
+            self.review = await run_in_threadpool(open_review, self.settings)
+        return self.review
 
     async def embed(self, image: bytes, regions: str = "none"):
         """(TorchServe's document, the float32 vector) for `image`, timed as embedding time; the
@@ -74,6 +82,8 @@ class Service:
     async def close(self) -> None:
         await self.model.aclose()
         self.features.close()
+        if self.review is not None:
+            await run_in_threadpool(self.review.close)
         if self.index is not None:
             await run_in_threadpool(self.index.close)
 

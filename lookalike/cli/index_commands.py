@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from lookalike import dedup, search
@@ -16,6 +18,7 @@ from lookalike.index.opensearch_index import OpenSearchIndex, create_index, swap
 from lookalike.index.opensearch_index import connect as opensearch_client
 from lookalike.ingest import sources
 from lookalike.ingest.pipeline import DEFAULT_ERRORS, Ingestor, write_errors
+from lookalike.review.store import open_review
 from lookalike.serving.client import ModelClient
 from lookalike.settings import RUN_DIR
 from lookalike.verify.store import FeatureStore
@@ -160,30 +163,42 @@ def find(args: argparse.Namespace) -> int:
 
 def find_duplicates(args: argparse.Namespace) -> int:
     stack = connected(args)
-    settings, stacks = stack.settings, None
+    settings, stacks = stack.settings, []
+    review = open_review(settings)
+    started = time.perf_counter()
     try:
+        decided = review.decisions()
         if args.no_verify:
             threshold = args.threshold or dedup.DEFAULT_THRESHOLD
             groups = dedup.find_groups(stack.index, threshold, args.neighbours, progress=True,
-                                       by_regions=args.by_regions)  # fmt: skip
+                                       by_regions=args.by_regions, decisions=decided)  # fmt: skip
         else:
             threshold = args.threshold or dedup.CANDIDATE_THRESHOLD
             store = FeatureStore.of(settings)
             try:
                 groups, stacks = dedup.find_verified(stack.index, store, threshold, args.neighbours, progress=True,
-                                                     keep=args.keep)  # fmt: skip
+                                                     keep=args.keep, decisions=decided)  # fmt: skip
             finally:
                 store.close()
+        run = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "images": stack.index.count(),
+               "verified": not args.no_verify, "threshold": threshold, "neighbours": args.neighbours,
+               "keep": args.keep, "groups": len(groups), "stacks": len(stacks),
+               "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+        review.save_run(run, groups, stacks)  # for GET /duplicates and the review page
     finally:
+        review.close()
         stack.close()
     dedup.write(groups, args.out)
     dupes = sum(len(group["duplicates"]) for group in groups)
-    how = "verified" if stacks is not None else "by cosine alone"
-    print(f"{len(groups)} groups, {dupes} duplicates ({how}; candidates at cosine >= {threshold}): {args.out}")
-    if stacks is not None:
+    done = sum(1 for group in groups if group.get("decision"))
+    how = "verified" if not args.no_verify else "by cosine alone"
+    print(f"{len(groups)} groups ({done} decided before), {dupes} duplicates ({how}; candidates at cosine >= "
+          f"{threshold}): {args.out}")  # fmt: skip
+    if not args.no_verify:
         beside = args.out.with_name(f"{args.out.stem}.stacks.json")
         beside.write_text(json.dumps(stacks, indent=2))
         print(f"{len(stacks)} stacks of other shots of one scene: {beside}")
+    print("review them at /duplicates on the API (lookalike api)")
     return 0
 
 

@@ -102,6 +102,13 @@ function renderHits(hits, into) {
     more.setAttribute("aria-label", `More like ${name}`);
     more.addEventListener("click", () => { query = { similar: hit.id, name }; run(); });
     node.dataset.id = hit.id;
+    if (hit.verdict) {
+      const verdict = node.querySelector(".verdict");
+      verdict.textContent = hit.verdict.replace("_", " ");
+      verdict.title = hit.verification && hit.verification.reason ? hit.verification.reason : "";
+      verdict.classList.add(hit.verdict);
+      verdict.hidden = false;
+    }
     if (hit.box) outline(node, img, hit.box);
     gallery.append(node);
   }
@@ -121,7 +128,9 @@ async function run() {
       body = await call(`/search?per_category=${n}`, { method: "POST", body: query.image,
         headers: { "Content-Type": query.image.type || "application/octet-stream" } });
     } else {
-      body = await call(`/search?${options()}`, { method: "POST", body: query.image,
+      const params = options();
+      if ($("verify").checked) params.set("verify", "true");
+      body = await call(`/search?${params}`, { method: "POST", body: query.image,
         headers: { "Content-Type": query.image.type || "application/octet-stream" } });
     }
     results.replaceChildren();
