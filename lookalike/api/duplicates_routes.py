@@ -12,35 +12,45 @@ stays decided in later runs and after restarts.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from lookalike.api.contract import errors
 from lookalike.api.security import require_read, require_write
 from lookalike.api.service import service_of
-from lookalike.errors import NotFound
+from lookalike.errors import BadQuery, NotFound
 from lookalike.review.decisions import PENDING, Decision, apply_all, members, status
 
 router = APIRouter(prefix="/duplicates")
 PAGE = Path(__file__).parent / "static" / "duplicates.html"
 
 
-class DecisionIn(BaseModel):
-    decision: Literal["keep", "not_duplicates", "resolved"] = Field(
-        description="keep: `keep` is kept and the other ids are its duplicates; not_duplicates: no two of "
-        "`ids` are duplicates; resolved: the group as it stands is done"
-    )
-    ids: list[str] = Field(min_length=2, max_length=1000, description="every image the decision is about")
-    keep: str | None = Field(None, description="decision keep: the image kept (one of ids)")
+Id = Annotated[str, Field(min_length=1)]
+Ids = Annotated[set[Id], Field(min_length=2, max_length=1000, description="every image the decision is about")]
 
-    @model_validator(mode="after")
-    def consistent(self) -> DecisionIn:
-        Decision(self.decision, tuple(self.ids), self.keep)  # raises ValueError with the reason
-        return self
+
+class KeepIn(BaseModel):
+    """`keep` is kept; the other ids are its duplicates (`keep` must be one of `ids`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["keep"]
+    ids: Ids
+    keep: Id = Field(description="the image kept (one of ids)")
+
+
+class SettleIn(BaseModel):
+    """not_duplicates: no two of `ids` are duplicates; resolved: the group as it stands is done."""
+
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["not_duplicates", "resolved"]
+    ids: Ids
+
+
+DecisionIn = Annotated[KeepIn | SettleIn, Field(discriminator="decision")]
 
 
 class DecisionsIn(BaseModel):
@@ -79,7 +89,7 @@ async def get_duplicates(
             "per_page": per_page, "groups": shown}  # fmt: skip
 
 
-@router.post("/decisions", dependencies=[Depends(require_write)], responses=errors(401, 403, 404, 422, 503),
+@router.post("/decisions", dependencies=[Depends(require_write)], responses=errors(400, 401, 403, 404, 422, 503),
              summary="Record decisions on groups: keep one, not duplicates, or resolved (each replaces an "
                      "earlier decision about the same ids)")  # fmt: skip
 async def post_decisions(request: Request, body: DecisionsIn) -> dict:
@@ -89,7 +99,11 @@ async def post_decisions(request: Request, body: DecisionsIn) -> dict:
     unknown = [doc_id for doc_id in wanted if doc_id not in indexed]
     if unknown:
         raise NotFound(f"no image with id {', '.join(unknown[:5])}" + (" ..." if len(unknown) > 5 else ""))
-    made = [Decision(decision.decision, tuple(decision.ids), decision.keep) for decision in body.decisions]
+    try:
+        made = [Decision(decision.decision, tuple(decision.ids), getattr(decision, "keep", None))
+                for decision in body.decisions]  # fmt: skip
+    except ValueError as exc:  # beyond a schema: the kept image must be one of the ids
+        raise BadQuery(str(exc)) from exc
     review = await service.ready_review()
     await run_in_threadpool(review.record, made)
     return {"recorded": len(made), "decisions": [{**decision.to_dict(), "key": decision.key} for decision in made]}

@@ -38,7 +38,10 @@ def test_review_decide_restart_rerun(api, catalogue, photos, tmp_path):
     with api(api_key=WRITE_KEY) as running:
         empty = requests.get(f"{running.url}/duplicates", timeout=30).json()
         assert empty["run"] is None and empty["groups"] == [] and empty["total"] == 0
-        for name, img in (("coffee-small", coffee.resize((300, 200))), ("coffee-crop", coffee.crop((80, 40, 520, 360)))):
+        for name, img in (
+            ("coffee-small", coffee.resize((300, 200))),
+            ("coffee-crop", coffee.crop((80, 40, 520, 360))),
+        ):
             put = requests.put(f"{running.url}/images/{name}", data=jpeg(img), headers=AUTH, timeout=60)
             assert put.status_code == 201, put.text
 
@@ -60,7 +63,7 @@ def test_review_decide_restart_rerun(api, catalogue, photos, tmp_path):
         assert missing.status_code == 404 and "no-such-image" in missing.json()["error"]
         wrong = {"decisions": [{"decision": "keep", "ids": ids, "keep": "chelsea"}]}
         refused = requests.post(f"{running.url}/duplicates/decisions", json=wrong, headers=AUTH, timeout=30)
-        assert refused.status_code == 422 and "not one of ids" in refused.json()["error"]
+        assert refused.status_code == 400 and "not one of ids" in refused.json()["error"]
         done = requests.post(f"{running.url}/duplicates/decisions", json=body, headers=AUTH, timeout=30)
         assert done.status_code == 200 and done.json()["recorded"] == 1
         pending = requests.get(f"{running.url}/duplicates", timeout=30).json()

@@ -7,6 +7,7 @@ screenshot is the one the README shows (docs/page.png)."""
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 from pathlib import Path
@@ -196,4 +197,86 @@ def test_the_matching_region_is_outlined_on_its_hit(browser, standin, photos, tm
         assert abs(box["x"] - frame["x"]) < 4 and abs(box["y"] - top) < 4
         assert abs(box["width"] - frame["width"] / 2) < 6 and abs(box["height"] - image_height / 2) < 6
         shot(page, "region-outline")
+    context.close()
+
+
+def test_review_duplicates_accept_keep_another_and_not_duplicates(browser, standin, photos, tmp_path):
+    """The review page over a real `lookalike dedup` run (the CLI, in its own process): three copy
+    groups; one accepted with its suggested keeper, one kept under another image, one marked not
+    duplicates; each leaves the list at once, and the decided view shows what was chosen."""
+    from PIL import Image
+
+    from tests.api.test_duplicates import AUTH, dedup_cli
+    from tests.verify.test_verified_dedup import jpeg
+
+    settings = Settings(ts_url=standin.inference_url, model="efficientnet_lite0", data_dir=tmp_path / "index",
+                        api_key=AUTH["Authorization"].split()[1], thumb_dir=tmp_path / "thumbs")  # fmt: skip
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    expect = playwright_api.expect
+    with stack.ApiThread(settings) as running:
+        for name in ("coffee", "chelsea", "rocket"):
+            img = Image.open(io.BytesIO(photos[name])).convert("RGB")
+            for suffix, copy in (("", img), ("-small", img.resize((img.width // 2, img.height // 2)))):
+                put = requests.put(f"{running.url}/images/{name}{suffix}", data=jpeg(copy), headers=AUTH, timeout=60)
+                assert put.status_code == 201, put.text
+        page.goto(f"{running.url}/duplicates")
+        expect(page.locator("#run")).to_contain_text("No de-duplication run yet")
+        dedup_cli(settings, tmp_path / "duplicates.json")
+        page.goto(f"{running.url}/duplicates#key={settings.api_key}")
+        page.reload()  # the same page with a new hash: reload it to read the run
+        groups = page.locator(".dup-group")
+        expect(groups).to_have_count(3)
+        expect(page.locator("#run")).to_contain_text("3 to review")
+        first = groups.first
+        expect(first.locator(".hit.keeper .role")).to_have_text("suggested keeper")
+        expect(first.locator(".hit").nth(1).locator(".size")).to_contain_text(" × ")
+        expect(first.locator(".hit").nth(1).locator(".verdict")).to_contain_text("copy")
+        shot(page, "duplicates-1-review")
+
+        keeper = first.locator(".hit.keeper").get_attribute("data-id")
+        first.locator(".accept").click()
+        expect(page.locator("#status")).to_contain_text("the others are its duplicates")
+        expect(groups).to_have_count(2)
+        second_small = groups.first.locator(".hit").nth(1)
+        small_id = second_small.get_attribute("data-id")
+        second_small.locator(".keep").click()
+        expect(groups).to_have_count(1)
+        groups.first.locator(".apart").click()
+        expect(page.locator("#status")).to_contain_text("not duplicates")
+        expect(groups).to_have_count(0)
+        expect(page.locator("#run")).to_contain_text("0 to review, 2 kept")
+
+        page.select_option("#show", "decided")
+        expect(groups).to_have_count(2)
+        kept = groups.locator(".hit.keeper").evaluate_all("(nodes) => nodes.map((node) => node.dataset.id)")
+        assert sorted(kept) == sorted([keeper, small_id])
+        shot(page, "duplicates-2-decided")
+    context.close()
+
+
+def test_the_verify_switch_marks_verified_copies(browser, standin, photos, tmp_path):
+    """With "Verify copies" on, the page asks /search?verify=true and shows each hit's verdict."""
+    from tests.api.test_duplicates import AUTH
+
+    settings = Settings(ts_url=standin.inference_url, model="efficientnet_lite0", data_dir=tmp_path / "index",
+                        api_key=AUTH["Authorization"].split()[1], thumb_dir=tmp_path / "thumbs")  # fmt: skip
+    coffee = tmp_path / "coffee.jpg"
+    coffee.write_bytes(photos["coffee"])
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    with stack.ApiThread(settings) as running:
+        for name in ("coffee", "chelsea", "rocket"):
+            assert requests.put(f"{running.url}/images/{name}", data=photos[name], headers=AUTH,
+                                timeout=60).status_code == 201  # fmt: skip
+        page.goto(running.url)
+        asked = []
+        page.on("request", lambda request: asked.append(request.url))
+        page.check("#verify")
+        page.set_input_files("#file", str(coffee))
+        first = page.locator("#results .hit").first
+        playwright_api.expect(first.locator(".verdict")).to_have_text("copy")
+        playwright_api.expect(page.locator("#results .hit").nth(1).locator(".verdict")).to_have_text("different")
+        assert any("verify=true" in url for url in asked)
+        shot(page, "verify-switch")
     context.close()

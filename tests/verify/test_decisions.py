@@ -23,8 +23,8 @@ from tests.verify.test_verified_dedup import jpeg
 
 
 def group(keep: str, *duplicates: str) -> dict:
-    return {"keep": {"id": keep, "source": f"{keep}.jpg"},
-            "duplicates": [{"id": dup, "source": f"{dup}.jpg", "similarity": 0.9, "verdict": "copy"} for dup in duplicates]}  # fmt: skip
+    copies = [{"id": dup, "source": f"{dup}.jpg", "similarity": 0.9, "verdict": "copy"} for dup in duplicates]
+    return {"keep": {"id": keep, "source": f"{keep}.jpg"}, "duplicates": copies}
 
 
 def test_a_chosen_keeper_leads_its_group_and_the_group_is_decided():

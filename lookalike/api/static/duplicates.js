@@ -33,7 +33,8 @@ async function call(url, options = {}) {
 }
 
 function baseName(source, id) {
-  return (source && source.split(/[\\/]/).pop()) || id;
+  if (!source || source.startsWith("upload:")) return id;
+  return source.split(/[\\/]/).pop() || id;
 }
 
 function showThumbnail(img, id) {
