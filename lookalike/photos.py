@@ -30,6 +30,12 @@ def _jpeg(array: np.ndarray, quality: int = 92) -> bytes:
     return buffer.getvalue()
 
 
+# Photos that show one scene twice (another shot, not a copy): the stereo pair, and two pairs of
+# interior shots of one room taken from another spot. De-duplication must not group them as copies.
+SAME_SCENE = (("motorcycle_left", "motorcycle_right"), ("pexels-7303992", "pexels-7303995"),
+              ("pexels-7303773", "pexels-cup-of-couple-7303788"))  # fmt: skip
+
+
 def subject_photos() -> dict[str, bytes]:
     """Distinct-subject photos as JPEG bytes, by name (skimage + sklearn samples)."""
     from skimage import data

@@ -7,7 +7,9 @@ collage and the photo it was pasted into (it shows both). The groups come from t
 (`dedup.find_groups`) over a real embedded index per region scheme: with `none` a score is whole
 image against whole image; with a scheme it is what search scores, a document's whole vector
 against the other's best vector (whole or region). A group of n documents predicts its n(n-1)/2
-pairs. Per threshold: precision, recall, F1 and recall per kind of copy; means over seeds.
+pairs. Per threshold: precision, recall, F1, and precision and recall per kind of copy; means over
+seeds. Same-scene negatives: photos that show one scene twice (lookalike.photos.SAME_SCENE) are
+not a true pair, nor are their copies; the scores say how many such pairs were grouped.
 """
 
 from __future__ import annotations
@@ -62,17 +64,31 @@ def group_pairs(groups: list[dict]) -> set[Pair]:
     return pairs
 
 
-def pair_scores(found: set[Pair], truth: set[Pair], kinds: list[str]) -> dict:
+def scene_pairs(items: list[tuple[str, bytes, frozenset[int]]], scenes: list[tuple[int, int]]) -> set[Pair]:
+    """Pairs of documents that show two shots of one scene (and not one photo): same-scene negatives."""
+    linked = {frozenset(scene) for scene in scenes}
+    return {pair(a[0], b[0]) for a, b in combinations(items, 2)
+            if not a[2] & b[2] and any(frozenset((i, j)) in linked for i in a[2] for j in b[2])}  # fmt: skip
+
+
+def involving(pairs: set[Pair], kind: str) -> set[Pair]:
+    """The pairs with a copy of `kind` on one side."""
+    return {p for p in pairs if any(side.startswith(f"{kind}-") for side in p)}
+
+
+def pair_scores(found: set[Pair], truth: set[Pair], kinds: list[str], scenes: set[Pair] = frozenset()) -> dict:
     hits = found & truth
     precision = len(hits) / len(found) if found else 1.0
     recall = len(hits) / len(truth)
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    by_kind = {}
+    by_kind, precision_by_kind = {}, {}
     for kind in kinds:
-        wanted = {pair for pair in truth if any(side.startswith(f"{kind}-") for side in pair)}
+        wanted, made = involving(truth, kind), involving(found, kind)
         by_kind[kind] = len(wanted & found) / len(wanted) if wanted else 0.0
+        precision_by_kind[kind] = len(made & truth) / len(made) if made else 1.0
     return {"precision": precision, "recall": recall, "f1": f1, "pairs_found": len(found),
-            "true_pairs": len(truth), "recall_by_kind": by_kind}  # fmt: skip
+            "true_pairs": len(truth), "recall_by_kind": by_kind, "precision_by_kind": precision_by_kind,
+            "scene_pairs": len(scenes), "scene_pairs_grouped": len(found & scenes)}  # fmt: skip
 
 
 def embed_docs(client: ModelClient, items: list[tuple[str, bytes, frozenset[int]]], scheme: str,
@@ -111,38 +127,42 @@ def groups_per_threshold(docs: list[Doc], scheme: str, thresholds: list[float], 
 
 
 def evaluate(client: ModelClient, images: list[bytes], kinds: list[str], schemes: list[str], seeds: list[int],
-             thresholds: list[float], neighbours: int = 10, verified: bool = False) -> dict:  # fmt: skip
+             thresholds: list[float], neighbours: int = 10, verified: bool = False,
+             scenes: list[tuple[int, int]] = ()) -> dict:  # fmt: skip
     """{scheme: {threshold: scores}}: means over seeds (per-kind recall too). `verified`: groups by
     `dedup.find_verified` (schemes named "<scheme> verified"), each threshold the candidates' cosine."""
     label = {scheme: f"{scheme} verified" if verified else scheme for scheme in schemes}
     runs: dict[str, dict[float, list[dict]]] = {label[s]: {t: [] for t in thresholds} for s in schemes}
     for seed in seeds:
         items = collection(images, kinds, seed)
-        truth = true_pairs(items)
+        truth, negatives = true_pairs(items), scene_pairs(items, list(scenes))
         features = {doc_id: extract(data) for doc_id, data, _ in items} if verified else None
         for scheme in schemes:
             docs = embed_docs(client, items, scheme)
             for threshold, groups in groups_per_threshold(docs, scheme, thresholds, neighbours, features).items():
-                runs[label[scheme]][threshold].append(pair_scores(group_pairs(groups), truth, kinds))
+                runs[label[scheme]][threshold].append(pair_scores(group_pairs(groups), truth, kinds, negatives))
     return {scheme: {threshold: mean_scores(scores) for threshold, scores in by_threshold.items()}
             for scheme, by_threshold in runs.items()}  # fmt: skip
 
 
 def mean_scores(runs: list[dict]) -> dict:
-    keys = ("precision", "recall", "f1", "pairs_found", "true_pairs")
+    keys = ("precision", "recall", "f1", "pairs_found", "true_pairs", "scene_pairs", "scene_pairs_grouped")
     out: dict[str, Any] = {key: float(np.mean([run[key] for run in runs])) for key in keys}
-    out["recall_by_kind"] = {kind: float(np.mean([run["recall_by_kind"][kind] for run in runs]))
-                             for kind in runs[0]["recall_by_kind"]}  # fmt: skip
+    for by in ("recall_by_kind", "precision_by_kind"):
+        out[by] = {kind: float(np.mean([run[by][kind] for run in runs])) for kind in runs[0][by]}
     return out
 
 
 def table(results: dict, kinds: list[str]) -> str:
-    head = f"{'scheme':<15} {'cosine >=':>9} {'precision':>9} {'recall':>7} {'F1':>6} {'pairs':>6}"
-    lines = [head + "".join(f" {kind[:12]:>12}" for kind in kinds)]
+    """One row per scheme and threshold; per kind of copy `precision/recall` of the pairs it is in;
+    `scene`: same-scene pairs grouped as copies, of all such pairs."""
+    head = f"{'scheme':<15} {'cosine >=':>9} {'precision':>9} {'recall':>7} {'F1':>6} {'pairs':>6} {'scene':>7}"
+    lines = [head + "".join(f" {kind[:13]:>13}" for kind in kinds)]
     for scheme, by_threshold in results.items():
         for threshold, s in by_threshold.items():
             lines.append(
                 f"{scheme:<15} {threshold:>9.2f} {s['precision']:>9.3f} {s['recall']:>7.3f} {s['f1']:>6.3f} "
-                f"{s['pairs_found']:>6.0f}" + "".join(f" {s['recall_by_kind'][k]:>12.3f}" for k in kinds)
+                f"{s['pairs_found']:>6.0f} {s['scene_pairs_grouped']:>3.0f}/{s['scene_pairs']:<3.0f}"
+                + "".join(f"   {s['precision_by_kind'][k]:.2f}/{s['recall_by_kind'][k]:.2f}" for k in kinds)
             )
     return "\n".join(lines)

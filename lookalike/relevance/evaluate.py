@@ -34,7 +34,7 @@ from lookalike_handler.wire import decode_regions, decode_vector
 from lookalike import stack
 from lookalike.errors import BadQuery, LookalikeError
 from lookalike.ingest.sources import from_folder
-from lookalike.photos import interior_photos, subject_photos
+from lookalike.photos import SAME_SCENE, interior_photos, subject_photos
 from lookalike.relevance import dedup_eval
 from lookalike.relevance.metrics import Scores, ranked_by, rankings, score
 from lookalike.relevance.protocols import ALL_KINDS, PARTIAL_KINDS, copies
@@ -223,12 +223,15 @@ def evaluate(argv: list[str] | None = None) -> int:
     models = [name.strip() for name in args.models.split(",") if name.strip()]
     if not args.folder and not args.near_duplicates and not args.regions and not args.dedup:
         args.near_duplicates = True  # nothing chosen: the protocol every install can run
+    scenes: list[tuple[int, int]] = []  # photos that show one scene twice: not copies (bundled photos only)
     if args.folder:
         images, labels = labelled_folder(args.folder)
     else:
         photos = {**subject_photos(), **interior_photos()}
         photos = dict(list(photos.items())[: args.photos])
         images, labels = list(photos.values()), ["photos"] * len(photos)
+        names = list(photos)
+        scenes = [(names.index(a), names.index(b)) for a, b in SAME_SCENE if a in photos and b in photos]
     seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
     named = {"all": list(ALL_KINDS), "partial": list(PARTIAL_KINDS)}
     kinds = named.get(args.kinds) or [kind.strip() for kind in args.kinds.split(",") if kind.strip()]
@@ -249,7 +252,7 @@ def evaluate(argv: list[str] | None = None) -> int:
                     schemes = (args.regions or "none").split(",")
                     thresholds = [float(t) for t in args.thresholds.split(",")]
                     deduplicated[model] = dedup_eval.evaluate(client, images, kinds, schemes, seeds, thresholds,
-                                                              verified=args.verify > 0)  # fmt: skip
+                                                              verified=args.verify > 0, scenes=scenes)  # fmt: skip
                 elif args.regions:
                     for scheme in args.regions.split(","):
                         by_copy[f"{model} {scheme}"] = partial_duplicates(client, images, scheme, seeds, kinds)
@@ -268,7 +271,8 @@ def evaluate(argv: list[str] | None = None) -> int:
     for model, results in deduplicated.items():
         print(
             f"\nDe-duplication, {model} ({len(images)} photos + one copy of each per kind: {', '.join(kinds)}; "
-            f"mean of seeds {args.seeds}; lookalike dedup's groups, pairs within a group):"
+            f"mean of seeds {args.seeds}; lookalike dedup's groups, pairs within a group; per kind: "
+            "precision/recall of the pairs it is in; scene: same-scene pairs grouped, of all):"
         )
         print(dedup_eval.table(results, kinds))
     if deduplicated:

@@ -143,3 +143,21 @@ def test_eval_dedup_with_verification_over_the_standin(standin, tmp_path):
     assert main(cmd) == 0
     scores = json.loads(out.read_text())["dedup"]["efficientnet_lite0"]["none verified"]["-1.0"]
     assert scores["true_pairs"] == 4 and 0 <= scores["precision"] <= 1 and scores["recall"] > 0, scores
+
+
+def test_same_scene_pairs_are_negatives_and_precision_is_reported_per_kind():
+    """Photos 0 and 1 show one scene: neither they nor their copies are a true pair, and grouping
+    them is counted; precision per kind counts the pairs with a copy of that kind on one side."""
+    from lookalike.relevance.dedup_eval import pair_scores, scene_pairs, true_pairs
+
+    items = [("original-0", b"", frozenset([0])), ("original-1", b"", frozenset([1])),
+             ("original-2", b"", frozenset([2])), ("rotated-0", b"", frozenset([0])),
+             ("rotated-1", b"", frozenset([1]))]  # fmt: skip
+    truth, scenes = true_pairs(items), scene_pairs(items, [(0, 1)])
+    assert scenes == {("original-0", "original-1"), ("original-0", "rotated-1"), ("original-1", "rotated-0"),
+                      ("rotated-0", "rotated-1")}  # fmt: skip
+    assert not scenes & truth
+    found = {("original-0", "rotated-0"), ("original-1", "rotated-0")}  # one right, one a same-scene pair
+    scores = pair_scores(found, truth, ["rotated"], scenes)
+    assert scores["scene_pairs_grouped"] == 1 and scores["scene_pairs"] == 4
+    assert scores["precision_by_kind"]["rotated"] == 0.5 and scores["recall_by_kind"]["rotated"] == 0.5
