@@ -22,7 +22,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +41,8 @@ from lookalike.verify.verdict import Verdict, verify
 
 DEFAULT_THRESHOLD = 0.85  # cosine only
 CANDIDATE_THRESHOLD = 0.5  # verified: neighbours at or above this cosine are judged
-FEATURE_CACHE = 256  # features of this many images kept in memory during a verified run
+FEATURE_CACHE = 1024  # features of this many images kept in memory during a verified run (~70 KB each)
+CHUNK = 32  # images whose candidate pairs are judged together (their features: at most 32 x 11 in the cache)
 
 
 def find_groups(
@@ -93,6 +98,13 @@ def described(doc: Doc) -> dict:
     return {"id": doc.id, "source": doc.source, "width": doc.width, "height": doc.height}
 
 
+def batched(items, size: int):
+    """Lists of `size` items (the last may be shorter), read lazily (itertools.batched is 3.12+)."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
 class Linked:
     """Union-find over image ids (only ids that have a link are held)."""
 
@@ -116,22 +128,32 @@ class Linked:
 
 
 class Judge:
-    """Verdicts on pairs of indexed images, from their stored features (a small cache in front)."""
+    """Verdicts on pairs of indexed images, from their stored features (a cache in front). Safe to
+    call from several threads: OpenCV releases the GIL, so judging scales with the cores."""
 
     def __init__(self, store: FeatureStore) -> None:
         self.store, self.cache = store, OrderedDict[str, Features | None]()
         self.kept: dict[tuple[str, str], Verdict] = {}  # every verdict other than different
         self.pairs = 0
+        self._lock = threading.Lock()
 
     def features(self, doc_id: str, source: str | None) -> Features | None:
-        if doc_id in self.cache:
-            self.cache.move_to_end(doc_id)
-            return self.cache[doc_id]
-        found, _ = self.store.get(doc_id, source)
-        self.cache[doc_id] = found
-        if len(self.cache) > FEATURE_CACHE:
-            self.cache.popitem(last=False)
+        with self._lock:
+            if doc_id in self.cache:
+                self.cache.move_to_end(doc_id)
+                return self.cache[doc_id]
+        found, _ = self.store.get(doc_id, source)  # made from its source on first need (slow: outside the lock)
+        with self._lock:
+            self.cache[doc_id] = found
+            while len(self.cache) > FEATURE_CACHE:
+                self.cache.popitem(last=False)
         return found
+
+    def prefetch(self, wanted: dict[str, str | None], pool: ThreadPoolExecutor) -> None:
+        """Have the features of `wanted` (id -> source) in the cache, each made or read once."""
+        with self._lock:
+            missing = [(doc_id, source) for doc_id, source in wanted.items() if doc_id not in self.cache]
+        list(pool.map(lambda item: self.features(*item), missing))
 
     def judge(self, a: str, a_source: str | None, b: str, b_source: str | None, cosine: float) -> Verdict:
         key = (a, b) if a < b else (b, a)
@@ -140,10 +162,11 @@ class Judge:
         fa, fb = self.features(a, a_source), self.features(b, b_source)
         if fa is None or fb is None:
             return Verdict("different", "no features: a source cannot be read")
-        self.pairs += 1
         verdict = verify(fa, fb, cosine=cosine)
-        if verdict.verdict != "different":
-            self.kept[key] = verdict
+        with self._lock:
+            self.pairs += 1
+            if verdict.verdict != "different":
+                self.kept[key] = verdict
         return verdict
 
 
@@ -162,28 +185,32 @@ KEEPERS = {"largest": largest_first, "earliest": earliest_first}  # which image 
 
 def find_verified(
     index: VectorIndex, store: FeatureStore, threshold: float = CANDIDATE_THRESHOLD, neighbours: int = 10,
-    progress: bool = False, *, keep: str = "largest", decisions: list[Decision] = (),
+    progress: bool = False, *, keep: str = "largest", decisions: list[Decision] = (), workers: int | None = None,
 ) -> tuple[list[dict], list[dict]]:  # fmt: skip
     """(copy groups, same-scene stacks). Each image's `neighbours` nearest at cosine >= `threshold`
     (whole image against whole image) are judged; memory holds the ids that have a link and the
     verdicts that are not `different`. `keep` (KEEPERS) says which image of a group is kept.
     `decisions` (lookalike.review) are honoured: two images someone said are not duplicates are
-    never linked, a chosen keeper is kept, and decided groups say so."""
+    never linked, a chosen keeper is kept, and decided groups say so. Pairs are judged CHUNK images
+    at a time on `workers` threads (default: every core)."""
     keeper_order = KEEPERS[keep]
     index.refresh()
     judge, copies, scenes, apart = Judge(store), Linked(), Linked(), Apart(list(decisions))
-    with Progress("dedup", index.count(), unit="img", enabled=progress) as shown:
-        for doc in index.scan():
-            for hit in index.search(doc.vector, neighbours + 1, exclude_ids=[doc.id], min_similarity=threshold,
-                                    by_regions=False):  # fmt: skip
-                if apart(doc.id, hit.id):
-                    continue
-                verdict = judge.judge(doc.id, doc.source, hit.id, hit.metadata.get("source"), hit.similarity)
+    with Progress("dedup", index.count(), unit="img", enabled=progress) as shown, \
+            ThreadPoolExecutor(workers or os.cpu_count() or 1, thread_name_prefix="dedup") as pool:  # fmt: skip
+        for chunk in batched(index.scan(), CHUNK):
+            pairs = [(doc.id, doc.source, hit.id, hit.metadata.get("source"), hit.similarity) for doc in chunk
+                     for hit in index.search(doc.vector, neighbours + 1, exclude_ids=[doc.id], min_similarity=threshold,
+                                             by_regions=False)
+                     if not apart(doc.id, hit.id)]  # fmt: skip
+            judge.prefetch({a: a_source for a, a_source, *_ in pairs} | {b: b_source for _, _, b, b_source, _ in pairs},
+                           pool)  # fmt: skip
+            for (a, _, b, _, _), verdict in zip(pairs, pool.map(lambda pair: judge.judge(*pair), pairs), strict=True):
                 if verdict.verdict in ("copy", "part"):
-                    copies.link(doc.id, hit.id)
+                    copies.link(a, b)
                 elif verdict.verdict == "same_scene":
-                    scenes.link(doc.id, hit.id)
-            shown.update(1, pairs=judge.pairs, grouped=len(copies.parent))
+                    scenes.link(a, b)
+            shown.update(len(chunk), pairs=judge.pairs, grouped=len(copies.parent))
     groups = [group for ids in copies.components()
               for group in verified_groups(index, judge, ids, keeper_order, apart)]  # fmt: skip
     groups = apply_all(sorted(groups, key=lambda made: -len(made["duplicates"])), list(decisions))

@@ -82,6 +82,7 @@ def add(sub: argparse._SubParsersAction) -> None:
                    help="match by region vectors too (an index with LOOKALIKE_REGIONS): finds more crops and "
                         "collages, with many more false pairs (docs/relevance.md)")  # fmt: skip
     p.add_argument("--neighbours", type=int, default=10, help="neighbours checked per image (default 10)")
+    p.add_argument("--workers", type=int, help="threads judging pairs (default: every core)")
     p.add_argument("--out", type=Path, default=RUN_DIR / "duplicates.json", help=".json or .csv")
     add_settings_args(p)
     p.set_defaults(run=guarded(find_duplicates))
@@ -177,7 +178,7 @@ def find_duplicates(args: argparse.Namespace) -> int:
             store = FeatureStore.of(settings)
             try:
                 groups, stacks = dedup.find_verified(stack.index, store, threshold, args.neighbours, progress=True,
-                                                     keep=args.keep, decisions=decided)  # fmt: skip
+                                                     keep=args.keep, decisions=decided, workers=args.workers)  # fmt: skip
             finally:
                 store.close()
         run = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "images": stack.index.count(),

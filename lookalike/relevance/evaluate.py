@@ -167,6 +167,8 @@ def served(models: list[str], ts_url: str, serve: bool) -> Iterator[str]:
     if not serve:
         yield ts_url
         return
+    for model in models:  # a fresh checkout has no archives yet
+        stack.ensure_archive(model, MODEL_STORE)
     with stack.torchserve(models, MODEL_STORE, RUN_DIR / "eval-torchserve") as server:
         yield server.inference_url
 

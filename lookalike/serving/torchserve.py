@@ -128,6 +128,9 @@ class TorchServe:
         """Start and return once every model has a READY worker; raises ServerError with the log tail."""
         if self.pid() is not None:
             raise ServerError(f"TorchServe already runs from {self.run_dir} (pid {self.pid()}); stop it first")
+        missing = [mar for mar in self.models.values() if not (self.store / mar).is_file()]
+        if missing:  # TorchServe would start, log the failure and never become ready
+            raise ServerError(f"no archive {', '.join(missing)} in {self.store}: build it first (lookalike mar)")
         shutil.rmtree(self.run_dir / "logs", ignore_errors=True)
         for sub in ("tmp", "logs"):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
