@@ -177,8 +177,10 @@ def find_duplicates(args: argparse.Namespace) -> int:
             threshold = args.threshold or dedup.CANDIDATE_THRESHOLD
             store = FeatureStore.of(settings)
             try:
-                groups, stacks = dedup.find_verified(stack.index, store, threshold, args.neighbours, progress=True,
-                                                     keep=args.keep, decisions=decided, workers=args.workers)  # fmt: skip
+                groups, stacks = dedup.find_verified(
+                    stack.index, store, threshold, args.neighbours, progress=True, keep=args.keep, decisions=decided,
+                    workers=args.workers,
+                )  # fmt: skip
             finally:
                 store.close()
         run = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "images": stack.index.count(),
