@@ -186,13 +186,14 @@ KEEPERS = {"largest": largest_first, "earliest": earliest_first}  # which image 
 def find_verified(
     index: VectorIndex, store: FeatureStore, threshold: float = CANDIDATE_THRESHOLD, neighbours: int = 10,
     progress: bool = False, *, keep: str = "largest", decisions: list[Decision] = (), workers: int | None = None,
+    stats: dict | None = None,
 ) -> tuple[list[dict], list[dict]]:  # fmt: skip
     """(copy groups, same-scene stacks). Each image's `neighbours` nearest at cosine >= `threshold`
     (whole image against whole image) are judged; memory holds the ids that have a link and the
     verdicts that are not `different`. `keep` (KEEPERS) says which image of a group is kept.
     `decisions` (lookalike.review) are honoured: two images someone said are not duplicates are
     never linked, a chosen keeper is kept, and decided groups say so. Pairs are judged CHUNK images
-    at a time on `workers` threads (default: every core)."""
+    at a time on `workers` threads (default: every core). `stats`, if given, gets the pairs judged."""
     keeper_order = KEEPERS[keep]
     index.refresh()
     judge, copies, scenes, apart = Judge(store), Linked(), Linked(), Apart(list(decisions))
@@ -211,6 +212,8 @@ def find_verified(
                 elif verdict.verdict == "same_scene":
                     scenes.link(a, b)
             shown.update(len(chunk), pairs=judge.pairs, grouped=len(copies.parent))
+    if stats is not None:
+        stats["pairs"] = judge.pairs
     groups = [group for ids in copies.components()
               for group in verified_groups(index, judge, ids, keeper_order, apart)]  # fmt: skip
     groups = apply_all(sorted(groups, key=lambda made: -len(made["duplicates"])), list(decisions))

@@ -20,6 +20,7 @@ BENCHMARKS = {
     "memory": ("lookalike.bench.memory", "peak RSS of lookalike ingest, 100 vs 10,000 multi-megabyte photos"),
     "instances": ("lookalike.bench.instances", "searches/s through the API with one vs two TorchServe instances"),
     "verify": ("lookalike.bench.verify", "search latency with and without verification, through the API"),
+    "dedup": ("lookalike.bench.dedup", "verified de-duplication: time for 10,000 images, per pair, extrapolated to 1M"),
     "regions": ("lookalike.bench.regions", "region vectors vs one per image: embed, ingest, memory, latency"),
     "soak": ("lookalike.bench.soak", "capacity, then 80 %% of it for 10 minutes: failures and resident memory"),
     "capacity": ("lookalike.bench.capacity", "searches/s the whole local stack sustains per TorchServe layout"),
