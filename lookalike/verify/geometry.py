@@ -19,6 +19,7 @@ from lookalike.verify.features import Features
 
 RATIO = 0.75  # Lowe's ratio test
 REPROJECTION = 5.0  # frame pixels a RANSAC inlier may be off by
+MAX_BLUR = 16.0  # sigma bound: a wild transform must not ask for a blur kernel of gigabytes
 _matcher = cv2.BFMatcher(cv2.NORM_L2)
 
 
@@ -140,7 +141,7 @@ def aligned_correlation(a: Features, b: Features, M: np.ndarray) -> float:
     shrink = min(scale, 1 / scale)
     source: np.ndarray = src.astype(np.float32)
     if shrink < 0.9:  # blur before shrinking, as a resize would, so fine texture does not alias
-        source = cv2.GaussianBlur(source, (0, 0), 0.5 / shrink)
+        source = cv2.GaussianBlur(source, (0, 0), min(0.5 / shrink, MAX_BLUR))
     h, w = dst.shape
     warped = cv2.warpAffine(source, W[:2], (w, h), flags=cv2.INTER_LINEAR)
     covered = cv2.warpAffine(np.ones(src.shape, np.uint8), W[:2], (w, h), flags=cv2.INTER_NEAREST)
