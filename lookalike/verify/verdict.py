@@ -4,10 +4,12 @@
    of the two embeddings decides by a stated rule (>= FLAT_COPY_COSINE: copy, else different).
 2. Fewer than MIN_INLIERS matched keypoints agree on one similarity transform (or it scales by
    more than MAX_SCALE): different.
-3. The pictures, aligned by that transform, are compared pixel by pixel (local contrast, so
+3. Fewer than OVERLAY_SHARE of the keypoints where the two overlap agree: what matched is an
+   overlay both carry (the same caption band, frame or app UI around different photos): different.
+4. The pictures, aligned by that transform, are compared pixel by pixel (local contrast, so
    colour edits and JPEG do not matter): below COPY_CORRELATION they are another shot of the
    same scene (another angle, another moment, a burst): same_scene.
-4. Otherwise one picture holds the other. How much of each one's content lies in the part they
+5. Otherwise one picture holds the other. How much of each one's content lies in the part they
    share decides: each keeps at least COPY_SHARE of its keypoints there (a resized, recoloured,
    mildly cropped, framed, captioned, rotated or mirrored copy: a frame, band or UI adds few
    keypoints) - copy; else the smaller is only a part of the larger (a heavy crop, a photo pasted
@@ -21,11 +23,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from lookalike.verify.features import Features
-from lookalike.verify.geometry import Fit, aligned_correlation, box, corners, covered, fit, plain_surround, project
+from lookalike.verify.geometry import (
+    Fit,
+    agreeing_share,
+    aligned_correlation,
+    box,
+    corners,
+    covered,
+    fit,
+    plain_surround,
+    project,
+)
 
 MIN_KEYPOINTS = 25
 MIN_INLIERS = 15
 MAX_SCALE = 16.0
+OVERLAY_SHARE = 0.13  # fewer agreeing keypoints where they overlap: a shared overlay (geometry.agreeing_share)
 COPY_CORRELATION = 0.6
 COPY_COVER = 0.5  # each covers at least this much of the other: a copy (a mild crop at most)
 PLAIN_SURROUND = 0.6  # what surrounds the smaller one is this plain (geometry.plain_surround): a frame
@@ -72,6 +85,11 @@ def verify(a: Features, b: Features, cosine: float | None = None) -> Verdict:
     if not 1 / MAX_SCALE <= found.scale <= MAX_SCALE:
         return Verdict("different", f"the transform scales by {found.scale:.3g}: not a copy", found.count,
                        transform=transform)  # fmt: skip
+    share = agreeing_share(seen, b, found)
+    if share < OVERLAY_SHARE:
+        return Verdict("different", f"{found.count} keypoints agree, only {share:.0%} of those where the two overlap: "
+                       "what matched is an overlay both carry (a caption band, frame or app UI), not the picture",
+                       found.count, transform=transform)  # fmt: skip
     correlation = aligned_correlation(seen, b, found.M)
     a_in_b = project(found.M, corners(seen.frame))  # a's outline in b's frame
     b_in_a = project(np.linalg.inv(np.vstack([found.M, [0, 0, 1]]))[:2], corners(b.frame))  # b's outline in a's

@@ -101,3 +101,30 @@ def test_features_survive_storage_and_their_size_is_bounded(feats):
     assert back.frame == feats["chelsea"].frame and np.array_equal(back.thumb, feats["chelsea"].thumb)
     assert len(stored) < 120_000, len(stored)  # at most 600 keypoints and a 256-px gray picture
     assert verify(back, feats["chelsea"]).verdict == "copy"
+
+
+def in_app_frame(img: Image.Image) -> bytes:
+    """`img` in one fixed phone-app frame: status bar, header with icons, lines of text below."""
+    canvas = Image.new("RGB", (480, 1000), (250, 250, 250))
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle((0, 0, 480, 36), fill=(30, 30, 30))
+    draw.rectangle((0, 36, 480, 110), fill=(40, 90, 200))
+    for i in range(6):
+        draw.ellipse((20 + 70 * i, 50, 60 + 70 * i, 90), fill=(255, 255, 255))
+    height = int(img.height * 480 / img.width)
+    canvas.paste(img.resize((480, height)), (0, 120))
+    for line in range(12):
+        draw.rectangle(
+            (12, 130 + height + 26 * line, 12 + 40 * (line % 7 + 3), 140 + height + 26 * line), fill=(20, 20, 20)
+        )
+    return jpeg(canvas, 90)
+
+
+def test_two_photos_in_the_same_app_frame_match_only_through_the_overlay(photos):
+    """The frame's keypoints agree perfectly, yet they are few of the keypoints the two share: the
+    match is an overlay both carry, not the picture. The same photo in that frame is still a copy."""
+    china, flower = opened(photos["china"]), opened(photos["flower"])
+    framed_china = extract(in_app_frame(china))
+    verdict = verify(framed_china, extract(in_app_frame(flower)), cosine=0.6)
+    assert verdict.verdict == "different" and "overlay" in verdict.reason, verdict
+    assert verify(framed_china, extract(photos["china"]), cosine=0.8).verdict == "copy"
