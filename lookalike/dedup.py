@@ -7,15 +7,17 @@ Verified (`find_verified`): each image's neighbours at cosine >= CANDIDATE_THRES
 by lookalike.verify; a group is the largest picture (pixels, then earliest ingested) and every
 image verified as a copy or a part of it - never an image linked only through others; images
 judged another shot of the same scene (`same_scene`) are reported as stacks, apart from the groups.
+In an index with region vectors the candidates are found by region scores too (a photo pasted
+into a collage is found by the collage's window): verification keeps out the false pairs that
+region scores bring.
 
-Each group keeps its earliest-ingested document (ties: smallest id); the others are listed
-as duplicates of it with their cosine to the kept one.
-
-Two images are scored whole against whole, even in an index with region vectors: region scores
-(an image's whole vector against the other's best region) found more of the crops and collages
-but lowered pair precision far more (`lookalike eval --dedup`; docs/relevance.md), so they are
-an option (`by_regions=True`), not the default. The default threshold, 0.85, kept pair precision
-at 0.94 on that measurement (EfficientNet-Lite0); 0.95 found 5 % of the duplicates.
+Cosine only (`find_groups`): connected components of "cosine >= threshold"; each group keeps its
+earliest-ingested document (ties: smallest id), the others listed with their cosine to it. Two
+images are scored whole against whole, even in an index with region vectors: unverified region
+scores found more of the crops and collages but lowered pair precision far more (`lookalike eval
+--dedup`; docs/relevance.md), so they are an option there (`by_regions=True`). The default
+threshold, 0.85, kept pair precision at 0.94 on that measurement (EfficientNet-Lite0); 0.95
+found 5 % of the duplicates.
 """
 
 from __future__ import annotations
@@ -191,10 +193,11 @@ KEEPERS = {"largest": largest_first, "earliest": earliest_first}  # which image 
 def find_verified(
     index: VectorIndex, store: FeatureStore, threshold: float = CANDIDATE_THRESHOLD, neighbours: int = 10,
     progress: bool = False, *, keep: str = "largest", decisions: list[Decision] = (), workers: int | None = None,
-    stats: dict | None = None,
+    stats: dict | None = None, by_regions: bool = True,
 ) -> tuple[list[dict], list[dict]]:  # fmt: skip
     """(copy groups, same-scene stacks). Each image's `neighbours` nearest at cosine >= `threshold`
-    (whole image against whole image) are judged; memory holds the ids that have a link and the
+    (by its best vector: region vectors too where the index has them, unless `by_regions` is False)
+    are judged; memory holds the ids that have a link and the
     verdicts that are not `different`. `keep` (KEEPERS) says which image of a group is kept.
     `decisions` (lookalike.review) are honoured: two images someone said are not duplicates are
     never linked, a chosen keeper is kept, and decided groups say so. Pairs are judged CHUNK images
@@ -207,7 +210,7 @@ def find_verified(
         for chunk in batched(index.scan(), CHUNK):
             pairs = [(doc.id, doc.source, hit.id, hit.metadata.get("source"), hit.similarity) for doc in chunk
                      for hit in index.search(doc.vector, neighbours + 1, exclude_ids=[doc.id], min_similarity=threshold,
-                                             by_regions=False)
+                                             by_regions=by_regions)
                      if not apart(doc.id, hit.id)]  # fmt: skip
             judge.prefetch({a: a_source for a, a_source, *_ in pairs} | {b: b_source for _, _, b, b_source, _ in pairs},
                            pool)  # fmt: skip

@@ -79,8 +79,9 @@ def add(sub: argparse._SubParsersAction) -> None:
         help="cosine alone decides (no local features; faster, far less precise: docs/relevance.md)",
     )
     p.add_argument("--by-regions", action="store_true",
-                   help="match by region vectors too (an index with LOOKALIKE_REGIONS): finds more crops and "
-                        "collages, with many more false pairs (docs/relevance.md)")  # fmt: skip
+                   help="with --no-verify: match by region vectors too (an index with LOOKALIKE_REGIONS): finds more "
+                        "crops and collages, with many more false pairs (docs/relevance.md); verified dedup always "
+                        "finds its candidates by region vectors where the index has them")  # fmt: skip
     p.add_argument("--neighbours", type=int, default=10, help="neighbours checked per image (default 10)")
     p.add_argument("--workers", type=int, help="threads judging pairs (default: every core)")
     p.add_argument("--out", type=Path, default=RUN_DIR / "duplicates.json", help=".json or .csv")
