@@ -84,3 +84,26 @@ def test_the_feature_store_touches_its_folder_only_when_used(tmp_path, photos):
     again, _ = FeatureStore(folder, "t", 10_000_000).get("cat", None)  # kept: no source needed now
     assert made is not None and again is not None and again.count == made.count
     store.close()
+
+
+def test_in_an_index_with_region_vectors_a_pasted_photo_is_found_by_its_window(standin, photos, tmp_path):
+    """Real ingest (stand-in model server) into a grid2 index: the coffee photo pasted over a quarter
+    of the rocket photo. Whole against whole their cosine is under the candidate threshold; the
+    collage's window finds the photo, and verification says it is a part of the collage."""
+    from lookalike import stack
+    from lookalike.index import open_index
+    from lookalike.settings import Settings
+    from tests.api.test_regions_api import composite
+
+    settings = Settings(ts_url=standin.inference_url, data_dir=tmp_path / "index", regions="grid2", home=tmp_path)
+    chosen = {"collage": composite(photos), "coffee": photos["coffee"], "chelsea": photos["chelsea"]}
+    report = stack.ingest(settings, stack.photo_items(chosen, tmp_path / "photos", named=True))
+    assert report.indexed == 3
+    index, store = open_index(settings, "efficientnet_lite0", 1280), FeatureStore.of(settings)
+    whole, _ = dedup.find_verified(index, store, by_regions=False)
+    assert whole == []  # the candidates by whole vectors alone miss it
+    groups, _ = dedup.find_verified(index, store)
+    assert [(g["keep"]["id"], [(d["id"], d["verdict"]) for d in g["duplicates"]]) for g in groups] == [
+        ("collage", [("coffee", "part")])]  # fmt: skip
+    index.close()
+    store.close()
