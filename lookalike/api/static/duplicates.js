@@ -73,6 +73,7 @@ function figure(entry, role, group) {
   node.querySelector(".verdict").textContent = entry.verdict
     ? `${entry.verdict.replace("_", " ")}, ${(entry.similarity * 100).toFixed(1)} %` : "";
   if (entry.verdict) node.querySelector(".verdict").title = entry.reason || "";
+  if (entry.also_in) node.querySelector(".verdict").textContent += ` · also a duplicate of ${entry.also_in.join(", ")}`;
   if (group.deleted.includes(entry.id)) node.classList.add("deleted");
   const keep = node.querySelector(".keep");
   keep.setAttribute("aria-label", `Keep ${name}`);
