@@ -27,6 +27,7 @@ import json
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
@@ -51,7 +52,7 @@ CHUNK = 32  # images whose candidate pairs are judged together (their features: 
 
 def find_groups(
     index: VectorIndex, threshold: float = DEFAULT_THRESHOLD, neighbours: int = 10, progress: bool = False,
-    by_regions: bool = False, decisions: list[Decision] = (),
+    by_regions: bool = False, decisions: Sequence[Decision] = (),
 ) -> list[dict]:  # fmt: skip
     """Connected components of the "cosine >= threshold" graph over each doc's nearest neighbours
     (scored whole against whole; `by_regions`: against the other's best vector, as search scores).
@@ -192,7 +193,7 @@ KEEPERS = {"largest": largest_first, "earliest": earliest_first}  # which image 
 
 def find_verified(
     index: VectorIndex, store: FeatureStore, threshold: float = CANDIDATE_THRESHOLD, neighbours: int = 10,
-    progress: bool = False, *, keep: str = "largest", decisions: list[Decision] = (), workers: int | None = None,
+    progress: bool = False, *, keep: str = "largest", decisions: Sequence[Decision] = (), workers: int | None = None,
     stats: dict | None = None, by_regions: bool = True,
 ) -> tuple[list[dict], list[dict]]:  # fmt: skip
     """(copy groups, same-scene stacks). Each image's `neighbours` nearest at cosine >= `threshold`

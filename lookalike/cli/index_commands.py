@@ -165,7 +165,8 @@ def find(args: argparse.Namespace) -> int:
 
 def find_duplicates(args: argparse.Namespace) -> int:
     stack = connected(args)
-    settings, stacks = stack.settings, []
+    settings = stack.settings
+    stacks: list[dict] = []
     review = open_review(settings)
     started = time.perf_counter()
     try:

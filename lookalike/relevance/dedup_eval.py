@@ -15,6 +15,7 @@ not a true pair, nor are their copies; the scores say how many such pairs were g
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from itertools import combinations
 from pathlib import Path
@@ -76,7 +77,7 @@ def involving(pairs: set[Pair], kind: str) -> set[Pair]:
     return {p for p in pairs if any(side.startswith(f"{kind}-") for side in p)}
 
 
-def pair_scores(found: set[Pair], truth: set[Pair], kinds: list[str], scenes: set[Pair] = frozenset()) -> dict:
+def pair_scores(found: set[Pair], truth: set[Pair], kinds: list[str], scenes: Set[Pair] = frozenset()) -> dict:
     hits = found & truth
     precision = len(hits) / len(found) if found else 1.0
     recall = len(hits) / len(truth)
@@ -128,7 +129,7 @@ def groups_per_threshold(docs: list[Doc], scheme: str, thresholds: list[float], 
 
 def evaluate(client: ModelClient, images: list[bytes], kinds: list[str], schemes: list[str], seeds: list[int],
              thresholds: list[float], neighbours: int = 10, verified: bool = False,
-             scenes: list[tuple[int, int]] = ()) -> dict:  # fmt: skip
+             scenes: Sequence[tuple[int, int]] = ()) -> dict:  # fmt: skip
     """{scheme: {threshold: scores}}: means over seeds (per-kind recall too). `verified`: groups by
     `dedup.find_verified` (schemes named "<scheme> verified"), each threshold the candidates' cosine."""
     label = {scheme: f"{scheme} verified" if verified else scheme for scheme in schemes}
