@@ -88,15 +88,17 @@ def test_the_feature_store_touches_its_folder_only_when_used(tmp_path, photos):
 
 def test_in_an_index_with_region_vectors_a_pasted_photo_is_found_by_its_window(standin, photos, tmp_path):
     """Real ingest (stand-in model server) into a grid2 index: the coffee photo pasted over a quarter
-    of the rocket photo. Whole against whole their cosine is under the candidate threshold; the
+    of a larger rocket photo (the collage has the most pixels, so it is the keeper whatever order
+    ingest writes them in). Whole against whole their cosine is under the candidate threshold; the
     collage's window finds the photo, and verification says it is a part of the collage."""
     from lookalike import stack
     from lookalike.index import open_index
     from lookalike.settings import Settings
-    from tests.api.test_regions_api import composite
 
     settings = Settings(ts_url=standin.inference_url, data_dir=tmp_path / "index", regions="grid2", home=tmp_path)
-    chosen = {"collage": composite(photos), "coffee": photos["coffee"], "chelsea": photos["chelsea"]}
+    canvas = Image.open(io.BytesIO(photos["rocket"])).convert("RGB").resize((800, 534))  # more pixels than coffee
+    canvas.paste(Image.open(io.BytesIO(photos["coffee"])).convert("RGB").resize((400, 267)), (0, 0))
+    chosen = {"collage": jpeg(canvas), "coffee": photos["coffee"], "chelsea": photos["chelsea"]}
     report = stack.ingest(settings, stack.photo_items(chosen, tmp_path / "photos", named=True))
     assert report.indexed == 3
     index, store = open_index(settings, "efficientnet_lite0", 1280), FeatureStore.of(settings)
