@@ -198,11 +198,11 @@ def find_verified(
 ) -> tuple[list[dict], list[dict]]:  # fmt: skip
     """(copy groups, same-scene stacks). Each image's `neighbours` nearest at cosine >= `threshold`
     (by its best vector: region vectors too where the index has them, unless `by_regions` is False)
-    are judged; memory holds the ids that have a link and the
-    verdicts that are not `different`. `keep` (KEEPERS) says which image of a group is kept.
-    `decisions` (lookalike.review) are honoured: two images someone said are not duplicates are
-    never linked, a chosen keeper is kept, and decided groups say so. Pairs are judged CHUNK images
-    at a time on `workers` threads (default: every core). `stats`, if given, gets the pairs judged."""
+    are judged; memory holds the ids that have a link and the verdicts that are not `different`.
+    `keep` (KEEPERS) says which image of a group is kept. `decisions` (lookalike.review) are
+    honoured: two images someone said are not duplicates are never linked, a chosen keeper is
+    kept, and decided groups say so. Pairs are judged CHUNK images at a time on `workers` threads
+    (default: every core). `stats`, if given, gets the pairs judged."""
     keeper_order = KEEPERS[keep]
     index.refresh()
     judge, copies, scenes, apart = Judge(store), Linked(), Linked(), Apart(list(decisions))
@@ -271,12 +271,9 @@ def verified_groups(
         if duplicates:
             made.append((keep, duplicates))
         rest = sorted(left + [doc for doc, _, _ in strays], key=keeper_order)
-        if not duplicates:  # the keeper had only strays: go on without it
-            rest = [doc for doc in rest if doc.id != keep.id]
     if 1 < len(made) <= CROSS_CHECKED:
-        home = {doc.id: n for n, (_, duplicates) in enumerate(made) for doc, _, _ in duplicates}
-        for doc_id, n in home.items():
-            doc = next(doc for doc, _, _ in made[n][1] if doc.id == doc_id)
+        home = {doc.id: (n, doc) for n, (_, duplicates) in enumerate(made) for doc, _, _ in duplicates}
+        for doc_id, (n, doc) in home.items():
             for other, (keep, theirs) in enumerate(made):
                 if other == n:
                     continue
@@ -325,9 +322,11 @@ def consistent(found: list[tuple]) -> tuple[list[tuple], list[tuple]]:
                        key=lambda b: sum(within(other[2].box, b) for other in parts))]  # fmt: skip
     else:
         return [], []
-    kept = [entry for entry in parts if any(within(entry[2].box, anchor) for anchor in anchors)]
-    strays = [entry for entry in parts if entry not in kept]
-    return [entry for entry in found if entry in copies or entry in kept], strays
+
+    def belongs(entry: tuple) -> bool:
+        return entry[2].verdict == "copy" or any(within(entry[2].box, anchor) for anchor in anchors)
+
+    return [entry for entry in found if belongs(entry)], [entry for entry in found if not belongs(entry)]
 
 
 def write(groups: list[dict], out: Path) -> None:

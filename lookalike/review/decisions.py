@@ -7,8 +7,8 @@ Three decisions, each about a set of image ids:
     resolved        the group as it stands is done (e.g. the site kept them all): never asked again
 
 A decision about the same set of ids replaces the one before it (its key is the set). Decisions
-are applied after every de-duplication run and to the stored groups when one is recorded, so a
-run never asks again about a group that was decided, and an image that joins a decided group
+are applied after every de-duplication run and whenever stored groups are read, so a run never
+asks again about a group that was decided, and an image that joins a decided group
 later brings the group back for review (the decision covers the ids it named, not the newcomer).
 """
 
@@ -66,7 +66,7 @@ def members(group: dict) -> list[str]:
 
 
 def status(group: dict) -> str:
-    return group.get("decision", {}).get("decision", PENDING) if group.get("decision") else PENDING
+    return (group.get("decision") or {}).get("decision", PENDING)
 
 
 def applied(group: dict, decision: Decision) -> dict | None:

@@ -24,19 +24,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from lookalike.verify.features import Features
 from lookalike.verify.geometry import (
     Fit,
     agreeing_share,
     aligned_correlation,
     box,
-    corners,
     covered,
     fit,
+    outlines,
     plain_surround,
-    project,
 )
 
 MIN_KEYPOINTS = 25
@@ -91,22 +88,20 @@ def verify(a: Features, b: Features, cosine: float | None = None) -> Verdict:
     if not 1 / MAX_SCALE <= found.scale <= MAX_SCALE:
         return Verdict("different", f"the transform scales by {found.scale:.3g}: not a copy", found.count,
                        transform=transform)  # fmt: skip
-    share = agreeing_share(seen, b, found)
+    a_in_b, b_in_a = outlines(found, seen.frame, b.frame)
+    share = agreeing_share(seen, b, found, a_in_b, b_in_a)
     if share < OVERLAY_SHARE:
         return Verdict("different", f"{found.count} keypoints agree, only {share:.0%} of those where the two overlap: "
                        "what matched is an overlay both carry (a caption band, frame or app UI), not the picture",
                        found.count, transform=transform)  # fmt: skip
     correlation, where_matched = aligned_correlation(seen, b, found)
-    a_in_b = project(found.M, corners(seen.frame))  # a's outline in b's frame
-    b_in_a = project(np.linalg.inv(np.vstack([found.M, [0, 0, 1]]))[:2], corners(b.frame))  # b's outline in a's
     where = box(a_in_b, b.frame)
 
     def judged(verdict: str, reason: str) -> Verdict:
         return Verdict(verdict, reason, found.count, correlation, transform, where)
 
-    if correlation < COPY_CORRELATION and not (
-        where_matched >= MATCHED_CORRELATION and correlation >= LEAST_CORRELATION
-    ):
+    photo_matches = where_matched >= MATCHED_CORRELATION and correlation >= LEAST_CORRELATION
+    if correlation < COPY_CORRELATION and not photo_matches:
         return judged("same_scene", f"{found.count} keypoints agree, but the aligned pixels differ (correlation "
                                     f"{correlation:.2f} < {COPY_CORRELATION}): another shot of the scene")  # fmt: skip
     of_b, of_a = covered(a_in_b, b.frame), covered(b_in_a, seen.frame)  # how much of each the other covers
