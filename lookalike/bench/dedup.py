@@ -7,8 +7,9 @@ written as files and ingested by the real ingest into an embedded index, with Ef
 served by TorchServe. Each photo has ~200 variants, so nearly every image has `--neighbours`
 candidates above the cosine threshold and many are verified copies: the dense case, an upper
 bound on the pairs per image a catalogue pays (a pair that matches costs more than one that does
-not). Two runs of `dedup.find_verified` on `--workers` threads: cold (every image's features made
-from its file, as on a first run after `lookalike ingest`) and warm (features stored).
+not). Three runs of `dedup.find_verified` on `--workers` threads: cold (every image's features made
+from its file, as on a first run after `lookalike ingest`), warm (features stored), and warm
+without the visual-words candidates (`lookalike dedup --no-words`), for their share.
 
     lookalike bench dedup                      # 10,000 images: ~30 min on 2 cores
     lookalike bench dedup --images 1000        # a quick look
@@ -34,6 +35,8 @@ from lookalike.settings import DEFAULT_MODEL, MODEL_STORE, REPORTS_DIR, Settings
 from lookalike.verify import extract
 from lookalike.verify.store import FeatureStore
 from lookalike.verify.verdict import verify
+
+RUNS = ("cold", "warm", "words off")
 
 
 def variant(data: bytes, rng: np.random.Generator) -> bytes:
@@ -98,11 +101,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ingested {done.indexed} in {report['ingest_s']:.0f} s", flush=True)
             connected, store = stack.connect(settings), FeatureStore.of(settings)
             try:
-                for run in ("cold", "warm"):
+                for run in RUNS:
                     stats: dict = {}
                     started = time.perf_counter()
                     groups, stacks = dedup.find_verified(connected.index, store, args.threshold, args.neighbours,
-                                                         progress=True, workers=args.workers, stats=stats)  # fmt: skip
+                                                         progress=True, workers=args.workers, stats=stats,
+                                                         by_words=run != "words off")  # fmt: skip
                     seconds = time.perf_counter() - started
                     report[run] = {"seconds": seconds, "pairs": stats["pairs"], "groups": len(groups),
                                    "stacks": len(stacks)}  # fmt: skip
@@ -113,24 +117,25 @@ def main(argv: list[str] | None = None) -> int:
                 store.close()
                 connected.close()
         report["pair_ms_one_core"] = single_core_pair_ms(folder)
-    n, cold, warm = args.images, report["cold"], report["warm"]
+    n, cold, warm, unworded = args.images, report["cold"], report["warm"], report["words off"]
     pairs_per_image = warm["pairs"] / n
-    per_image = {run: 1000 * report[run]["seconds"] / n for run in ("cold", "warm")}
+    per_image = {run: 1000 * report[run]["seconds"] / n for run in RUNS}
     report["pairs_per_image"] = pairs_per_image
     report["ms_per_image"] = per_image
     report["extrapolated_1m_hours"] = {run: per_image[run] * 1e6 / 3.6e6 for run in per_image}
     print(f"\nVerified de-duplication, {n} images, {args.neighbours} neighbours at cosine >= {args.threshold}, "
           f"{args.workers} worker threads on {os.cpu_count()} cores:")  # fmt: skip
-    print(f"{'run':<6} {'seconds':>8} {'ms/image':>9} {'pairs':>8} {'groups':>7} {'1M images':>10}")
-    for run in ("cold", "warm"):
+    print(f"{'run':<9} {'seconds':>8} {'ms/image':>9} {'pairs':>8} {'groups':>7} {'1M images':>10}")
+    for run in RUNS:
         row = report[run]
-        print(f"{run:<6} {row['seconds']:>8.0f} {per_image[run]:>9.1f} {row['pairs']:>8} {row['groups']:>7} "
+        print(f"{run:<9} {row['seconds']:>8.0f} {per_image[run]:>9.1f} {row['pairs']:>8} {row['groups']:>7} "
               f"{report['extrapolated_1m_hours'][run]:>9.1f}h")  # fmt: skip
     print(f"pairs judged per image {pairs_per_image:.1f}; one verification on one core "
           f"{report['pair_ms_one_core']:.1f} ms; "
           f"features stored {report['feature_bytes_per_image'] / 1024:.0f} KB per image; "
           f"cold - warm = making features: {(cold['seconds'] - warm['seconds']) * 1000 / n:.1f} ms per image "
-          f"on {args.workers} threads")  # fmt: skip
+          f"on {args.workers} threads; visual words: {(warm['seconds'] - unworded['seconds']) * 1000 / n:.1f} "
+          f"ms per image, {warm['pairs'] - unworded['pairs']} pairs more")  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(f"JSON: {args.out}")

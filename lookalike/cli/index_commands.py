@@ -82,6 +82,9 @@ def add(sub: argparse._SubParsersAction) -> None:
                    help="with --no-verify: match by region vectors too (an index with LOOKALIKE_REGIONS): finds more "
                         "crops and collages, with many more false pairs (docs/relevance.md); verified dedup always "
                         "finds its candidates by region vectors where the index has them")  # fmt: skip
+    p.add_argument("--no-words", action="store_true",
+                   help="verified dedup: judge cosine neighbours only, not also the images that share the most visual "
+                        "words (faster; finds fewer photos pasted into collages: docs/relevance.md)")  # fmt: skip
     p.add_argument("--neighbours", type=int, default=10, help="neighbours checked per image (default 10)")
     p.add_argument("--workers", type=int, help="threads judging pairs (default: every core)")
     p.add_argument("--out", type=Path, default=RUN_DIR / "duplicates.json", help=".json or .csv")
@@ -181,12 +184,13 @@ def find_duplicates(args: argparse.Namespace) -> int:
             try:
                 groups, stacks = dedup.find_verified(
                     stack.index, store, threshold, args.neighbours, progress=True, keep=args.keep, decisions=decided,
-                    workers=args.workers,
+                    workers=args.workers, by_words=not args.no_words,
                 )  # fmt: skip
             finally:
                 store.close()
         run = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "images": stack.index.count(),
-               "verified": not args.no_verify, "threshold": threshold, "neighbours": args.neighbours,
+               "verified": not args.no_verify, "words": not (args.no_verify or args.no_words),
+               "threshold": threshold, "neighbours": args.neighbours,
                "keep": args.keep, "groups": len(groups), "stacks": len(stacks),
                "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
         review.save_run(run, groups, stacks)  # for GET /duplicates and the review page

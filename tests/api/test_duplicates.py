@@ -1,5 +1,5 @@
-"""De-duplication for people through the API, on both backends: `lookalike dedup` (the CLI, in its own
-process) keeps its run in the index, GET /duplicates pages it, POST /duplicates/decisions records
+"""De-duplication for people through the API, on both backends: `lookalike dedup` (the CLI
+command) keeps its run in the index, GET /duplicates pages it, POST /duplicates/decisions records
 decisions, and a decision holds after an API restart and a re-run. Stand-in model server (fast
 tier for the embedded index); features come from the photos' source files and the uploads."""
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import requests
 from PIL import Image
 
+from lookalike.cli.main import main
 from lookalike.settings import Settings
 from tests.api.conftest import LITE, WRITE_KEY
 from tests.verify.test_verified_dedup import jpeg
@@ -22,18 +23,27 @@ REPO = Path(__file__).resolve().parents[2]
 AUTH = {"Authorization": f"Bearer {WRITE_KEY}"}
 
 
-def dedup_cli(settings: Settings, out: Path) -> dict:
+def dedup_cli(settings: Settings, out: Path, capsys=None) -> dict:
+    """`lookalike dedup` as typed: in this process when given `capsys` (no API may run then: it opens
+    the index, the feature store and the review store itself), else in a process of its own."""
     where = (["--opensearch-url", settings.opensearch_url, "--alias", settings.alias] if settings.opensearch_url
              else ["--data-dir", str(settings.data_dir)])  # fmt: skip
-    cmd = [sys.executable, "-m", "lookalike", "dedup", "--threshold", "0", "--out", str(out), "--ts-url",
-           settings.ts_url, "--model", LITE, *where]  # fmt: skip
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert "review them at /duplicates" in done.stdout
+    argv = ["dedup", "--threshold", "0", "--out", str(out), "--ts-url", settings.ts_url, "--model", LITE, *where]
+    if capsys is not None:
+        code = main(argv)
+        printed = capsys.readouterr()
+        assert code == 0, printed.err
+        output = printed.out
+    else:
+        done = subprocess.run([sys.executable, "-m", "lookalike", *argv], cwd=REPO, capture_output=True, text=True,
+                              timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        output = done.stdout
+    assert "review them at /duplicates" in output
     return {group["keep"]["id"]: group for group in json.loads(out.read_text())}
 
 
-def test_review_decide_restart_rerun(api, catalogue, photos, tmp_path):
+def test_review_decide_restart_rerun(api, catalogue, photos, tmp_path, capsys):
     coffee = Image.open(io.BytesIO(photos["coffee"])).convert("RGB")
     with api(api_key=WRITE_KEY) as running:
         empty = requests.get(f"{running.url}/duplicates", timeout=30).json()
@@ -45,7 +55,7 @@ def test_review_decide_restart_rerun(api, catalogue, photos, tmp_path):
             put = requests.put(f"{running.url}/images/{name}", data=jpeg(img), headers=AUTH, timeout=60)
             assert put.status_code == 201, put.text
 
-    groups = dedup_cli(catalogue, tmp_path / "first.json")
+    groups = dedup_cli(catalogue, tmp_path / "first.json", capsys)
     assert sorted(d["id"] for d in groups["coffee"]["duplicates"]) == ["coffee-crop", "coffee-small"], groups
     assert "decision" not in groups["coffee"]
 
@@ -76,6 +86,6 @@ def test_review_decide_restart_rerun(api, catalogue, photos, tmp_path):
         page = requests.get(f"{running.url}/duplicates", headers={"Accept": "text/html"}, timeout=30)
         assert page.status_code == 200 and "review duplicates" in page.text  # a browser gets the review page
 
-    again = dedup_cli(catalogue, tmp_path / "again.json")  # a re-run honours the decision
+    again = dedup_cli(catalogue, tmp_path / "again.json", capsys)  # a re-run honours the decision
     assert again["coffee-small"]["decision"]["decision"] == "keep"
     assert sorted(d["id"] for d in again["coffee-small"]["duplicates"]) == ["coffee", "coffee-crop"]

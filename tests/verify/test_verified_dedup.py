@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
+import pytest
 from PIL import Image, ImageDraw
 
 from lookalike import dedup
@@ -102,10 +104,89 @@ def test_in_an_index_with_region_vectors_a_pasted_photo_is_found_by_its_window(s
     report = stack.ingest(settings, stack.photo_items(chosen, tmp_path / "photos", named=True))
     assert report.indexed == 3
     index, store = open_index(settings, "efficientnet_lite0", 1280), FeatureStore.of(settings)
-    whole, _ = dedup.find_verified(index, store, by_regions=False)
+    whole, _ = dedup.find_verified(index, store, by_regions=False, by_words=False)
     assert whole == []  # the candidates by whole vectors alone miss it
     groups, _ = dedup.find_verified(index, store)
     assert [(g["keep"]["id"], [(d["id"], d["verdict"]) for d in g["duplicates"]]) for g in groups] == [
         ("collage", [("coffee", "part")])]  # fmt: skip
     index.close()
     store.close()
+
+
+def test_a_photo_pasted_small_into_a_collage_is_found_by_shared_visual_words(photos, tmp_path):
+    """The coffee photo pasted over a ninth of a larger rocket photo: whole against whole (stand-in
+    vectors, as a whole-image embedding) they are far apart, but they share visual words, so the
+    pair is judged and the photo found as a part of the collage."""
+    canvas = Image.open(io.BytesIO(photos["rocket"])).convert("RGB").resize((900, 600))
+    canvas.paste(Image.open(io.BytesIO(photos["coffee"])).convert("RGB").resize((300, 200)), (560, 360))
+    images = {"collage": jpeg(canvas), "coffee": photos["coffee"], "chelsea": photos["chelsea"],
+              "astronaut": photos["astronaut"], "camera": photos["china"]}  # fmt: skip
+    index, store = index_of(images, tmp_path)
+    cosine = float(index.get("collage").vector @ index.get("coffee").vector)
+    assert cosine < dedup.CANDIDATE_THRESHOLD
+    assert dedup.find_verified(index, store, by_words=False)[0] == []
+    groups, _ = dedup.find_verified(index, store)
+    assert [(g["keep"]["id"], [(d["id"], d["verdict"]) for d in g["duplicates"]]) for g in groups] == [
+        ("collage", [("coffee", "part")])]  # fmt: skip
+    box = groups[0]["duplicates"][0]
+    assert box["similarity"] == round(cosine, 6)
+
+
+def test_visual_words_rank_the_collage_first_for_its_pasted_photo(photos):
+    """Shared-word scores over the bundled photos (a vocabulary of ~700 words: coarse, as in any
+    small collection): the collage's best neighbours are its host photo, then the photo pasted into
+    it; no image is its own neighbour."""
+    from lookalike.verify import words
+
+    canvas = Image.open(io.BytesIO(photos["astronaut"])).convert("RGB").resize((900, 900))
+    canvas.paste(Image.open(io.BytesIO(photos["chelsea"])).convert("RGB").resize((300, 200)), (40, 650))
+    images = [jpeg(canvas), photos["chelsea"], *(data for name, data in photos.items() if name != "chelsea")]
+    features = [extract(data) for data in images]
+    vocabulary = words.Vocabulary.drawn(np.concatenate([found.desc for found in features]))
+    bags = [vocabulary.bag(found) for found in features]
+    near = list(vocabulary.neighbours(bags, k=3))
+    assert [position for position, _ in near[0][:2]] == [2, 1], near  # the collage: its host, then the photo
+    assert 0 in [position for position, _ in near[1]], near  # and the photo has the collage among its best
+    assert all(position != n for n, found in enumerate(near) for position, _ in found)
+    assert vocabulary.bag(None).size == 0 and list(vocabulary.neighbours([np.empty(0, np.int32)] * 2)) == [[], []]
+
+
+def test_a_copy_vouches_for_an_image_the_keeper_could_not_align(photos, tmp_path):
+    """`through_copy` over recorded verdicts (a stand-in for the judge's memory, the rule under
+    test): an image whose keypoints agree with the keeper but whose pixels did not is grouped when
+    it was verified a copy of one of the keeper's copies - only by a sure copy, and never through
+    a part."""
+    from lookalike.verify import Verdict
+
+    keep, member, doc = (Doc(id=name, vector=np.ones(4, np.float32) / 2, model="m") for name in ("k", "m", "d"))
+    sure = Verdict("copy", "the same picture", 80, 0.9, None, (0.2, 0.0, 0.8, 1.0))
+
+    class Recorded:
+        def __init__(self, verdict: Verdict) -> None:
+            self.kept = {("d", "m"): ("d", verdict)}
+
+        def linked(self, a: str, b: str) -> bool:
+            return True
+
+        def judge(self, *pair, directed: bool = False) -> Verdict:
+            return self.kept[("d", "m")][1]
+
+    never = lambda a, b: False  # noqa: E731
+    entry = dedup.through_copy(doc, keep, [(member, 1.0, sure)], Recorded(sure), never)
+    assert entry is not None and entry[2].verdict == "copy" and entry[2].box == sure.box
+    assert "judged against m, a copy of k" in entry[2].reason
+    unsure = Verdict("copy", "the same picture", 40, 0.65)
+    assert dedup.through_copy(doc, keep, [(member, 1.0, sure)], Recorded(unsure), never) is None
+    part = Verdict("part", "a crop", 40, 0.95, None, (0.1, 0.1, 0.3, 0.3))
+    assert dedup.through_copy(doc, keep, [(member, 1.0, part)], Recorded(sure), never) is None
+    assert dedup.through_copy(doc, keep, [(member, 1.0, sure)], Recorded(sure), lambda a, b: True) is None
+
+
+def test_a_collage_holds_a_letterboxed_keepers_photo_not_its_border():
+    copies = [(None, 1.0, type("V", (), {"verdict": "copy", "box": box})()) for box in
+              [(0.3, 0.0, 0.7, 1.0), (0.31, 0.0, 0.69, 1.0), (0.1, 0.0, 0.9, 1.0)]]  # fmt: skip
+    photo = dedup.content(copies)
+    assert photo == pytest.approx((0.3, 0.0, 0.7, 1.0))  # the median: a tilted copy's corners reach past it
+    assert dedup.holds((0.3, 0.0, 0.7, 1.0), photo) and not dedup.holds((0.3, 0.0, 0.7, 1.0))
+    assert not dedup.holds((0.3, 0.0, 0.5, 1.0), photo) and dedup.holds(None, photo)
+    assert dedup.content([]) == (0.0, 0.0, 1.0, 1.0)
