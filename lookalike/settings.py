@@ -79,6 +79,11 @@ class Settings:
     opensearch_password: str | None = dataclasses.field(default=None, repr=False)
     opensearch_ca_file: str | None = None
     opensearch_verify: bool = True
+    # How requests are authenticated: "basic" (user and password, if a user is set) or "sigv4"
+    # (Amazon OpenSearch Service: signed with the AWS credentials botocore finds, for this region)
+    opensearch_auth: str = "basic"
+    opensearch_region: str | None = None
+    opensearch_service: str = "es"  # sigv4: "es" (managed domains) or "aoss" (Serverless)
     opensearch_timeout: float = 30.0  # seconds per request to OpenSearch (each of up to 4 tries)
     alias: str = "lookalike"
     index: str | None = None  # a physical OpenSearch index to use instead of the alias
@@ -155,6 +160,10 @@ class Settings:
             for url in (getattr(self, name) or "").split(",") if getattr(self, name) is not None else ():
                 if not url.strip().startswith(("http://", "https://")):
                     raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be an http(s):// URL, not {url!r}")
+        if self.opensearch_auth not in ("basic", "sigv4"):
+            raise SettingsError(f"LOOKALIKE_OPENSEARCH_AUTH must be basic or sigv4, not {self.opensearch_auth!r}")
+        if self.opensearch_auth == "sigv4" and not self.opensearch_region:
+            raise SettingsError("LOOKALIKE_OPENSEARCH_AUTH=sigv4 needs LOOKALIKE_OPENSEARCH_REGION (e.g. eu-west-1)")
         if self.replicas < 0:
             raise SettingsError(f"{ENV_PREFIX}REPLICAS must be 0 or more, not {self.replicas}")
         positive = ("m", "ef_construction", "ef_search", "shards", "max_image_bytes", "max_k", "default_k", "api_port",

@@ -27,7 +27,7 @@ from lookalike.photos import interior_photos, subject_photos
 from lookalike.serving import archive
 from lookalike.serving.torchserve import TorchServe
 from lookalike.settings import Settings
-from tests.backends import BACKENDS, drop_indices, opensearch_settings
+from tests.backends import BACKENDS, CLIENT_VARIABLES, NODE_FIXTURES, drop_indices, node_url, opensearch_settings
 from tests.standin import StandInModelServer
 
 # Each of these starts a server or a browser, or builds archives: a test that uses one is slow.
@@ -38,12 +38,15 @@ SLOW_FIXTURES = {
     "token_server": "starts TorchServe",
     "opensearch_installation": "installs OpenSearch",
     "opensearch_url": "starts OpenSearch",
+    "plain_opensearch_url": "starts OpenSearch",
+    "secured_opensearch_url": "starts OpenSearch with the security plugin",
+    "v35_opensearch_url": "starts OpenSearch 3.5",
     "browser": "starts Chromium",
     "schemathesis": "runs schemathesis over every route of the API (tens of seconds)",
     "installed": "builds a wheel and installs it into a fresh venv (tests/packaging/)",
     "labelled": "fine-tuning embeds every view of it with the real backbone (tests/relevance/test_finetune.py)",
 }
-OPENSEARCH_FIXTURES = {"opensearch_installation", "opensearch_url"}
+OPENSEARCH_FIXTURES = {"opensearch_installation", "opensearch_url", *NODE_FIXTURES.values()}
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
@@ -135,24 +138,69 @@ def opensearch_installation() -> tuple[opensearch_node.Installation, Path]:
     return opensearch_node.prepare(say=lambda _: None)
 
 
-@pytest.fixture(scope="session")
-def opensearch_url(request) -> Iterator[str]:
-    """A real OpenSearch 2.19 + k-NN for the session: OPENSEARCH_URL if set, else a single node this
-    session installs (from Maven Central on first use, cached outside the repo), starts on free
-    ports with its data in a temporary directory, and stops and removes at the end."""
+# The secured node's `lookalike` user may work on the tests' aliases only (a test with an alias of
+# a new prefix is refused there, with the permission named: add its prefix here).
+TEST_ALIASES = ("t-*", "api-*", "cat-*", "dec-*", "down-*", "gallery-*", "lookalike*")
+
+
+def _node(request, secure: bool, version: str = opensearch_node.DEFAULT_VERSION) -> Iterator[str]:
+    """A real OpenSearch 2.19 + k-NN for the session: OPENSEARCH_URL if set (with OPENSEARCH_USER/
+    PASSWORD; then the tests run once, the secured tier is skipped), else a single node this session
+    installs (from Maven Central on first use, cached outside the repo), starts on free ports with
+    its data in a temporary directory, and stops and removes at the end. While the secured node
+    runs, its `lookalike` user's LOOKALIKE_OPENSEARCH_USER/PASSWORD/CA_FILE are in the environment,
+    so commands run in-process or as subprocesses reach it as a site's would (a plain node ignores
+    them)."""
     url = os.environ.get("OPENSEARCH_URL")
     if url:
+        if secure or version != opensearch_node.DEFAULT_VERSION:
+            pytest.skip("OPENSEARCH_URL names one node: the tests run against it once")
         yield url
         return
-    installation, java_home = request.getfixturevalue("opensearch_installation")
+    installation, java_home = opensearch_node.prepare(say=lambda _: None, secure=secure, version=version)
     home = Path(tempfile.mkdtemp(prefix="lookalike-test-opensearch-"))
-    config = opensearch_node.NodeConfig("test", home, stack.free_port(), stack.free_port(), cluster="lookalike-test")
+    home.chmod(0o755)
+    config = opensearch_node.NodeConfig("test", home, stack.free_port(), stack.free_port(), cluster="lookalike-test",
+                                        secure=secure, index_patterns=TEST_ALIASES)  # fmt: skip
     node = opensearch_node.LocalNode(config, installation, java_home).start()
+    saved = {name: os.environ.get(name) for name in CLIENT_VARIABLES}
     try:
+        if secure:
+            os.environ.update(opensearch_node.security.client_environment(node.url, home))
+            os.environ.pop("LOOKALIKE_OPENSEARCH_URL")  # each test names its URL
         yield node.url
     finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         node.stop()
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def plain_opensearch_url(request) -> Iterator[str]:
+    """The plain node (HTTP, no security plugin)."""
+    yield from _node(request, secure=False)
+
+
+@pytest.fixture(scope="session")
+def secured_opensearch_url(request) -> Iterator[str]:
+    """The secured node (TLS, users, roles), reached as its least-privilege `lookalike` user."""
+    yield from _node(request, secure=True)
+
+
+@pytest.fixture(scope="session")
+def v35_opensearch_url(request) -> Iterator[str]:
+    """A plain OpenSearch 3.5 node (Java 21+; no security plugin of 3.5 is on Maven Central)."""
+    yield from _node(request, secure=False, version="3.5.0")
+
+
+@pytest.fixture(scope="session", params=list(NODE_FIXTURES))
+def opensearch_url(request) -> str:
+    """Each real node in turn (NODE_FIXTURES): a test of the node runs on plain 2.19, secured 2.19 and 3.5."""
+    return request.getfixturevalue(NODE_FIXTURES[request.param])
 
 
 @pytest.fixture
@@ -166,9 +214,9 @@ def os_alias(opensearch_url) -> Iterator[str]:
 def _api(ts_url: str, photos: dict[str, bytes], tmp_path_factory, backend: str, request) -> Iterator[stack.ApiThread]:
     more = {"ts_url": ts_url, "model": LITE, "max_image_bytes": 1_000_000,
             "thumb_dir": tmp_path_factory.mktemp("thumbs")}  # fmt: skip
-    if backend == "opensearch":
-        url, alias = request.getfixturevalue("opensearch_url"), f"api-{uuid.uuid4().hex[:8]}"
-        settings = opensearch_settings(url, alias, **more)
+    url = node_url(request, backend)
+    if url:
+        settings = opensearch_settings(url, f"api-{uuid.uuid4().hex[:8]}", **more)
     else:
         settings = Settings(data_dir=tmp_path_factory.mktemp("api-index"), **more)
     items = stack.photo_items(photos, tmp_path_factory.mktemp("api-photos"), "subjects", named=True, tags=("sample",))
@@ -178,8 +226,8 @@ def _api(ts_url: str, photos: dict[str, bytes], tmp_path_factory, backend: str, 
             running.backend = backend
             yield running
     finally:
-        if backend == "opensearch":
-            drop_indices(settings.opensearch_url or "", settings.alias)
+        if url:
+            drop_indices(url, settings.alias)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""A fault-injecting HTTP proxy in front of the real OpenSearch node — a test fixture.
+"""A fault-injecting HTTP proxy in front of the real OpenSearch node — a test fixture. In front of
+a secured node it speaks plain HTTP on loopback to our client and TLS to the node.
 
 A live node cannot be made to reject a bulk request with 429 (queue full) or fail it with 502/503
 on demand, so this proxy answers the next requests whose path ends with a given suffix with
@@ -8,7 +9,9 @@ queued error statuses and forwards everything else to the node unchanged.
 from __future__ import annotations
 
 import json
+import os
 import socket
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +34,9 @@ class FaultProxy:
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        # a secured node upstream (https): trusted by the CA its tests use (tests/conftest.py)
+        ca_file = os.environ.get("LOOKALIKE_OPENSEARCH_CA_FILE")
+        self.trusted: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
 
     def fail(self, suffix: str, *statuses: int) -> None:
         """Answer the next len(statuses) requests whose path ends with `suffix` with these statuses."""
@@ -66,9 +72,10 @@ class FaultProxy:
                     error = {"type": ERROR_TYPES.get(status, "injected"), "reason": f"injected {status}"}
                     self._send(status, json.dumps({"error": error, "status": status}).encode(), "application/json")
                     return
-                headers = {key: value for key, value in self.headers.items() if key.lower() in ("content-type",)}
+                relayed = ("content-type", "authorization")  # a secured node's user, passed on
+                headers = {key: value for key, value in self.headers.items() if key.lower() in relayed}
                 answer = httpx.request(self.command, proxy.upstream + self.path, content=body, headers=headers,
-                                       timeout=60)  # fmt: skip
+                                       timeout=60, verify=proxy.trusted)  # fmt: skip
                 self._send(answer.status_code, answer.content, answer.headers.get("content-type", "application/json"))
 
             def _send(self, status: int, payload: bytes, kind: str) -> None:

@@ -9,6 +9,7 @@ search touches (graph + the vectors it compares) must stay in the page cache; th
 million vectors drives the sizing table printed at the end for 10M and 100M images.
 
     lookalike bench opensearch --n 200000 --dim 1280 --quantization none,sq8
+    lookalike bench opensearch --n 50000 --quantization none --nodes plain,secured   # what TLS costs
 """
 
 from __future__ import annotations
@@ -72,15 +73,31 @@ def sizing(per_million: dict[str, dict]) -> list[dict]:
     return rows
 
 
+def client_settings(node) -> dict:
+    """How to reach `node`: its URL, and on a secured node its `lookalike` user and CA."""
+    if not node.config.secure:
+        return {"opensearch_url": node.url}
+    env = opensearch_node.security.client_environment(node.url, node.config.home)
+    return {"opensearch_url": node.url, "opensearch_user": env["LOOKALIKE_OPENSEARCH_USER"],
+            "opensearch_password": env["LOOKALIKE_OPENSEARCH_PASSWORD"],
+            "opensearch_ca_file": env["LOOKALIKE_OPENSEARCH_CA_FILE"]}  # fmt: skip
+
+
 def run_one(node, kind: str, args, xq: np.ndarray, truth: Truth, first: bool) -> dict:
     """Ingest, merge and measure one quantisation on `node`; the index is deleted after."""
-    settings = Settings(opensearch_url=node.url, alias=f"bench-{kind}-{os.getpid()}", engine="lucene",
+    settings = Settings(**client_settings(node), alias=f"bench-{kind}-{os.getpid()}", engine="lucene",
                         quantization=kind, ef_search=args.ef_search)  # fmt: skip
     index = OpenSearchIndex(settings, "synthetic", args.dim)
     print(f"{kind}: ingesting {args.n:,} vectors x {args.dim}-d ...", flush=True)
     ingest_s = load(index, args.n, args.dim, truth if first else None, seed=args.dim)
     merged = index.merge()
-    row = {"quantization": kind, "ingest_s": ingest_s, "merge_s": merged["seconds"], "ingest_per_s": args.n / ingest_s}
+    row = {
+        "node": "secured" if node.config.secure else "plain",
+        "quantization": kind,
+        "ingest_s": ingest_s,
+        "merge_s": merged["seconds"],
+        "ingest_per_s": args.n / ingest_s,
+    }
     for query in xq[:10]:
         index.search(query, K)
     row |= measure(index, xq, truth.ids[0])
@@ -104,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--quantization", default="none,sq8", help="comma-separated: none, sq8")
     parser.add_argument("--ef-search", type=int, default=Settings().ef_search)
+    parser.add_argument("--nodes", default="plain", help="comma-separated: plain, secured (TLS + basic auth as the "
+                        "least-privilege user: what security costs)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPORTS_DIR / "bench_opensearch.json")
     args = parser.parse_args(argv)
 
@@ -111,24 +130,27 @@ def main(argv: list[str] | None = None) -> int:
     query_categories = np.arange(args.queries) % CATEGORIES
     truth = Truth(xq, query_categories, K)
     results = []
-    with opensearch_node.throwaway_node("bench") as node:
-        for number, kind in enumerate(args.quantization.split(",")):
-            results.append(run_one(node, kind, args, xq, truth, first=number == 0))
+    for place, kind_of_node in enumerate(args.nodes.split(",")):
+        with opensearch_node.throwaway_node("bench", secure=kind_of_node == "secured") as node:
+            for number, kind in enumerate(args.quantization.split(",")):
+                results.append(run_one(node, kind, args, xq, truth, first=place == 0 and number == 0))
 
     print(f"\n{args.n:,} vectors x {args.dim}-d on one node (Lucene engine, merged to one segment), k={K}, "
           f"ef_search={args.ef_search}; filter: 1 category of {CATEGORIES}")  # fmt: skip
-    print(f"{'quant.':>6} {'ingest/s':>8} {'merge s':>8} {'recall@10':>9} {'p50 ms':>7} {'p95 ms':>7} "
+    print(f"{'node':>7} {'quant.':>6} {'ingest/s':>8} {'merge s':>8} {'recall@10':>9} {'p50 ms':>7} {'p95 ms':>7} "
           f"{'f.recall':>8} {'f.p50':>6} {'.vec MB':>8} {'.veq MB':>8} {'.vex MB':>8} {'hot GB/M':>9} "
           f"{'node RSS':>8}")  # fmt: skip
     for r in results:
         f = r["files_bytes"]
-        print(f"{r['quantization']:>6} {r['ingest_per_s']:>8.0f} {r['merge_s']:>8.0f} {r['recall_at_10']:>9.4f} "
+        print(f"{r['node']:>7} {r['quantization']:>6} {r['ingest_per_s']:>8.0f} {r['merge_s']:>8.0f} "
+              f"{r['recall_at_10']:>9.4f} "
               f"{r['p50_ms']:>7.2f} {r['p95_ms']:>7.2f} {r['filtered_recall_at_10']:>8.4f} "
               f"{r['filtered_p50_ms']:>6.2f} "
               f"{f['.vec'] / 2**20:>8.0f} {f['.veq'] / 2**20:>8.0f} {f['.vex'] / 2**20:>8.0f} "
               f"{r['hot_bytes_per_million'] / 2**30:>9.2f} {r['node_rss_mb']:>8.0f}")  # fmt: skip
     table = sizing({r["quantization"]: {"hot_bytes": r["hot_bytes_per_million"],
-                                        "store_bytes": r["store_bytes_per_million"]} for r in results})  # fmt: skip
+                                        "store_bytes": r["store_bytes_per_million"]}
+                    for r in results if r["node"] == results[0]["node"]})  # fmt: skip
     print(f"\nsizing ({args.dim}-d; {REPLICAS} replica, data nodes of {NODE_RAM_GB} GB RAM with a {NODE_HEAP_GB} GB "
           f"heap, 80 % of the rest as page cache for the hot set, shards ≤ {SHARD_MAX_GB} GB):")  # fmt: skip
     print(f"{'images':>12} {'quant.':>6} {'hot set GB':>10} {'primary GB':>10} {'shards':>6} {'data nodes':>10}")

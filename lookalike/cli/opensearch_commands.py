@@ -1,23 +1,51 @@
-"""`lookalike opensearch start|stop|status|install`: the local OpenSearch node (make opensearch)."""
+"""`lookalike opensearch start|stop|status|install|env`: the local OpenSearch node (make opensearch),
+plain or secured (--secure)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import shlex
 import sys
 from pathlib import Path
 
 from lookalike import opensearch_node as osn
 from lookalike.cli.common import guarded, subparser
+from lookalike.errors import NodeError
+
+
+def client_environment(node: osn.LocalNode, home: Path) -> dict[str, str]:
+    """The LOOKALIKE_OPENSEARCH_* settings that reach the running node (as `lookalike` if secured)."""
+    if not node.config.secure:
+        return {"LOOKALIKE_OPENSEARCH_URL": node.url}
+    return osn.security.client_environment(node.url, home)
 
 
 def add(sub: argparse._SubParsersAction) -> None:
-    p = subparser(sub, "opensearch", "a local OpenSearch 2.19 + k-NN node from Maven Central (data in run/opensearch)",
+    p = subparser(sub, "opensearch", "a local OpenSearch 2.19 (or 3.5) + k-NN node from Maven Central (data in "
+                  "run/opensearch)",
                   "lookalike opensearch start            # install on first use, start, wait for yellow/green",
                   "OPENSEARCH_PORT=9201 lookalike opensearch start",
+                  "lookalike opensearch start --version 3.5.0 --dir run/opensearch-3.5 --port 9202",
                   "lookalike opensearch stop", "lookalike opensearch status",
-                  "LOOKALIKE_OPENSEARCH_URL=http://127.0.0.1:9200 lookalike demo")  # fmt: skip
-    p.add_argument("action", choices=["start", "stop", "status", "install"])
+                  "LOOKALIKE_OPENSEARCH_URL=http://127.0.0.1:9200 lookalike demo",
+                  "lookalike opensearch start --secure",
+                  "eval \"$(lookalike opensearch env)\"; lookalike demo   # every command then uses it")  # fmt: skip
+    p.add_argument(
+        "action",
+        choices=["start", "stop", "status", "install", "env"],
+        help='env: the running node\'s client settings as export lines: eval "$(lookalike opensearch env)"',
+    )
+    p.add_argument("--secure", action="store_true",
+                   help="start: a secured node (security plugin: TLS on HTTP and transport, a local CA, users `admin` "
+                        "and `lookalike`, a least-privilege role); a node made so stays secured")  # fmt: skip
+    p.add_argument("--version", choices=list(osn.RELEASES), dest="opensearch_version",
+                   help=f"start/install: the OpenSearch release (default {osn.DEFAULT_VERSION}; 3.x runs on Java 21+, "
+                        "found by version; a node keeps the version it was made with)")  # fmt: skip
+    p.add_argument("--index-pattern", action="append", dest="index_patterns",
+                   help="--secure: the indices and aliases the `lookalike` user may work on (repeatable; lookalike*, "
+                        "fixed when the node is first made)")  # fmt: skip
     p.add_argument("--port", type=int, help=f"HTTP port (OPENSEARCH_PORT; {osn.DEFAULT_PORT})")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for yellow/green (180)")
     p.add_argument("--dir", type=Path, default=osn.NODE_DIR,
@@ -29,9 +57,23 @@ def add(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     say = lambda text: print(text, file=sys.stderr)  # noqa: E731 - progress to stderr, the URL to stdout
     if args.action == "install":
-        print(osn.prepare(say)[0].home)
+        print(osn.prepare(say, args.secure, args.opensearch_version or osn.DEFAULT_VERSION)[0].home)
         return 0
-    node = osn.local_node(args.dir, http_port=args.port, installed=args.action == "start", say=say)
+    made_secure = (args.dir / osn.security.SECRETS).is_file()
+    if args.action == "start" and made_secure != args.secure and (args.dir / "data").is_dir():
+        raise NodeError(f"the node in {args.dir} was made {'secured' if made_secure else 'plain'}; start it "
+                        f"{'with' if made_secure else 'without'} --secure, or give another --dir")  # fmt: skip
+    secure = args.secure if args.action == "start" else made_secure
+    node = osn.local_node(args.dir, http_port=args.port, installed=args.action == "start", say=say, secure=secure,
+                          version=args.opensearch_version)  # fmt: skip
+    if args.index_patterns:
+        node.config = dataclasses.replace(node.config, index_patterns=tuple(args.index_patterns))
+    if args.action == "env":
+        if not node.alive():
+            raise NodeError(f"OpenSearch is not running from {args.dir} (lookalike opensearch start)")
+        for name, value in client_environment(node, args.dir).items():
+            print(f"export {name}={shlex.quote(value)}")
+        return 0
     if args.action == "start":
         if node.alive():
             node.wait_ready(args.timeout)
@@ -39,6 +81,11 @@ def run(args: argparse.Namespace) -> int:
         else:
             say(f"starting OpenSearch on {node.url} (Java {node.java_home}; data and logs in {node.config.home}) ...")
             node.start(timeout=args.timeout)
+        if secure:
+            say(
+                f"secured: user {osn.security.USER}; its password in {args.dir / osn.security.SECRETS} (with the "
+                f'admin\'s); CA {node.ca_file}. Every command then uses it after: eval "$(lookalike opensearch env)"'
+            )
         print(node.url)
         return 0
     if args.action == "stop":
@@ -48,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         node.stop()
         say("OpenSearch stopped")
         return 0
-    state = osn.health(node.url) if node.alive() else None
+    state = node.health() if node.alive() else None
     if state is None:
         say(f"OpenSearch is not running at {node.url}")
         return 1

@@ -19,6 +19,7 @@ import functools
 import inspect
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -26,9 +27,9 @@ from typing import Any
 
 import numpy as np
 import orjson
-from opensearchpy import JSONSerializer, OpenSearch, helpers
+from opensearchpy import JSONSerializer, OpenSearch, Urllib3AWSV4SignerAuth, helpers
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
-from opensearchpy.exceptions import NotFoundError, TransportError
+from opensearchpy.exceptions import NotFoundError, SSLError, TransportError
 
 from lookalike.errors import IndexMismatch, IndexUnavailable, SettingsError
 from lookalike.index.documents import Doc, Hit, scheme_mismatch
@@ -57,10 +58,9 @@ class VectorJSON(JSONSerializer):
 
 def connect(settings: Settings) -> OpenSearch:
     """A client for every node named in LOOKALIKE_OPENSEARCH_URL: a dead node's requests go to another."""
-    auth = (settings.opensearch_user, settings.opensearch_password) if settings.opensearch_user else None
     return OpenSearch(
         hosts=settings.opensearch_hosts,
-        http_auth=auth,
+        http_auth=authentication(settings),
         use_ssl=str(settings.opensearch_url).startswith("https"),
         verify_certs=settings.opensearch_verify,
         ca_certs=settings.opensearch_ca_file,
@@ -69,6 +69,25 @@ def connect(settings: Settings) -> OpenSearch:
         retry_on_timeout=True,
         serializer=VectorJSON(),
     )
+
+
+def authentication(settings: Settings) -> Any:
+    """What signs or authenticates each request: (user, password) for basic auth, opensearch-py's own
+    SigV4 signer for Amazon OpenSearch Service (credentials as botocore finds them: environment,
+    profile, instance role), or None."""
+    if settings.opensearch_auth == "sigv4":
+        try:
+            import botocore.session
+        except ImportError as exc:  # pragma: no cover - botocore is a dependency
+            raise SettingsError("LOOKALIKE_OPENSEARCH_AUTH=sigv4 needs botocore (pip install botocore)") from exc
+        credentials = botocore.session.get_session().get_credentials()
+        if credentials is None:
+            raise SettingsError("LOOKALIKE_OPENSEARCH_AUTH=sigv4 found no AWS credentials (AWS_ACCESS_KEY_ID and "
+                                "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance role)")  # fmt: skip
+        return Urllib3AWSV4SignerAuth(credentials, settings.opensearch_region, settings.opensearch_service)
+    if settings.opensearch_user:
+        return (settings.opensearch_user, settings.opensearch_password)
+    return None
 
 
 def native_libraries(client: OpenSearch) -> bool | None:
@@ -155,7 +174,14 @@ def unavailable(exc: Exception, settings: Settings) -> IndexUnavailable | None:
     wrong, for a failure that means it cannot answer now (unreachable, timed out, overloaded, a
     server error, its index gone); None for any other (a bug of ours: it stays a 500)."""
     where = f"index {settings.index or settings.alias}"
-    if isinstance(exc, OSConnectionError):  # refused, reset, timed out (ConnectionTimeout), TLS
+    who = repr(settings.opensearch_user) if settings.opensearch_user else "no user"
+    if settings.opensearch_auth == "sigv4":
+        who = f"the AWS credentials (SigV4, region {settings.opensearch_region}, service {settings.opensearch_service})"
+    if isinstance(exc, SSLError) or (isinstance(exc, OSConnectionError) and "CERTIFICATE" in str(exc.info)):
+        return IndexUnavailable(f"OpenSearch's TLS certificate at {settings.opensearch_url} is not trusted ({where}): "
+                                f"{_certificate_problem(exc)}; give the CA that signed it with "
+                                "LOOKALIKE_OPENSEARCH_CA_FILE")  # fmt: skip
+    if isinstance(exc, OSConnectionError):  # refused, reset, timed out (ConnectionTimeout)
         kind = "timed out" if "timeout" in type(exc).__name__.lower() else "unreachable"
         return IndexUnavailable(f"OpenSearch {kind} at {settings.opensearch_url} ({where}): {exc.error}")
     if not isinstance(exc, TransportError):
@@ -163,9 +189,37 @@ def unavailable(exc: Exception, settings: Settings) -> IndexUnavailable | None:
     status = exc.status_code if isinstance(exc.status_code, int) else 0
     if isinstance(exc, NotFoundError) and exc.error == "index_not_found_exception":
         return IndexUnavailable(f"OpenSearch has no {where} (deleted, or the alias points nowhere)")
-    if status == 429 or status >= 500 or status in (0, 401, 403):
+    if status == 401:
+        return IndexUnavailable(f"OpenSearch refused authentication as {who} at {settings.opensearch_url} ({where}): "
+                                "check LOOKALIKE_OPENSEARCH_USER and LOOKALIKE_OPENSEARCH_PASSWORD")  # fmt: skip
+    if status == 403 and settings.opensearch_auth == "sigv4":
+        return IndexUnavailable(f"OpenSearch at {settings.opensearch_url} refused the request signed with {who} "
+                                f"({where}): {_reason(exc)}; check the credentials, the region and the domain's "
+                                "access policy")  # fmt: skip
+    if status == 403:
+        reason = _reason(exc)
+        missing = re.search(r"no permissions for \[([^\]]*)\]", reason)
+        lacks = f"permission {missing.group(1)}" if missing else "a permission"
+        return IndexUnavailable(f"OpenSearch user {who} lacks {lacks} ({where}): {reason}")
+    if status == 429 or status >= 500 or status == 0:
         return IndexUnavailable(f"OpenSearch answered {exc.status_code} {exc.error} ({where})")
     return None
+
+
+def _reason(exc: TransportError) -> str:
+    """OpenSearch's own words for a refusal (its error's `reason`), else the error's name."""
+    info = exc.info if isinstance(exc.info, dict) else {}
+    error = info.get("error") or info.get("message") or info.get("Message")  # AWS answers {"message": ...}
+    if isinstance(error, dict):
+        return str(error.get("reason") or error.get("type") or exc.error)
+    return str(error or exc.error)
+
+
+def _certificate_problem(exc: OSConnectionError) -> str:
+    """The verification failure (e.g. 'self-signed certificate in certificate chain'), else the error."""
+    text = str(exc.info or exc.error)
+    found = re.search(r"certificate verify failed: ([^(\]\)]+)", text)
+    return found.group(1).strip() if found else text[:300]
 
 
 def translated(method: Callable) -> Callable:
@@ -220,13 +274,12 @@ class OpenSearchIndex:
 
     # -- identity and aliases -----------------------------------------------------------------
     def _live_index(self) -> str | None:
-        try:
-            found = self.client.indices.get_alias(name=self.alias)
-        except NotFoundError:
+        found = alias_targets(self.client, self.alias)
+        if not found:
             return None
         if len(found) != 1:
             raise IndexMismatch(f"alias {self.alias} points at {len(found)} indices; expected one")
-        return next(iter(found))
+        return found[0]
 
     def create(self, attach: bool = False) -> str:
         """A fresh physical index for this model; `attach` points the alias at it (no alias yet)."""
@@ -389,13 +442,22 @@ def check_index(client: OpenSearch, name: str, model: str, dimension: int, regio
                             "(lookalike admin --help)")  # fmt: skip
 
 
+def alias_targets(client: OpenSearch, alias: str) -> list[str]:
+    """The indices `alias` points at ([] if it names none), asked through the alias itself
+    (GET <alias>/_alias): a user whose role covers only our indices may ask that, while
+    GET _alias/<alias> asks about every index of the cluster."""
+    try:
+        found = client.indices.get_alias(index=alias)
+    except NotFoundError:
+        return []
+    return sorted(name for name, entry in found.items() if alias in entry.get("aliases", {}))
+
+
 def swap_alias(client: OpenSearch, alias: str, new_index: str, model: str, dimension: int) -> str | None:
     """Point `alias` at `new_index` in one atomic update (after checking it); returns the old index."""
     check_index(client, new_index, model, dimension)
-    try:
-        old = next(iter(client.indices.get_alias(name=alias)))
-    except NotFoundError:
-        old = None
+    targets = alias_targets(client, alias)
+    old = targets[0] if targets else None
     actions = [{"remove": {"index": old, "alias": alias}}] if old else []
     actions.append({"add": {"index": new_index, "alias": alias}})
     client.indices.update_aliases(body={"actions": actions})

@@ -1,5 +1,6 @@
 """A real local OpenSearch 2.19 with k-NN, from Maven Central: install (install.py), find a Java
-it can run on (java.py), and run nodes (node.py). `lookalike opensearch` and the tests use it."""
+it can run on (java.py), run nodes (node.py), plain or secured (security.py: TLS, users, roles).
+`lookalike opensearch` and the tests use it."""
 
 from __future__ import annotations
 
@@ -9,9 +10,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from lookalike.opensearch_node.install import Installation, cache_dir, install_node
+from lookalike.opensearch_node import security
+from lookalike.opensearch_node.install import DEFAULT_VERSION, RELEASES, Installation, cache_dir, install_node, release
 from lookalike.opensearch_node.java import find_java
-from lookalike.opensearch_node.node import USER, LocalNode, NodeConfig, cluster, describe_listener, health, port_free
+from lookalike.opensearch_node.node import (
+    PORT_FILE,
+    USER,
+    VERSION_FILE,
+    LocalNode,
+    NodeConfig,
+    cluster,
+    describe_listener,
+    health,
+    port_free,
+)
 from lookalike.settings import RUN_DIR
 
 DEFAULT_PORT = 9200
@@ -19,7 +31,9 @@ NODE_DIR = RUN_DIR / "opensearch"  # make opensearch: config, data, logs, pid
 
 __all__ = [
     "DEFAULT_PORT",
+    "DEFAULT_VERSION",
     "NODE_DIR",
+    "RELEASES",
     "USER",
     "Installation",
     "LocalNode",
@@ -33,39 +47,65 @@ __all__ = [
     "local_node",
     "port_free",
     "prepare",
+    "security",
     "throwaway_node",
 ]  # fmt: skip
 
 
-def prepare(say=print) -> tuple[Installation, Path]:
-    """(the installation, the Java home to run it with), installing on first use."""
-    java_home = find_java()
-    return install_node(java_home, say=say), java_home
+def prepare(say=print, secure: bool = False, version: str = DEFAULT_VERSION) -> tuple[Installation, Path]:
+    """(the installation, the Java home to run it with: picked by the version's major), installing on
+    first use; `secure`: the tree with the security plugin."""
+    java_home = find_java(major=release(version).major)
+    return install_node(java_home, say=say, security=secure, version=version), java_home
 
 
 def local_node(home: Path = NODE_DIR, http_port: int | None = None, transport_port: int | None = None,
-               installed: bool = True, say=print) -> LocalNode:  # fmt: skip
+               installed: bool = True, say=print, secure: bool | None = None,
+               version: str | None = None) -> LocalNode:  # fmt: skip
     """The single node kept in `home`, not started; `installed` installs it on first use (needed to
-    start it, not to stop it or ask its status)."""
+    start it, not to stop it or ask its status). `secure` None: as the node was made (a secured
+    node keeps its secrets in `home`)."""
     from lookalike.stack import free_port
 
-    installation, java_home = prepare(say) if installed else (None, None)
-    port = http_port or int(os.environ.get("OPENSEARCH_PORT") or DEFAULT_PORT)
-    config = NodeConfig("local", home, port, transport_port or free_port())
+    if secure is None:
+        secure = (home / security.SECRETS).is_file()
+    version = version or made_version(home) or DEFAULT_VERSION
+    installation, java_home = prepare(say, secure, version) if installed else (None, None)
+    port = http_port or int(os.environ.get("OPENSEARCH_PORT") or 0) or started_port(home) or DEFAULT_PORT
+    config = NodeConfig("local", home, port, transport_port or free_port(), secure=secure)
     return LocalNode(config, installation, java_home)
 
 
+def made_version(home: Path) -> str | None:
+    """The OpenSearch version the node in `home` was made with (its data is that version's)."""
+    try:
+        return (home / VERSION_FILE).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def started_port(home: Path) -> int | None:
+    """The HTTP port the node in `home` was last started on (so `env`, `status` and `stop` find it)."""
+    try:
+        return int((home / PORT_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
 @contextmanager
-def throwaway_node(name: str, heap: str = "1g") -> Iterator[LocalNode]:
+def throwaway_node(name: str, heap: str = "1g", secure: bool = False, version: str = DEFAULT_VERSION,
+                   ) -> Iterator[LocalNode]:  # fmt: skip
     """A started node of its own cluster `name` on free ports, its data in a temporary folder; stopped
-    and removed on exit (benchmarks)."""
+    and removed on exit (benchmarks). `secure`: TLS, users and roles (security.py); its client
+    settings are `security.client_environment(node.url, node.config.home)`."""
     from lookalike.stack import free_port
 
     with tempfile.TemporaryDirectory(prefix=f"lookalike-{name}-") as tmp_name:
         tmp = Path(tmp_name)
         tmp.chmod(0o755)  # the node runs as its own user
-        installation, java_home = prepare()
-        config = NodeConfig(name, tmp / "node", free_port(), free_port(), cluster=name, heap_min=heap, heap_max=heap)
+        installation, java_home = prepare(secure=secure, version=version)
+        config = NodeConfig(name, tmp / "node", free_port(), free_port(), cluster=name, heap_min=heap, heap_max=heap,
+                            secure=secure, index_patterns=("bench-*",))  # fmt: skip
         config.home.mkdir()
         node = LocalNode(config, installation, java_home).start()
         try:

@@ -2,6 +2,11 @@
 
     downloads/      what opensearch/pom.xml names, each checked against opensearch/checksums.sha256
     opensearch-<v>/ the integ-test distribution + modules/lang-painless (assembled) + the k-NN plugin
+    opensearch-<v>-security/  the same + the security plugin (a secured node: --secure)
+
+Two releases (RELEASES): 2.19.1 (the default; opensearch/pom.xml) and 3.5.0 (opensearch/3.5.0/,
+`--version 3.5.0`: its integ-test zip ships lang-painless, it runs on Java 21+, and no security
+plugin of it is on Maven Central).
 
 Both live in a cache outside the repository (`cache_dir`); a second install finds them there and
 needs no network. The tree is built beside its final place and renamed into it, so an interrupted
@@ -25,14 +30,63 @@ from lookalike.errors import NodeError
 from lookalike.resources import asset
 from lookalike.settings import Settings
 
-VERSION = "2.19.1"
-POM = asset("opensearch", "pom.xml")
-CHECKSUMS = asset("opensearch", "checksums.sha256")
-PAINLESS_FILES = asset("opensearch", "lang-painless")
-DISTRIBUTION = f"opensearch-{VERSION}.zip"
-KNN_PLUGIN = f"opensearch-knn-{VERSION}.0.zip"
 MARKER = ".lookalike-install.json"
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
+
+
+@dataclass(frozen=True)
+class Release:
+    """One OpenSearch version we install: what its POM pins, and how its tree is assembled."""
+
+    version: str
+    folder: tuple[str, ...]  # its pom.xml and checksums.sha256, under the opensearch/ assets
+    assemble_painless: bool  # the 2.19 integ-test zip lacks modules/lang-painless; 3.x ships it
+    security: bool  # the security plugin of this version is pinned (3.5.0.0 is not on Maven Central)
+    strict_checksums: bool  # Maven Central carries checksums for every file (not for the 3.5.0 zip)
+
+    @property
+    def pom(self) -> Path:
+        return asset("opensearch", *self.folder, "pom.xml")
+
+    @property
+    def checksums(self) -> Path:
+        return asset("opensearch", *self.folder, "checksums.sha256")
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".")[0])
+
+    def downloads(self, cache: Path) -> Path:
+        return cache / ("downloads" if self.version == DEFAULT_VERSION else f"downloads-{self.version}")
+
+    @property
+    def distribution(self) -> str:
+        return f"opensearch-{self.version}.zip"
+
+    @property
+    def knn_plugin(self) -> str:
+        return f"opensearch-knn-{self.version}.0.zip"
+
+    @property
+    def security_plugin(self) -> str:
+        return f"opensearch-security-{self.version}.0.zip"
+
+
+DEFAULT_VERSION = "2.19.1"
+RELEASES = {
+    "2.19.1": Release("2.19.1", (), assemble_painless=True, security=True, strict_checksums=True),
+    "3.5.0": Release("3.5.0", ("3.5.0",), assemble_painless=False, security=False, strict_checksums=False),
+}
+VERSION = DEFAULT_VERSION  # the default release's (older callers)
+POM = RELEASES[DEFAULT_VERSION].pom
+CHECKSUMS = RELEASES[DEFAULT_VERSION].checksums
+PAINLESS_FILES = asset("opensearch", "lang-painless")
+
+
+def release(version: str) -> Release:
+    if version not in RELEASES:
+        raise NodeError(f"OpenSearch {version} is not one we install; choose one of {', '.join(RELEASES)}")
+    return RELEASES[version]
 
 
 def cache_dir(environ: dict[str, str] | None = None) -> Path:
@@ -52,15 +106,22 @@ def cache_dir(environ: dict[str, str] | None = None) -> Path:
 class Installation:
     home: Path  # OPENSEARCH_HOME: bin/, lib/, modules/, plugins/
     knn_native: bool  # does the k-NN plugin carry its JNI libraries (faiss/nmslib)?
+    security: bool = False  # is the security plugin installed (a node of it must be configured secured)?
+    version: str = "2.19.1"
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".")[0])
 
     @property
     def launcher(self) -> Path:
         return self.home / "bin" / "opensearch"
 
 
-def pinned() -> dict[str, str]:
-    """file name -> sha256, from opensearch/checksums.sha256."""
-    lines = (line.split() for line in CHECKSUMS.read_text().splitlines() if line.strip())
+def pinned(chosen: Release | None = None) -> dict[str, str]:
+    """file name -> sha256, from the release's checksums.sha256 (the default release's)."""
+    checksums = (chosen or RELEASES[DEFAULT_VERSION]).checksums
+    lines = (line.split() for line in checksums.read_text().splitlines() if line.strip())
     return {name: digest for digest, name in lines}
 
 
@@ -72,10 +133,10 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify(downloads: Path, delete_bad: bool = True) -> list[str]:
+def verify(downloads: Path, delete_bad: bool = True, chosen: Release | None = None) -> list[str]:
     """The pinned files missing from `downloads`; raises on a checksum mismatch (after deleting it)."""
     missing = []
-    for name, want in pinned().items():
+    for name, want in pinned(chosen).items():
         path = downloads / name
         if not path.is_file():
             missing.append(name)
@@ -84,22 +145,25 @@ def verify(downloads: Path, delete_bad: bool = True) -> list[str]:
         if got != want:
             if delete_bad:
                 path.unlink()
-            raise NodeError(f"{path}: sha256 {got} is not the pinned {want} (opensearch/checksums.sha256); "
+            raise NodeError(f"{path}: sha256 {got} is not the pinned {want} (opensearch/.../checksums.sha256); "
                             "the file was deleted, run the install again")  # fmt: skip
     return missing
 
 
-def fetch(downloads: Path, say=print, maven_args: tuple[str, ...] = ()) -> None:
-    """Download what opensearch/pom.xml pins into `downloads` with Maven, printing progress.
-    `maven_args`: more mvn options, e.g. `-s settings.xml` for a mirror or proxy."""
+def fetch(downloads: Path, say=print, maven_args: tuple[str, ...] = (), chosen: Release | None = None) -> None:
+    """Download what the release's pom.xml pins into `downloads` with Maven, printing progress.
+    `maven_args`: more mvn options, e.g. `-s settings.xml` for a mirror or proxy. Maven checks each
+    file against Central's checksum where Central has one (-C); ours are checked after."""
+    chosen = chosen or RELEASES[DEFAULT_VERSION]
     mvn = shutil.which("mvn")
     if not mvn:
         raise NodeError("Maven (mvn) is needed to fetch OpenSearch from Maven Central: apt-get install -y maven")
     downloads.mkdir(parents=True, exist_ok=True)
-    command = [mvn, "-B", "-C", *maven_args, "-f", str(POM), f"{DEPENDENCY_PLUGIN}:copy-dependencies",
+    strict = ["-C"] if chosen.strict_checksums else []
+    command = [mvn, "-B", *strict, *maven_args, "-f", str(chosen.pom), f"{DEPENDENCY_PLUGIN}:copy-dependencies",
                "-DexcludeTransitive=true", f"-DoutputDirectory={downloads}"]  # fmt: skip
-    say(f"fetching OpenSearch {VERSION} + k-NN + lang-painless from Maven Central into {downloads} ...")
-    wanted = set(pinned())
+    say(f"fetching OpenSearch {chosen.version} and its plugins from Maven Central into {downloads} ...")
+    wanted = set(pinned(chosen))
     errors: list[str] = []
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
@@ -122,43 +186,54 @@ def fetch(downloads: Path, say=print, maven_args: tuple[str, ...] = ()) -> None:
 
 def assemble_painless(home: Path, downloads: Path) -> None:
     """modules/lang-painless: the lang-painless jar, its runtime jars not already in lib/, and our
-    plugin descriptor and security policy (k-NN extends lang-painless; the integ-test zip lacks it)."""
+    plugin descriptor and security policy (k-NN extends lang-painless; the 2.19 integ-test zip
+    lacks it)."""
     module = home / "modules" / "lang-painless"
     module.mkdir(parents=True)
     in_lib = {path.name for path in (home / "lib").glob("*.jar")}
-    for name in pinned():
+    for name in pinned(RELEASES[DEFAULT_VERSION]):
         if name.endswith(".jar") and name not in in_lib:
             shutil.copy2(downloads / name, module / name)
     for path in PAINLESS_FILES.iterdir():
         shutil.copy2(path, module / path.name)
 
 
-def install_node(java_home: Path, cache: Path | None = None, say=print) -> Installation:
-    """The installed node (installing it first if needed). Offline once `cache` holds it."""
+def install_node(java_home: Path, cache: Path | None = None, say=print, security: bool = False,
+                 version: str = DEFAULT_VERSION) -> Installation:  # fmt: skip
+    """The installed node of `version` (installing it first if needed), with the security plugin if
+    `security` (a tree of its own). Offline once `cache` holds it."""
+    chosen = release(version)
+    if security and not chosen.security:
+        raise NodeError(f"no security plugin is pinned for OpenSearch {version} (opensearch-security "
+                        f"{version}.0 is not on Maven Central); a secured node runs {DEFAULT_VERSION}")  # fmt: skip
     cache = cache or cache_dir()
-    home = cache / f"opensearch-{VERSION}"
-    stamp = {"version": VERSION, "checksums": sha256(CHECKSUMS), "painless": _painless_digest()}
+    home = cache / (f"opensearch-{version}-security" if security else f"opensearch-{version}")
+    stamp = {"version": version, "checksums": sha256(chosen.checksums), "painless": _painless_digest(),
+             "security": security}  # fmt: skip
     marker = home / MARKER
     if marker.is_file():
         recorded = json.loads(marker.read_text())
         if all(recorded.get(key) == value for key, value in stamp.items()):
-            return Installation(home, bool(recorded.get("knn_native")))
-    downloads = cache / "downloads"
-    if verify(downloads):
-        fetch(downloads, say)
-        missing = verify(downloads)
+            return Installation(home, bool(recorded.get("knn_native")), security, version)
+    downloads = chosen.downloads(cache)
+    if verify(downloads, chosen=chosen):
+        fetch(downloads, say, chosen=chosen)
+        missing = verify(downloads, chosen=chosen)
         if missing:
             raise NodeError(f"Maven finished but these are still missing from {downloads}: {', '.join(missing)}")
-    say(f"installing OpenSearch {VERSION} into {home} ...")
+    say(f"installing OpenSearch {version} into {home} ...")
     staging = cache / f".staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
-    with zipfile.ZipFile(downloads / DISTRIBUTION) as archive:
+    with zipfile.ZipFile(downloads / chosen.distribution) as archive:
         archive.extractall(staging)
-    tree = staging / f"opensearch-{VERSION}"
+    tree = staging / f"opensearch-{version}"
     for script in (tree / "bin").iterdir():
         script.chmod(0o755)
-    assemble_painless(tree, downloads)
-    _install_plugin(tree, downloads / KNN_PLUGIN, java_home)
+    if chosen.assemble_painless:
+        assemble_painless(tree, downloads)
+    _install_plugin(tree, downloads / chosen.knn_plugin, java_home)
+    if security:
+        _install_plugin(tree, downloads / chosen.security_plugin, java_home)
     knn_native = any((tree / "plugins" / "opensearch-knn").rglob("*.so"))
     (tree / MARKER).write_text(json.dumps({**stamp, "knn_native": knn_native}, indent=2))
     _readable(tree)
@@ -166,8 +241,11 @@ def install_node(java_home: Path, cache: Path | None = None, say=print) -> Insta
     tree.rename(home)
     shutil.rmtree(staging, ignore_errors=True)
     _readable(cache)
-    say(f"installed: {home} (k-NN native libraries: {'yes' if knn_native else 'no, Lucene engine only'})")
-    return Installation(home, knn_native)
+    say(
+        f"installed: {home} (k-NN native libraries: {'yes' if knn_native else 'no, Lucene engine only'}"
+        f"{'; security plugin' if security else ''})"
+    )
+    return Installation(home, knn_native, security, version)
 
 
 def _install_plugin(tree: Path, plugin: Path, java_home: Path) -> None:

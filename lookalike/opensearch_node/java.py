@@ -1,4 +1,4 @@
-"""Find a Java that OpenSearch 2.19 can run on: 11 to 23, preferring 17.
+"""Find a Java that OpenSearch can run on: 2.19 on 11 to 23, preferring 17; 3.x on 21+.
 
 2.19 installs the Java Security Manager at start-up, which Java 24 and later cannot enable, so
 a newer default `java` (our machines also carry a Temurin 25) must not be picked up by accident.
@@ -14,9 +14,12 @@ from pathlib import Path
 
 from lookalike.errors import NodeError
 
-SUPPORTED = range(11, 24)
+SUPPORTED = range(11, 24)  # OpenSearch 2.x
 PREFERRED = 17
 JVM_DIR = Path("/usr/lib/jvm")
+# By OpenSearch major version: the Java versions it runs on, and the one preferred. 3.x dropped
+# the Security Manager (a Java agent instead) and needs Java 21+: the Temurin 25 on our machines.
+BY_MAJOR = {2: (SUPPORTED, PREFERRED), 3: (range(21, 100), 21)}
 
 
 def java_version(home: Path) -> int | None:
@@ -47,9 +50,12 @@ def candidates(environ: dict[str, str]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def find_java(environ: dict[str, str] | None = None) -> Path:
-    """The Java home to run OpenSearch with; OPENSEARCH_JAVA_HOME, when set, must itself be usable."""
+def find_java(environ: dict[str, str] | None = None, major: int = 2) -> Path:
+    """The Java home to run OpenSearch `major`.x with; OPENSEARCH_JAVA_HOME, when set, must itself be
+    usable."""
     environ = dict(os.environ if environ is None else environ)
+    supported, preferred = BY_MAJOR[major]
+    needs = f"Java {supported.start}-{supported.stop - 1}" if major == 2 else f"Java {supported.start}+"
     pinned = environ.get("OPENSEARCH_JAVA_HOME")
     seen: list[str] = []
     usable: list[tuple[int, Path]] = []
@@ -57,16 +63,15 @@ def find_java(environ: dict[str, str] | None = None) -> Path:
         version = java_version(home)
         seen.append(f"{home} ({version or 'no java'})")
         if home == Path(pinned or "/nonexistent"):
-            if version in SUPPORTED:
+            if version in supported:
                 return home
-            raise NodeError(f"OPENSEARCH_JAVA_HOME={pinned} is Java {version or '?'}; OpenSearch 2.19 needs "
-                            f"Java {SUPPORTED.start}-{SUPPORTED.stop - 1} (17 recommended)")  # fmt: skip
-        if version is not None and version in SUPPORTED:
-            usable.append((abs(version - PREFERRED), home))
+            raise NodeError(f"OPENSEARCH_JAVA_HOME={pinned} is Java {version or '?'}; OpenSearch {major}.x needs "
+                            f"{needs} ({preferred} recommended)")  # fmt: skip
+        if version is not None and version in supported:
+            usable.append((abs(version - preferred), home))
     if usable:
         return min(usable, key=lambda pair: pair[0])[1]
-    raise NodeError(
-        "no Java for OpenSearch 2.19: it needs Java 11-23 (17 recommended; Java 24+ cannot enable the "
-        "Security Manager it relies on). Install one (apt-get install -y openjdk-17-jre-headless) or set "
-        f"OPENSEARCH_JAVA_HOME. Looked at: {', '.join(seen) or 'nothing'}"
-    )
+    why = ("Java 24+ cannot enable the Security Manager it relies on; apt-get install -y openjdk-17-jre-headless"
+           if major == 2 else "apt-get install -y openjdk-21-jre-headless")  # fmt: skip
+    raise NodeError(f"no Java for OpenSearch {major}.x: it needs {needs} ({preferred} recommended; {why}) or set "
+                    f"OPENSEARCH_JAVA_HOME. Looked at: {', '.join(seen) or 'nothing'}")  # fmt: skip

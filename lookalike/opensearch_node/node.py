@@ -11,6 +11,7 @@ import pwd
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable
@@ -20,10 +21,13 @@ from pathlib import Path
 import httpx
 
 from lookalike.errors import NodeError
+from lookalike.opensearch_node import security
 from lookalike.opensearch_node.install import Installation
 from lookalike.resources import asset
 
 USER = "lookalike-os"
+PORT_FILE = "http.port"  # in the node's home: the port it was last started on
+VERSION_FILE = "opensearch.version"  # in the node's home: the version its data was made with
 TEMPLATES = asset("opensearch", "node")
 HEALTHY = ("yellow", "green")
 
@@ -40,10 +44,12 @@ class NodeConfig:
     roles: tuple[str, ...] | None = None  # None: every role
     heap_min: str = "512m"
     heap_max: str = "1g"
+    secure: bool = False  # TLS, users and roles (security.py); needs an installation with the plugin
+    index_patterns: tuple[str, ...] = ("lookalike*",)  # secure: where the `lookalike` user may work
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"{'https' if self.secure else 'http'}://127.0.0.1:{self.http_port}"
 
 
 def port_free(port: int) -> bool:
@@ -65,11 +71,14 @@ def describe_listener(url: str) -> str | None:
         return None
 
 
-def health(url: str, timeout: float = 2) -> dict | None:
+def health(url: str, timeout: float = 2, auth: tuple[str, str] | None = None, ca_file: Path | None = None,
+           ) -> dict | None:  # fmt: skip
+    """The cluster's health, or None if it does not answer (yet)."""
     try:
-        response = httpx.get(f"{url}/_cluster/health", timeout=timeout)
+        verify = ssl.create_default_context(cafile=str(ca_file)) if ca_file is not None else True
+        response = httpx.get(f"{url}/_cluster/health", timeout=timeout, auth=auth, verify=verify)
         return response.json() if response.status_code in (200, 408) else None
-    except (httpx.HTTPError, ValueError):
+    except (httpx.HTTPError, ValueError, OSError):
         return None
 
 
@@ -120,10 +129,29 @@ class LocalNode:
             discovery += f"\nnode.roles: [{', '.join(cfg.roles)}]"
         values = {"cluster": cfg.cluster, "name": cfg.name, "data": data, "logs": logs, "http_port": cfg.http_port,
                   "transport_port": cfg.transport_port, "discovery": discovery, "heap_min": cfg.heap_min,
-                  "heap_max": cfg.heap_max, "knn_native": str(installation.knn_native).lower()}  # fmt: skip
-        for name in ("opensearch.yml", "jvm.options"):
-            (conf / name).write_text((TEMPLATES / name).read_text().format(**values))
+                  "heap_max": cfg.heap_max, "knn_native": str(installation.knn_native).lower(),
+                  "install_home": installation.home}  # fmt: skip
+        templates = {"opensearch.yml": "opensearch.yml", "jvm.options": "jvm3.options" if installation.major >= 3
+                     else "jvm.options"}  # fmt: skip
+        for name, template in templates.items():
+            (conf / name).write_text((TEMPLATES / template).read_text().format(**values))
         shutil.copy2(installation.home / "config" / "log4j2.properties", conf / "log4j2.properties")
+        if cfg.secure != installation.security:
+            kind, plugin = ("secured", "with") if cfg.secure else ("plain", "without")
+            raise NodeError(f"a {kind} node needs an installation {plugin} the security plugin ({installation.home})")
+        if cfg.secure:
+            security.secure(cfg.home, conf, list(cfg.index_patterns))
+            with (conf / "opensearch.yml").open("a") as yml:
+                yml.write(security.node_settings())
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA a client trusts the node by (secured nodes), else None."""
+        return self.config.home / "config" / security.CERTS / "ca.pem" if self.config.secure else None
+
+    def health(self, timeout: float = 2) -> dict | None:
+        auth = security.admin_auth(self.config.home) if self.config.secure else None
+        return health(self.url, timeout, auth, self.ca_file)
 
     def _installation(self) -> Installation:
         if self.installation is None or self.java_home is None:
@@ -154,6 +182,13 @@ class LocalNode:
         cfg.home.mkdir(parents=True, exist_ok=True)
         self.write_config()
         self.pid_file.unlink(missing_ok=True)
+        (cfg.home / PORT_FILE).write_text(f"{cfg.http_port}\n")
+        made = cfg.home / VERSION_FILE
+        version = self._installation().version
+        if made.is_file() and made.read_text().strip() != version:
+            raise NodeError(f"the node in {cfg.home} holds OpenSearch {made.read_text().strip()} data; it cannot start "
+                            f"as {version} (choose another folder)")  # fmt: skip
+        made.write_text(f"{version}\n")
         self._own(prefix)
         environ = {key: value for key, value in os.environ.items() if not key.startswith(("JAVA_TOOL", "_JAVA"))}
         environ.update(OPENSEARCH_JAVA_HOME=str(self.java_home), OPENSEARCH_PATH_CONF=str(cfg.home / "config"))
@@ -176,7 +211,7 @@ class LocalNode:
             if self.process is not None and self.process.poll() is not None:
                 raise NodeError(f"OpenSearch node {self.config.name} exited with status {self.process.returncode} "
                                 f"while starting:\n{self.log_tail()}")  # fmt: skip
-            state = health(self.url)
+            state = self.health()
             if state and state.get("status") in statuses and state.get("number_of_nodes", 0) >= nodes:
                 return state
             if time.monotonic() > deadline:

@@ -11,7 +11,7 @@ import pytest
 
 from lookalike import stack
 from lookalike.settings import Settings
-from tests.backends import BACKENDS, drop_indices, opensearch_settings
+from tests.backends import BACKENDS, drop_indices, node_url, opensearch_settings
 
 LITE = "efficientnet_lite0"
 WRITE_KEY = "write-key-for-tests"
@@ -21,8 +21,8 @@ def build_catalogue(request, ts_url: str, backend: str, photos, interiors, tmp_p
     """Settings of an index holding the real photos (categories subjects, interiors), ids = names."""
     more = {"ts_url": ts_url, "model": LITE, "max_image_bytes": 1_000_000,
             "thumb_dir": tmp_path_factory.mktemp("thumbs")}  # fmt: skip
-    if backend == "opensearch":
-        url = request.getfixturevalue("opensearch_url")
+    url = node_url(request, backend)
+    if url:
         settings = opensearch_settings(url, f"cat-{uuid.uuid4().hex[:8]}", **more)
     else:
         settings = Settings(data_dir=tmp_path_factory.mktemp("catalogue"), **more)
@@ -32,7 +32,7 @@ def build_catalogue(request, ts_url: str, backend: str, photos, interiors, tmp_p
     report = stack.ingest(settings, items)
     assert report.indexed == len(items)
     yield settings
-    if backend == "opensearch":
+    if url:
         drop_indices(url, settings.alias)
 
 

@@ -12,7 +12,7 @@ import pytest
 from lookalike.index.embedded import EmbeddedIndex
 from lookalike.index.opensearch_index import OpenSearchIndex
 from lookalike.settings import Settings
-from tests.backends import drop_indices, opensearch_settings
+from tests.backends import drop_indices, node_url, opensearch_settings
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def make_index(request, tmp_path):
     """make_index(model, dimension, **settings) -> an index of the backend this test is parametrized with."""
     backend = request.param
     alias = f"t-{uuid.uuid4().hex[:10]}"
-    url = request.getfixturevalue("opensearch_url") if backend == "opensearch" else None
+    url = node_url(request, backend)
 
     def make(model: str = "m", dimension: int = 8, **overrides):
         if backend == "embedded":

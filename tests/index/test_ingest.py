@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from opensearchpy.exceptions import NotFoundError
 
 from lookalike.cli.main import main
 from lookalike.index.opensearch_index import OpenSearchIndex, connect
-from tests.backends import BACKENDS, opensearch_settings
+from tests.backends import BACKENDS, drop_indices, is_opensearch, node_url, opensearch_settings
 
 REPO = Path(__file__).resolve().parents[2]
 LITE = "efficientnet_lite0"
@@ -48,15 +49,16 @@ class Target:
     def __init__(self, backend: str, tmp_path: Path, request) -> None:
         self.backend, self.data_dir = backend, tmp_path / "index"
         self.data_dir.mkdir()
-        if backend == "opensearch":
-            self.url, self.alias = request.getfixturevalue("opensearch_url"), request.getfixturevalue("os_alias")
+        if is_opensearch(backend):
+            self.url, self.alias = node_url(request, backend), f"t-{uuid.uuid4().hex[:10]}"
+            request.addfinalizer(lambda: drop_indices(self.url, self.alias))
             self.args = ["--opensearch-url", self.url, "--alias", self.alias]
         else:
             self.args = ["--data-dir", str(self.data_dir)]
 
     def ids(self) -> list[str]:
         """Every indexed id, duplicates kept."""
-        if self.backend == "opensearch":
+        if is_opensearch(self.backend):
             client = connect(opensearch_settings(self.url, self.alias))
             try:
                 client.indices.refresh(index=self.alias)

@@ -27,7 +27,7 @@ from lookalike.ingest.pipeline import Ingestor
 from lookalike.relevance.protocols import near_duplicate
 from lookalike.serving.client import ModelClient
 from lookalike.settings import Settings
-from tests.backends import drop_indices, opensearch_settings
+from tests.backends import NODE_FIXTURES, drop_indices, node_url, opensearch_settings
 
 REPO = Path(__file__).resolve().parents[2]
 LITE = "efficientnet_lite0"
@@ -53,7 +53,7 @@ def build_gallery(ts_url: str, photos, interiors, tmp_path_factory, opensearch_u
     return index, client, {**photos, **interiors}, ts_url
 
 
-GALLERIES = ["standin", pytest.param("standin-opensearch", marks=pytest.mark.opensearch),
+GALLERIES = ["standin", *(pytest.param(f"standin-{name}", marks=pytest.mark.opensearch) for name in NODE_FIXTURES),
              pytest.param("server", marks=pytest.mark.slow)]  # fmt: skip
 
 
@@ -63,7 +63,7 @@ def gallery(request, photos, interiors, tmp_path_factory):
     the real OpenSearch node."""
     server, _, backend = request.param.partition("-")
     ts = request.getfixturevalue(server)
-    url = request.getfixturevalue("opensearch_url") if backend == "opensearch" else None
+    url = node_url(request, backend)
     built = build_gallery(ts.inference_url, photos, interiors, tmp_path_factory, url)
     yield built
     if url:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -22,14 +23,18 @@ JAVA_25 = Path("/usr/lib/jvm/temurin-25-jdk-amd64")
 def test_a_java_too_new_for_the_security_manager_is_refused_by_name():
     if java.java_version(JAVA_25) != 25:
         pytest.skip("no Java 25 on this machine")
-    with pytest.raises(NodeError, match=r"OPENSEARCH_JAVA_HOME=.*is Java 25; OpenSearch 2\.19 needs Java 11-23"):
+    with pytest.raises(NodeError, match=r"OPENSEARCH_JAVA_HOME=.*is Java 25; OpenSearch 2\.x needs Java 11-23"):
         java.find_java({"OPENSEARCH_JAVA_HOME": str(JAVA_25), "PATH": os.environ["PATH"]})
+    assert java.find_java({"OPENSEARCH_JAVA_HOME": str(JAVA_25), "PATH": os.environ["PATH"]}, major=3) == JAVA_25
+    assert java.java_version(java.find_java({"PATH": os.environ["PATH"]}, major=3)) >= 21  # picked by version
 
 
 def test_no_usable_java_says_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setattr(java, "JVM_DIR", tmp_path)  # no JDKs there, and no java on PATH
-    with pytest.raises(NodeError, match=r"no Java for OpenSearch 2\.19.*apt-get install -y openjdk-17-jre-headless"):
+    with pytest.raises(NodeError, match=r"no Java for OpenSearch 2\.x.*apt-get install -y openjdk-17-jre-headless"):
         java.find_java({"PATH": str(tmp_path)})
+    with pytest.raises(NodeError, match=r"no Java for OpenSearch 3\.x: it needs Java 21\+"):
+        java.find_java({"PATH": str(tmp_path)}, major=3)
 
 
 def test_maven_central_unreachable_is_a_clear_error(tmp_path):
@@ -115,3 +120,48 @@ def test_start_status_stop_from_the_command_line(opensearch_installation):
             stopped = cli("stop")
         assert stopped.returncode == 0 and "stopped" in stopped.stderr
         assert opensearch_node.health(url) is None and cli("status").returncode == 1
+
+
+def test_a_secured_node_from_the_command_line_and_its_client_settings(opensearch_installation):
+    """`lookalike opensearch start --secure`, then `env` (on the port it was started on, no --port
+    needed), `status` and `stop`: the node answers https with its own CA as the `lookalike` user,
+    refuses no credentials, and the password never reaches the start's output."""
+    with tempfile.TemporaryDirectory() as tmp:  # a folder the node's own user can reach
+        Path(tmp).chmod(0o755)
+        secured_node_session(Path(tmp) / "node", stack.free_port())
+
+
+def secured_node_session(home: Path, port: int) -> None:
+    import shlex
+
+    import httpx
+
+    def cli(action: str, *more: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "lookalike", "opensearch", action, "--dir", str(home), *more],
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+
+    try:
+        started = cli("start", "--secure", "--port", str(port))
+        assert started.returncode == 0, started.stderr
+        assert started.stdout.strip() == f"https://127.0.0.1:{port}"
+        exported = cli("env")
+        assert exported.returncode == 0, exported.stderr
+        env = dict(shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in exported.stdout.splitlines())
+        assert (
+            env["LOOKALIKE_OPENSEARCH_URL"] == f"https://127.0.0.1:{port}"
+            and env["LOOKALIKE_OPENSEARCH_USER"] == "lookalike"
+        )
+        assert env["LOOKALIKE_OPENSEARCH_PASSWORD"] not in started.stdout + started.stderr
+        trusted = ssl.create_default_context(cafile=env["LOOKALIKE_OPENSEARCH_CA_FILE"])
+        url = env["LOOKALIKE_OPENSEARCH_URL"]
+        auth = (env["LOOKALIKE_OPENSEARCH_USER"], env["LOOKALIKE_OPENSEARCH_PASSWORD"])
+        assert httpx.get(url, auth=auth, verify=trusted).json()["version"]["number"] == "2.19.1"
+        assert httpx.get(url, verify=trusted).status_code == 401
+        assert (home / "secrets.json").stat().st_mode & 0o077 == 0  # the passwords: owner only
+        status = cli("status")
+        assert status.returncode == 0 and json.loads(status.stdout)["status"] in ("green", "yellow")
+        plain = cli("start")  # a secured node's folder cannot start plain
+        assert plain.returncode != 0 and "--secure" in plain.stderr
+    finally:
+        stopped = cli("stop")
+    assert stopped.returncode == 0 and "stopped" in stopped.stderr

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.backends import drop_indices
+from tests.backends import CLIENT_VARIABLES, drop_indices
 from tests.conftest import LITE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -79,15 +79,16 @@ def test_the_installed_command_creates_an_index_on_the_real_node(installed, stan
     folder = tmp_path / "photos"
     folder.mkdir()
     (folder / "coffee.jpg").write_bytes(photos["coffee"])
-    alias = f"wheel-{os.getpid()}"
+    alias = f"t-wheel-{os.getpid()}"
+    reach = {name: os.environ[name] for name in CLIENT_VARIABLES if os.environ.get(name)}  # a secured node's user
+    reach["LOOKALIKE_OPENSEARCH_URL"] = opensearch_url
     try:
         done = run(installed, tmp_path, tmp_path / "home", "ingest", str(folder), "--no-progress", "--ts-url",
-                   standin.inference_url, "--model", LITE, LOOKALIKE_OPENSEARCH_URL=opensearch_url,
-                   LOOKALIKE_ALIAS=alias)  # fmt: skip
+                   standin.inference_url, "--model", LITE, LOOKALIKE_ALIAS=alias, **reach)  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
         assert "indexed 1, unchanged 0, failed 0" in done.stdout and "'backend': 'opensearch'" in done.stdout
         info = run(installed, tmp_path, tmp_path / "home", "admin", "info", "--ts-url", standin.inference_url,
-                   "--model", LITE, LOOKALIKE_OPENSEARCH_URL=opensearch_url, LOOKALIKE_ALIAS=alias)  # fmt: skip
+                   "--model", LITE, LOOKALIKE_ALIAS=alias, **reach)  # fmt: skip
         assert info.returncode == 0 and '"space": "cosinesimil"' in info.stdout, info.stdout + info.stderr
     finally:
         drop_indices(opensearch_url, alias)

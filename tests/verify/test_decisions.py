@@ -17,7 +17,7 @@ from lookalike.review.store import open_review
 from lookalike.settings import Settings
 from lookalike.verify import extract
 from lookalike.verify.store import FeatureStore
-from tests.backends import BACKENDS, drop_indices, opensearch_settings
+from tests.backends import BACKENDS, drop_indices, node_url, opensearch_settings
 from tests.standin import standin_vector
 from tests.verify.test_verified_dedup import jpeg
 
@@ -62,7 +62,7 @@ def settings(request, tmp_path):
     if request.param == "embedded":
         yield Settings(data_dir=tmp_path / "index", home=tmp_path)
         return
-    url = request.getfixturevalue("opensearch_url")
+    url = node_url(request, request.param)
     made = opensearch_settings(url, f"dec-{uuid.uuid4().hex[:8]}", home=tmp_path)
     yield made
     drop_indices(url, made.alias)
