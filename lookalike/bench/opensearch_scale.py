@@ -9,7 +9,7 @@ search touches (graph + the vectors it compares) must stay in the page cache; th
 million vectors drives the sizing table printed at the end for 10M and 100M images.
 
     lookalike bench opensearch --n 200000 --dim 1280 --quantization none,sq8
-    lookalike bench opensearch --n 50000 --quantization none --nodes plain,secured   # what TLS costs
+    lookalike bench opensearch --n 20000 --quantization none --nodes plain,secured,3.5   # TLS; 3.5 vs 2.19
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from lookalike.index.opensearch_index import OpenSearchIndex
 from lookalike.settings import REPORTS_DIR, Settings
 
 K = 10
+NODE_KINDS = {"plain": (False, "2.19.1"), "secured": (True, "2.19.1"), "3.5": (False, "3.5.0")}  # (secure, version)
 FILE_KINDS = {".vec": "float32 vectors", ".veq": "quantised vectors", ".vex": "HNSW graph"}
 # The sizing table's assumptions, printed with it.
 NODE_RAM_GB, NODE_HEAP_GB, SHARD_MAX_GB, REPLICAS = 64, 8, 40, 1
@@ -92,7 +93,6 @@ def run_one(node, kind: str, args, xq: np.ndarray, truth: Truth, first: bool) ->
     ingest_s = load(index, args.n, args.dim, truth if first else None, seed=args.dim)
     merged = index.merge()
     row = {
-        "node": "secured" if node.config.secure else "plain",
         "quantization": kind,
         "ingest_s": ingest_s,
         "merge_s": merged["seconds"],
@@ -121,8 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--quantization", default="none,sq8", help="comma-separated: none, sq8")
     parser.add_argument("--ef-search", type=int, default=Settings().ef_search)
-    parser.add_argument("--nodes", default="plain", help="comma-separated: plain, secured (TLS + basic auth as the "
-                        "least-privilege user: what security costs)")  # fmt: skip
+    kinds = ", ".join(NODE_KINDS)
+    parser.add_argument("--nodes", default="plain", help=f"comma-separated, each a node of its own: {kinds} "
+                        "(secured: TLS + basic auth as the least-privilege user, what security costs; 3.5: "
+                        "OpenSearch 3.5.0 on the same data)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPORTS_DIR / "bench_opensearch.json")
     args = parser.parse_args(argv)
 
@@ -131,9 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     truth = Truth(xq, query_categories, K)
     results = []
     for place, kind_of_node in enumerate(args.nodes.split(",")):
-        with opensearch_node.throwaway_node("bench", secure=kind_of_node == "secured") as node:
+        secure, version = NODE_KINDS[kind_of_node]
+        with opensearch_node.throwaway_node("bench", secure=secure, version=version) as node:
             for number, kind in enumerate(args.quantization.split(",")):
-                results.append(run_one(node, kind, args, xq, truth, first=place == 0 and number == 0))
+                row = run_one(node, kind, args, xq, truth, first=place == 0 and number == 0)
+                results.append({**row, "node": kind_of_node})
 
     print(f"\n{args.n:,} vectors x {args.dim}-d on one node (Lucene engine, merged to one segment), k={K}, "
           f"ef_search={args.ef_search}; filter: 1 category of {CATEGORIES}")  # fmt: skip

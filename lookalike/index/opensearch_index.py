@@ -174,26 +174,27 @@ def unavailable(exc: Exception, settings: Settings) -> IndexUnavailable | None:
     wrong, for a failure that means it cannot answer now (unreachable, timed out, overloaded, a
     server error, its index gone); None for any other (a bug of ours: it stays a 500)."""
     where = f"index {settings.index or settings.alias}"
+    url = shown_url(settings.opensearch_url)
     who = repr(settings.opensearch_user) if settings.opensearch_user else "no user"
     if settings.opensearch_auth == "sigv4":
         who = f"the AWS credentials (SigV4, region {settings.opensearch_region}, service {settings.opensearch_service})"
     if isinstance(exc, SSLError) or (isinstance(exc, OSConnectionError) and "CERTIFICATE" in str(exc.info)):
-        return IndexUnavailable(f"OpenSearch's TLS certificate at {settings.opensearch_url} is not trusted ({where}): "
+        return IndexUnavailable(f"OpenSearch's TLS certificate at {url} is not trusted ({where}): "
                                 f"{_certificate_problem(exc)}; give the CA that signed it with "
                                 "LOOKALIKE_OPENSEARCH_CA_FILE")  # fmt: skip
     if isinstance(exc, OSConnectionError):  # refused, reset, timed out (ConnectionTimeout)
         kind = "timed out" if "timeout" in type(exc).__name__.lower() else "unreachable"
-        return IndexUnavailable(f"OpenSearch {kind} at {settings.opensearch_url} ({where}): {exc.error}")
+        return IndexUnavailable(f"OpenSearch {kind} at {url} ({where}): {exc.error}")
     if not isinstance(exc, TransportError):
         return None
     status = exc.status_code if isinstance(exc.status_code, int) else 0
     if isinstance(exc, NotFoundError) and exc.error == "index_not_found_exception":
         return IndexUnavailable(f"OpenSearch has no {where} (deleted, or the alias points nowhere)")
     if status == 401:
-        return IndexUnavailable(f"OpenSearch refused authentication as {who} at {settings.opensearch_url} ({where}): "
+        return IndexUnavailable(f"OpenSearch refused authentication as {who} at {url} ({where}): "
                                 "check LOOKALIKE_OPENSEARCH_USER and LOOKALIKE_OPENSEARCH_PASSWORD")  # fmt: skip
     if status == 403 and settings.opensearch_auth == "sigv4":
-        return IndexUnavailable(f"OpenSearch at {settings.opensearch_url} refused the request signed with {who} "
+        return IndexUnavailable(f"OpenSearch at {url} refused the request signed with {who} "
                                 f"({where}): {_reason(exc)}; check the credentials, the region and the domain's "
                                 "access policy")  # fmt: skip
     if status == 403:
@@ -204,6 +205,12 @@ def unavailable(exc: Exception, settings: Settings) -> IndexUnavailable | None:
     if status == 429 or status >= 500 or status == 0:
         return IndexUnavailable(f"OpenSearch answered {exc.status_code} {exc.error} ({where})")
     return None
+
+
+def shown_url(url: str | None) -> str:
+    """The URL(s) as errors show them: a password written into one (https://user:secret@host) is
+    masked."""
+    return re.sub(r"//([^/:@]+):[^/@]*@", r"//\1:***@", url or "")
 
 
 def _reason(exc: TransportError) -> str:

@@ -11,6 +11,7 @@ Storage: ~ 136 B per keypoint (128 B descriptor, 8 B position) + the gray pictur
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -23,6 +24,7 @@ FRAME = 512  # longest side features are found on (SIFT ~25 ms per image on one 
 THUMB = 256  # longest side of the gray picture kept for aligned comparison
 MAX_KEYPOINTS = 600  # the strongest are kept
 CONTRAST = 0.02  # SIFT's contrast threshold (OpenCV's default 0.04 finds almost nothing in pale interiors)
+_DECODING = threading.Lock()
 _sift = cv2.SIFT_create(nfeatures=MAX_KEYPOINTS, contrastThreshold=CONTRAST)  # type: ignore[attr-defined]
 
 
@@ -55,7 +57,10 @@ class Features:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Features:
-        with np.load(io.BytesIO(data)) as saved:
+        # One at a time: np.load parses each array's header with ast.literal_eval, which CPython
+        # 3.11 before 3.11.8 cannot run on two threads at once ("AST constructor recursion depth
+        # mismatch", seen in a verified dedup reading features on its pool). ~1 ms per image.
+        with _DECODING, np.load(io.BytesIO(data)) as saved:
             w, h, fw, fh = (int(v) for v in saved["size"])
             return cls(w, h, (fw, fh), saved["xy"], saved["desc"], saved["thumb"])
 

@@ -38,3 +38,10 @@ def test_every_public_method_goes_through_the_translator():
               if inspect.isfunction(member) and (not name.startswith("_") or name == "__init__")]  # fmt: skip
     assert {"search", "upsert", "get", "scan", "categories", "existing", "ping", "__init__"} <= set(public)
     assert all(hasattr(getattr(OpenSearchIndex, name), "__wrapped__") for name in public)
+
+
+def test_a_password_written_into_the_url_is_masked_in_errors():
+    from lookalike.index.opensearch_index import shown_url
+
+    assert shown_url("https://admin:s3cret@a:9200,https://b:9200") == "https://admin:***@a:9200,https://b:9200"
+    assert shown_url("http://127.0.0.1:9200") == "http://127.0.0.1:9200" and shown_url(None) == ""
