@@ -13,7 +13,7 @@ from pathlib import Path
 from lookalike import dedup, search
 from lookalike.cli.common import add_settings_args, connected, guarded, settings_from_args, subparser
 from lookalike.errors import BadQuery
-from lookalike.index import open_index
+from lookalike.index import open_index, recall
 from lookalike.index.opensearch_index import OpenSearchIndex, create_index, swap_alias
 from lookalike.index.opensearch_index import connect as opensearch_client
 from lookalike.ingest import sources
@@ -96,9 +96,15 @@ def add(sub: argparse._SubParsersAction) -> None:
                   "lookalike admin info", "lookalike admin create        # prints the new index name",
                   "lookalike ingest photos/ --index NAME",
                   "lookalike admin merge --index NAME   # one segment: one HNSW graph per shard to search",
-                  "lookalike admin swap NAME     # one atomic switch")  # fmt: skip
-    p.add_argument("action", choices=["info", "create", "merge", "swap"])
+                  "lookalike admin swap NAME     # one atomic switch",
+                  "lookalike admin recall --target 0.95   # measure recall@10 per efSearch on its own data, keep the "
+                  "smallest that reaches 0.95")  # fmt: skip
+    p.add_argument("action", choices=["info", "create", "merge", "swap", "recall"])
     p.add_argument("name", nargs="?", help="swap: the physical index to point the alias at")
+    p.add_argument("--target", type=float, help="recall: the recall@k to reach; the smallest efSearch that reaches "
+                   "it is recorded in the index and used by every later search (embedded index)")  # fmt: skip
+    p.add_argument("--k", type=int, default=10, help="recall: k of recall@k (10)")
+    p.add_argument("--sample", type=int, default=recall.SAMPLE, help=f"recall: queries ({recall.SAMPLE})")
     add_settings_args(p)
     p.set_defaults(run=guarded(admin))
 
@@ -211,6 +217,42 @@ def find_duplicates(args: argparse.Namespace) -> int:
     return 0
 
 
+def measure_recall(index, args: argparse.Namespace) -> int:
+    """`lookalike admin recall`: the table, and with --target the efSearch recorded (embedded)."""
+    if args.target is not None and not 0 < args.target <= 1:
+        raise BadQuery(f"--target is a recall between 0 and 1, not {args.target}")
+    if args.target is not None and not hasattr(index, "record_tuning"):
+        index.close()
+        raise BadQuery("recording an efSearch is built for the embedded index only so far; on OpenSearch "
+                       "`admin recall` measures (without --target), and LOOKALIKE_EF_SEARCH sets it")  # fmt: skip
+    try:
+        try:
+            found = recall.estimate(index, args.k, args.sample, progress=True)
+        except ValueError as exc:
+            raise BadQuery(str(exc)) from exc
+        print(f"recall@{found.k} of {index.describe()['index']} on {len(found.queries)} of its own documents "
+              f"(perturbed, each left out; exact top-{found.k}: {found.truth_seconds:.1f} s):")  # fmt: skip
+        print(f"{'efSearch':>8} {'recall':>7} {'p50 ms':>7}")
+        for row in found.rows:
+            print(f"{row['ef_search']:>8} {row['recall']:>7.4f} {row['p50_ms']:>7.2f}")
+        if args.target is None:
+            return 0
+        chosen = found.smallest(args.target)
+        if chosen is None:
+            best, largest = found.best(), found.rows[-1]["ef_search"]
+            print(f"error: recall@{found.k} {args.target} is not reached at any efSearch up to {largest}: "
+                  f"the best is {best['recall']} at efSearch {best['ef_search']} (p50 {best['p50_ms']} ms); nothing "
+                  "recorded. Rebuild with a larger LOOKALIKE_M / LOOKALIKE_EF_CONSTRUCTION, or aim lower",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+        index.record_tuning(found.summary(chosen, args.target))
+        print(f"recorded efSearch {chosen['ef_search']} (recall@{found.k} {chosen['recall']}, p50 "
+              f"{chosen['p50_ms']} ms): every search of this index uses it from now on")  # fmt: skip
+        return 0
+    finally:
+        index.close()
+
+
 def admin(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     client = ModelClient.from_settings(settings)
@@ -223,6 +265,8 @@ def admin(args: argparse.Namespace) -> int:
         print(json.dumps(index.describe(), indent=2))
         index.close()
         return 0
+    if args.action == "recall":
+        return measure_recall(open_index(settings, info.model, info.dimension), args)
     if not settings.opensearch_url:
         raise BadQuery("create/swap are for OpenSearch; the embedded index keeps one folder per model")
     os_client = opensearch_client(settings)

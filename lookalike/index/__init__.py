@@ -18,9 +18,10 @@ class VectorIndex(Protocol):
     def get(self, doc_id: str) -> Doc | None: ...
     def delete(self, doc_id: str) -> bool: ...
     def search(self, vector, k=10, category=None, tags=(), exclude_ids=(), min_similarity=None,
-               by_regions=True) -> list[Hit]:  # fmt: skip
+               by_regions=True, ef_search=None) -> list[Hit]:  # fmt: skip
         """The k nearest images; an image scores by its best vector (its region vectors too unless
-        `by_regions` is False: whole image against whole image, what dedup uses)."""
+        `by_regions` is False: whole image against whole image, what dedup uses); `ef_search` for
+        this request only (lookalike admin recall)."""
 
     def categories(self) -> dict[str, int]:
         """Category name -> number of images, by name."""

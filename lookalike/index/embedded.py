@@ -81,6 +81,9 @@ class EmbeddedIndex:
         except (OSError, sqlite3.Error) as exc:
             raise IndexUnavailable(f"cannot open the embedded index at {self.path}: {exc}") from exc
         self._check_meta()
+        self.tuning = self._recorded_tuning()  # lookalike admin recall --target: efSearch chosen by measurement
+        if self.tuning is not None:
+            self.ef_search = int(self.tuning["chosen"]["ef_search"])
         sources = [Source("docs"), Source("regions", REGION_IDS)]
         self.graph = Graph(self.path, self.db, sources, dimension, m, ef_construction, quantization)
 
@@ -101,10 +104,22 @@ class EmbeddedIndex:
             detail = ", ".join(f"{key} is {old!r}, not {new!r}" for key, (old, new) in diff.items())
             raise IndexMismatch(f"embedded index {self.path} was built differently: {detail}")
 
+    def _recorded_tuning(self) -> dict | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'recall'").fetchone()
+        return json.loads(row[0]) if row else None
+
+    def record_tuning(self, summary: dict) -> None:
+        """Keep a recall estimate and the efSearch chosen by it (`summary["chosen"]`): searches use it
+        from now on, in this process and after a restart."""
+        with self._lock, self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('recall', ?)", (json.dumps(summary),))
+        self.tuning, self.ef_search = summary, int(summary["chosen"]["ef_search"])
+
     def describe(self) -> dict:
         return {"backend": "embedded", "index": self.name, "path": str(self.path), "model": self.model,
                 "dimension": self.dimension, "space": SPACE, "quantization": self.graph_kind,
-                "regions": self.regions, "count": self.count()}  # fmt: skip
+                "regions": self.regions, "count": self.count(),
+                **search_tuning(self.ef_search, self.tuning)}  # fmt: skip
 
     def refresh(self) -> None:
         """Nothing to do: every search catches the graph up with SQLite first."""
@@ -228,9 +243,12 @@ class EmbeddedIndex:
     def search(
         self, vector: np.ndarray, k: int = 10, category: str | None = None, tags: Iterable[str] = (),
         exclude_ids: Iterable[str] = (), min_similarity: float | None = None, by_regions: bool = True,
+        ef_search: int | None = None,
     ) -> list[Hit]:  # fmt: skip
         """The k nearest live docs by cosine, optionally within a category and having all `tags`; a doc
-        scores by its best vector, its regions' too unless `by_regions` is False (whole vectors only)."""
+        scores by its best vector, its regions' too unless `by_regions` is False (whole vectors only).
+        `ef_search`: this request's HNSW candidate list (default: the recorded or configured one)."""
+        ef = ef_search or self.ef_search
         xq = np.asarray(vector, dtype=np.float32).reshape(1, -1)
         xq = xq / max(float(np.linalg.norm(xq)), 1e-12)  # cosine, whatever the query's norm
         tags, exclude_ids = list(tags), list(exclude_ids)
@@ -247,9 +265,9 @@ class EmbeddedIndex:
                 if len(allowed) <= EXACT_LIMIT * per_image:
                     found = self.graph.nearest_of(xq[0], [i for i in allowed.tolist() if i not in excluded], wanted)
                     return self._hits(found, xq[0], k, min_similarity)
-                found = self.graph.search(xq, wanted, self.ef_search, allowed=allowed, excluded=excluded)
+                found = self.graph.search(xq, wanted, ef, allowed=allowed, excluded=excluded)
             else:
-                found = self.graph.search(xq, wanted, self.ef_search, excluded=excluded, below=below)
+                found = self.graph.search(xq, wanted, ef, excluded=excluded, below=below)
             return self._hits(found, xq[0], k, min_similarity)
 
     def _graph_ids(self, keys) -> list[int]:
@@ -305,6 +323,16 @@ class EmbeddedIndex:
 
 def _marks(values: list) -> str:
     return ",".join("?" * len(values))
+
+
+def search_tuning(ef_search: int, tuning: dict | None) -> dict:
+    """What `describe()` (admin info, /healthz) says of the efSearch searches use and why."""
+    if tuning is None:
+        return {"ef_search": ef_search, "ef_search_from": "settings (LOOKALIKE_EF_SEARCH)", "recall": None}
+    chosen = tuning["chosen"]
+    return {"ef_search": ef_search, "ef_search_from": f"lookalike admin recall --target {tuning['target']}",
+            "recall": {"at_k": tuning["k"], "estimate": chosen["recall"], "p50_ms": chosen["p50_ms"],
+                       "measured_at": tuning["at"], "sample": tuning["sample"]}}  # fmt: skip
 
 
 def _metadata(row) -> dict:

@@ -411,11 +411,12 @@ class OpenSearchIndex:
     def search(
         self, vector: np.ndarray, k: int = 10, category: str | None = None, tags: Iterable[str] = (),
         exclude_ids: Iterable[str] = (), min_similarity: float | None = None, by_regions: bool = True,
+        ef_search: int | None = None,
     ) -> list[Hit]:  # fmt: skip
         filters: list[dict] = [{"term": {"category": category}}] if category is not None else []
         filters += [{"term": {"tags": tag}} for tag in tags]
         by_regions = by_regions and self.settings.regions != "none"
-        body = search_body(vector, k, self.settings.ef_search, filters, list(exclude_ids), by_regions)
+        body = search_body(vector, k, ef_search or self.settings.ef_search, filters, list(exclude_ids), by_regions)
         return hits_of(self.client.search(index=self.target, body=body), min_similarity)
 
     # -- alias operations -------------------------------------------------------------------

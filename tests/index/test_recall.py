@@ -1,0 +1,83 @@
+"""`lookalike admin recall`: the index measures its own recall (embedded index, fast tier).
+
+The estimate is checked against a brute-force truth computed here, independently; a recorded
+efSearch is used after a restart; a target no efSearch reaches is a clear message with the best
+found, and nothing is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from lookalike.cli.main import main
+from lookalike.index import recall
+from lookalike.index.documents import Doc
+from lookalike.index.embedded import EmbeddedIndex
+
+LITE = "efficientnet_lite0"
+
+
+def filled(path, n: int, d: int, m: int = 16, ef_construction: int = 100, seed: int = 0, model: str = "m"):
+    """An embedded index of n unit vectors shaped like embeddings: a few hundred directions plus noise."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((max(2, n // 8), d)).astype(np.float32)
+    x = centres[rng.integers(0, len(centres), n)] + 0.6 * rng.standard_normal((n, d)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    index = EmbeddedIndex(path, "lookalike", model, d, m=m, ef_construction=ef_construction)
+    assert index.upsert([Doc(id=f"d{i}", vector=x[i], model=model) for i in range(n)])[0] == n
+    return index, x
+
+
+def test_the_estimate_matches_a_brute_force_truth(tmp_path):
+    index, x = filled(tmp_path, 1500, 32, m=4, ef_construction=8)
+    found = recall.estimate(index, k=10, sample=60, ef_values=(4, 64, 512), seed=3)
+    ids = np.array([f"d{i}" for i in range(len(x))])
+    for row in found.rows:
+        hits = 0
+        for own, query in found.queries:
+            scores = x @ query
+            scores[ids == own] = -np.inf
+            truth = set(ids[np.argsort(-scores)[:10]])
+            got = index.search(query, 10, exclude_ids=[own], by_regions=False, ef_search=row["ef_search"])
+            hits += len({hit.id for hit in got} & truth)
+        assert row["recall"] == pytest.approx(hits / (10 * len(found.queries)), abs=0.005)  # the stated tolerance
+    recalls = [row["recall"] for row in found.rows]
+    assert recalls == sorted(recalls) and recalls[-1] > 0.99  # more candidates, no less recall
+    assert all(own not in truth for (own, _), truth in zip(found.queries, recall.exact_top(index, found.queries, 10),
+                                                          strict=True))  # fmt: skip
+    index.close()
+
+
+def test_a_recorded_ef_search_is_used_after_a_restart(standin, tmp_path, capsys):
+    index, _ = filled(tmp_path, 1200, 1280, model=LITE)
+    index.close()
+    where = ["--ts-url", standin.inference_url, "--model", LITE, "--data-dir", str(tmp_path)]
+    assert main(["admin", "recall", "--target", "0.9", "--sample", "40", *where]) == 0
+    printed = capsys.readouterr().out
+    assert "recorded efSearch" in printed and "efSearch  recall" in printed
+    again = EmbeddedIndex(tmp_path, "lookalike", LITE, 1280)  # a restart: the value comes from the index
+    described = again.describe()
+    assert described["ef_search"] == again.tuning["chosen"]["ef_search"] and again.tuning["chosen"]["recall"] >= 0.9
+    assert described["recall"]["estimate"] >= 0.9 and described["ef_search_from"].endswith("--target 0.9")
+    again.close()
+    assert main(["admin", "info", *where]) == 0
+    assert json.loads(capsys.readouterr().out)["ef_search"] == described["ef_search"]
+
+
+def test_a_target_no_ef_search_reaches_is_a_clear_message_and_nothing_is_recorded(standin, tmp_path, capsys,
+                                                                                  monkeypatch):  # fmt: skip
+    """The estimate is a stand-in here (a graph too poor for the target is slow to build on purpose):
+    what is under test is the command's answer to it."""
+    index, _ = filled(tmp_path, 300, 1280, model=LITE)
+    index.close()
+    rows = [{"ef_search": ef, "recall": r, "p50_ms": 0.1} for ef, r in ((16, 0.81), (1024, 0.93))]
+    monkeypatch.setattr(recall, "estimate", lambda *a, **kw: recall.Estimate(10, rows, [("d0", np.ones(4))]))
+    where = ["--ts-url", standin.inference_url, "--model", LITE, "--data-dir", str(tmp_path)]
+    assert main(["admin", "recall", "--target", "0.95", *where]) == 1
+    err = capsys.readouterr().err
+    assert "0.95 is not reached" in err and "best is 0.93 at efSearch 1024" in err
+    assert EmbeddedIndex(tmp_path, "lookalike", LITE, 1280).tuning is None
+    assert main(["admin", "recall", "--target", "1.5", *where]) == 2  # not a recall
