@@ -304,7 +304,8 @@ class OpenSearchIndex:
         codec = method.get("parameters", {}).get("encoder")
         return {"backend": "opensearch", "alias": self.alias, "index": self.name, "model": self.model,
                 "dimension": self.dimension, "space": SPACE, "engine": engine,
-                "encoder": codec, "count": self.count()}  # fmt: skip
+                "encoder": codec, "count": self.count(), "ef_search": self.settings.ef_search,
+                "ef_search_from": "settings (LOOKALIKE_EF_SEARCH, sent with each query)"}  # fmt: skip
 
     def ping(self) -> None:
         self.client.count(index=self.target)

@@ -81,3 +81,34 @@ def test_a_target_no_ef_search_reaches_is_a_clear_message_and_nothing_is_recorde
     assert "0.95 is not reached" in err and "best is 0.93 at efSearch 1024" in err
     assert EmbeddedIndex(tmp_path, "lookalike", LITE, 1280).tuning is None
     assert main(["admin", "recall", "--target", "1.5", *where]) == 2  # not a recall
+
+
+def test_the_estimate_on_a_real_opensearch_node_matches_a_brute_force_truth(opensearch_url):
+    """The same estimate through OpenSearch (scroll for the exact truth, efSearch sent per request)."""
+    import uuid
+
+    from lookalike.index.opensearch_index import OpenSearchIndex
+    from tests.backends import drop_indices, opensearch_settings
+
+    alias = f"t-{uuid.uuid4().hex[:10]}"
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((400, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    index = OpenSearchIndex(opensearch_settings(opensearch_url, alias), "m", 16)
+    try:
+        assert index.upsert([Doc(id=f"d{i}", vector=x[i], model="m") for i in range(len(x))])[0] == len(x)
+        index.refresh()
+        found = recall.estimate(index, k=10, sample=20, ef_values=(10, 200), seed=1)
+        ids = np.array([f"d{i}" for i in range(len(x))])
+        for row in found.rows:
+            hits = 0
+            for own, query in found.queries:
+                scores = x @ query
+                scores[ids == own] = -np.inf
+                truth = set(ids[np.argsort(-scores)[:10]])
+                got = index.search(query, 10, exclude_ids=[own], by_regions=False, ef_search=row["ef_search"])
+                hits += len({hit.id for hit in got} & truth)
+            assert row["recall"] == pytest.approx(hits / (10 * len(found.queries)), abs=0.005)
+        assert found.rows[-1]["recall"] > 0.95
+    finally:
+        drop_indices(opensearch_url, alias)
