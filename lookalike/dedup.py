@@ -398,11 +398,7 @@ def vouches(verdict: Verdict) -> bool:
 def holds(box: tuple | None, extent: tuple = (0.0, 0.0, 1.0, 1.0)) -> bool:
     """Whether an image whose outline in a keeper is `box` holds (HOLDS of) the keeper's picture,
     `extent` (a collage holds the photo pasted into it; a crop of another shot of the scene does not)."""
-    if box is None:
-        return True
-    width = min(box[2], extent[2]) - max(box[0], extent[0])
-    height = min(box[3], extent[3]) - max(box[1], extent[1])
-    return width > 0 and height > 0 and width * height >= HOLDS * (extent[2] - extent[0]) * (extent[3] - extent[1])
+    return box is None or shares(box, extent, HOLDS * area(extent))
 
 
 def content(members: list[tuple]) -> tuple:
@@ -417,12 +413,18 @@ def content(members: list[tuple]) -> tuple:
 
 def within(inner: tuple | None, outer: tuple | None) -> bool:
     """Whether at least half of box `inner` lies in box `outer` (left, top, right, bottom fractions)."""
-    if inner is None or outer is None:
-        return True
-    width = min(inner[2], outer[2]) - max(inner[0], outer[0])
-    height = min(inner[3], outer[3]) - max(inner[1], outer[1])
-    area = (inner[2] - inner[0]) * (inner[3] - inner[1])
-    return width > 0 and height > 0 and width * height >= 0.5 * area
+    return inner is None or outer is None or shares(inner, outer, 0.5 * area(inner))
+
+
+def area(box: tuple) -> float:
+    return (box[2] - box[0]) * (box[3] - box[1])
+
+
+def shares(a: tuple, b: tuple, least: float) -> bool:
+    """Whether two boxes (left, top, right, bottom fractions) meet over an area of at least `least`."""
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    return width > 0 and height > 0 and width * height >= least
 
 
 def consistent(found: list[tuple]) -> tuple[list[tuple], list[tuple]]:

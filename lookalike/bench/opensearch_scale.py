@@ -75,13 +75,13 @@ def sizing(per_million: dict[str, dict]) -> list[dict]:
 
 
 def client_settings(node) -> dict:
-    """How to reach `node`: its URL, and on a secured node its `lookalike` user and CA."""
+    """How to reach `node`: its URL, and on a secured node its `lookalike` user and CA (read as
+    `lookalike opensearch env` prints them)."""
     if not node.config.secure:
         return {"opensearch_url": node.url}
-    env = opensearch_node.security.client_environment(node.url, node.config.home)
-    return {"opensearch_url": node.url, "opensearch_user": env["LOOKALIKE_OPENSEARCH_USER"],
-            "opensearch_password": env["LOOKALIKE_OPENSEARCH_PASSWORD"],
-            "opensearch_ca_file": env["LOOKALIKE_OPENSEARCH_CA_FILE"]}  # fmt: skip
+    env = Settings.from_env(opensearch_node.security.client_environment(node.url, node.config.home))
+    return {name: getattr(env, name) for name in ("opensearch_url", "opensearch_user", "opensearch_password",
+                                                  "opensearch_ca_file")}  # fmt: skip
 
 
 def run_one(node, kind: str, args, xq: np.ndarray, truth: Truth, first: bool) -> dict:

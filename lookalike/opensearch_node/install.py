@@ -77,9 +77,6 @@ RELEASES = {
     "2.19.1": Release("2.19.1", (), assemble_painless=True, security=True, strict_checksums=True),
     "3.5.0": Release("3.5.0", ("3.5.0",), assemble_painless=False, security=False, strict_checksums=False),
 }
-VERSION = DEFAULT_VERSION  # the default release's (older callers)
-POM = RELEASES[DEFAULT_VERSION].pom
-CHECKSUMS = RELEASES[DEFAULT_VERSION].checksums
 PAINLESS_FILES = asset("opensearch", "lang-painless")
 
 

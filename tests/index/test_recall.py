@@ -31,19 +31,24 @@ def filled(path, n: int, d: int, m: int = 16, ef_construction: int = 100, seed: 
     return index, x
 
 
+def brute_force_recall(index, x: np.ndarray, found: recall.Estimate, ef_search: int) -> float:
+    """Recall@10 of `index` at `ef_search` on the estimate's own queries, against a truth computed here."""
+    ids = np.array([f"d{i}" for i in range(len(x))])
+    hits = 0
+    for own, query in found.queries:
+        scores = x @ query
+        scores[ids == own] = -np.inf
+        truth = set(ids[np.argsort(-scores)[:10]])
+        got = index.search(query, 10, exclude_ids=[own], by_regions=False, ef_search=ef_search)
+        hits += len({hit.id for hit in got} & truth)
+    return hits / (10 * len(found.queries))
+
+
 def test_the_estimate_matches_a_brute_force_truth(tmp_path):
     index, x = filled(tmp_path, 1500, 32, m=4, ef_construction=8)
     found = recall.estimate(index, k=10, sample=60, ef_values=(4, 64, 512), seed=3)
-    ids = np.array([f"d{i}" for i in range(len(x))])
-    for row in found.rows:
-        hits = 0
-        for own, query in found.queries:
-            scores = x @ query
-            scores[ids == own] = -np.inf
-            truth = set(ids[np.argsort(-scores)[:10]])
-            got = index.search(query, 10, exclude_ids=[own], by_regions=False, ef_search=row["ef_search"])
-            hits += len({hit.id for hit in got} & truth)
-        assert row["recall"] == pytest.approx(hits / (10 * len(found.queries)), abs=0.005)  # the stated tolerance
+    for row in found.rows:  # the stated tolerance
+        assert row["recall"] == pytest.approx(brute_force_recall(index, x, found, row["ef_search"]), abs=0.005)
     recalls = [row["recall"] for row in found.rows]
     assert recalls == sorted(recalls) and recalls[-1] > 0.99  # more candidates, no less recall
     assert all(own not in truth for (own, _), truth in zip(found.queries, recall.exact_top(index, found.queries, 10),
@@ -99,16 +104,8 @@ def test_the_estimate_on_a_real_opensearch_node_matches_a_brute_force_truth(open
         assert index.upsert([Doc(id=f"d{i}", vector=x[i], model="m") for i in range(len(x))])[0] == len(x)
         index.refresh()
         found = recall.estimate(index, k=10, sample=20, ef_values=(10, 200), seed=1)
-        ids = np.array([f"d{i}" for i in range(len(x))])
         for row in found.rows:
-            hits = 0
-            for own, query in found.queries:
-                scores = x @ query
-                scores[ids == own] = -np.inf
-                truth = set(ids[np.argsort(-scores)[:10]])
-                got = index.search(query, 10, exclude_ids=[own], by_regions=False, ef_search=row["ef_search"])
-                hits += len({hit.id for hit in got} & truth)
-            assert row["recall"] == pytest.approx(hits / (10 * len(found.queries)), abs=0.005)
+            assert row["recall"] == pytest.approx(brute_force_recall(index, x, found, row["ef_search"]), abs=0.005)
         assert found.rows[-1]["recall"] > 0.95
     finally:
         drop_indices(opensearch_url, alias)
