@@ -60,9 +60,9 @@ TORCHSERVE_PORTS = {
     "grpc_management": 7071,
 }
 ENGINES = ("auto", "faiss", "lucene")  # auto: faiss only where every node declares k-NN native libraries
-# How the HNSW graph holds its vectors. Embedded: none | fp16 | sq8, default sq8 (re-ranked exactly
-# from SQLite). OpenSearch, for a new index: none (the default) | sq8 (Lucene's 7-bit sq) | fp16 (faiss).
-QUANTIZATIONS = ("none", "fp16", "sq8")
+# How the HNSW graph holds its vectors. Embedded: none | fp16 | sq8 | rabitq, default sq8 (re-ranked
+# exactly from SQLite). OpenSearch, for a new index: none (the default) | sq8 (Lucene's 7-bit sq) | fp16 (faiss).
+QUANTIZATIONS = ("none", "fp16", "sq8", "rabitq")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +95,7 @@ class Settings:
     m: int = 16
     ef_construction: int = 100
     ef_search: int = 128  # recall@10 0.96 at 1M 2048-d vectors, sq8 (docs/operations.md)
+    rerank: int = 4  # embedded, quantised graph: it proposes rerank x k candidates, re-ranked exactly
     home: Path = RUN_DIR  # run state (LOOKALIKE_HOME); the paths below default to folders in it
     data_dir: Path = RUN_DIR / "index"
     # Archive building: ResNet50's pretrained weights file (else torch's hub cache)
@@ -166,8 +167,8 @@ class Settings:
             raise SettingsError("LOOKALIKE_OPENSEARCH_AUTH=sigv4 needs LOOKALIKE_OPENSEARCH_REGION (e.g. eu-west-1)")
         if self.replicas < 0:
             raise SettingsError(f"{ENV_PREFIX}REPLICAS must be 0 or more, not {self.replicas}")
-        positive = ("m", "ef_construction", "ef_search", "shards", "max_image_bytes", "max_k", "default_k", "api_port",
-                    "max_categories", "opensearch_timeout", "ts_timeout", "verify_candidates")  # fmt: skip
+        positive = ("m", "ef_construction", "ef_search", "rerank", "shards", "max_image_bytes", "max_k", "default_k",
+                    "api_port", "max_categories", "opensearch_timeout", "ts_timeout", "verify_candidates")  # fmt: skip
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be positive, not {getattr(self, name)}")

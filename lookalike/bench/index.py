@@ -1,17 +1,22 @@
 """Embedded index at scale: recall@10 against exact search, query speed, memory, build and open time.
 
-Vectors are synthetic but embedding-like: a 64-d latent mixture of 500 clusters projected to
-D dimensions plus noise, L2-normalised (image embeddings have a low intrinsic dimension;
-i.i.d. Gaussian 2048-d vectors would be a worst case no real model produces). They are made
-and written in chunks, so a million 2048-d vectors (8 GB as float32) never sit in memory at
-once. Queries are fresh draws from the same mixture, not copies of indexed vectors. Each
-document gets one of 100 categories, so a category filter keeps 1 %.
+Two synthetic sets, each measured on its own (`--vectors`):
+- mixture: a 64-d latent mixture of 500 clusters projected to D dimensions plus noise
+  (image embeddings have a low intrinsic dimension): the easy case, recall near 1 everywhere;
+- gaussian: spectrum-matched to EfficientNet-Lite0 embeddings of real photos, no clusters
+  (spectrum.Gaussian, 1280-d only): the hard case.
+Real catalogues lie between the two. Vectors are made and written in chunks, so a million
+never sit in memory at once. Queries are fresh draws from the same set (another random stream),
+not copies of indexed vectors. Each document gets one of 100 categories, so a category filter
+keeps 1 %.
 
 The SQLite file is written once; then, per quantisation, the graph is built and saved by this
 process and measured by a fresh one that opens it (open time, peak resident memory, searches).
 Prints a table, writes JSON.
 
-    lookalike bench index --n 1000000 --dim 2048 --quantization sq8,fp16
+    lookalike bench index --n 1000000 --quantization sq8,fp16
+    lookalike bench index --n 1000000 --vectors gaussian --m 32 --ef-construction 200 --rerank 8
+    lookalike bench index --n 1000000 --dim 2048 --vectors mixture   # the Gaussian is fitted at 1280-d
 """
 
 from __future__ import annotations
@@ -28,9 +33,12 @@ import numpy as np
 
 from lookalike import bench
 from lookalike.bench import ivfpq
+from lookalike.bench.spectrum import Gaussian
 from lookalike.index.documents import Doc
 from lookalike.index.embedded import EmbeddedIndex
-from lookalike.settings import QUANTIZATIONS, REPORTS_DIR
+from lookalike.settings import QUANTIZATIONS, REPORTS_DIR, Settings
+
+DEFAULTS = Settings()
 
 CATEGORIES = 100
 CHUNK = 10_000
@@ -54,6 +62,17 @@ class Mixture:
         return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
+VECTOR_SETS = {"mixture": Mixture, "gaussian": Gaussian}  # name -> class(d, seed, stream) with draw(m)
+
+
+def vector_sets(names: str) -> list[str]:
+    """The comma-separated `--vectors` names, checked."""
+    chosen = [name for name in names.split(",") if name]
+    if unknown := set(chosen) - set(VECTOR_SETS):
+        raise SystemExit(f"unknown --vectors {', '.join(sorted(unknown))}: choose from {', '.join(VECTOR_SETS)}")
+    return chosen
+
+
 def dataset(n: int, d: int, nq: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """`n` indexed vectors and `nq` queries that are perturbed copies of some of them (near-duplicates)."""
     mixture = Mixture(d, seed)
@@ -62,14 +81,15 @@ def dataset(n: int, d: int, nq: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
     return xb, (xq / np.linalg.norm(xq, axis=1, keepdims=True)).astype(np.float32)
 
 
-def measure(index, xq: np.ndarray, truth: np.ndarray, category=None, k: int = 10) -> dict:
+def measure(index, xq: np.ndarray, truth: np.ndarray, category=None, k: int = 10, ef_search: int | None = None
+            ) -> dict:  # fmt: skip
     """recall@k of `index` against the exact `truth` ids [nq, k], and its query latency p50/p95 (ms).
-    `category` is one name for every query, or a list with one per query."""
+    `category` is one name for every query, or a list with one per query; `ef_search` None: the index's own."""
     latencies, recalls = [], []
     for i, (query, want) in enumerate(zip(xq, truth, strict=True)):
         name = category[i] if isinstance(category, list) else category
         t0 = time.perf_counter()
-        hits = index.search(query, k, category=name)
+        hits = index.search(query, k, category=name, ef_search=ef_search)
         latencies.append((time.perf_counter() - t0) * 1000)
         recalls.append(len({int(hit.id) for hit in hits} & set(want.tolist())) / k)
     p50, p95 = np.percentile(latencies, [50, 95])
@@ -96,12 +116,13 @@ class Truth:
             self.ids[which] = np.take_along_axis(all_i, top, axis=1)
 
 
-def synthetic_docs(n: int, d: int, seed: int, truth: Truth | None = None) -> Iterator[list[Doc]]:
-    """The benchmark's `n` documents, CHUNK at a time: ids "0".."n-1", one of CATEGORIES each,
-    added to `truth` (if given) as they are drawn."""
-    mixture = Mixture(d, seed)
+def synthetic_docs(n: int, d: int, seed: int, truth: Truth | None = None, vectors: str = "mixture"
+                   ) -> Iterator[list[Doc]]:  # fmt: skip
+    """The benchmark's `n` documents of set `vectors`, CHUNK at a time: ids "0".."n-1", one of
+    CATEGORIES each, added to `truth` (if given) as they are drawn."""
+    drawn = VECTOR_SETS[vectors](d, seed)
     for start in range(0, n, CHUNK):
-        xb = mixture.draw(min(CHUNK, n - start))
+        xb = drawn.draw(min(CHUNK, n - start))
         categories = (np.arange(start, start + len(xb)) % CATEGORIES).astype(np.int64)
         if truth is not None:
             truth.add(xb, start, categories)
@@ -109,10 +130,10 @@ def synthetic_docs(n: int, d: int, seed: int, truth: Truth | None = None) -> Ite
                for i, v in enumerate(xb)]  # fmt: skip
 
 
-def write(index: EmbeddedIndex, n: int, d: int, truth: Truth, seed: int) -> float:
-    """Stream `n` vectors into the index's SQLite and `truth`; returns seconds spent writing."""
+def write(index: EmbeddedIndex, n: int, d: int, truth: Truth, seed: int, vectors: str) -> float:
+    """Stream `n` vectors of set `vectors` into the index's SQLite and `truth`; returns seconds spent writing."""
     spent, last_report, done = 0.0, time.perf_counter(), 0
-    for docs in synthetic_docs(n, d, seed, truth):
+    for docs in synthetic_docs(n, d, seed, truth, vectors):
         t0 = time.perf_counter()
         index.upsert(docs)
         spent += time.perf_counter() - t0
@@ -124,19 +145,20 @@ def write(index: EmbeddedIndex, n: int, d: int, truth: Truth, seed: int) -> floa
 
 
 def probe(directory: str, d: int, quantization: str, xq: np.ndarray, truth: list, categories: list,
-          ef_searches: list[int], m: int, ef_construction: int) -> dict:  # fmt: skip
+          ef_searches: list[int], m: int, ef_construction: int, rerank: int) -> dict:  # fmt: skip
     """Run in a fresh process: open the saved index, search, report open time and peak RSS."""
     rss_before = peak_rss_mb()
     t0 = time.perf_counter()
-    index = EmbeddedIndex(Path(directory), "bench", "synthetic", d, m, ef_construction, quantization=quantization)
+    index = EmbeddedIndex(Path(directory), "bench", "synthetic", d, m, ef_construction, quantization=quantization,
+                          rerank=rerank)  # fmt: skip
     open_s = time.perf_counter() - t0
     for query in xq[:10]:  # warm the page cache the re-ranking reads from
         index.search(query, 10)
     rows = []
     for ef in ef_searches:
-        index.ef_search = ef
-        row = {"ef_search": ef, **measure(index, xq, truth[0])}
-        row |= {f"filtered_{key}": value for key, value in measure(index, xq, truth[1], categories).items()}
+        row = {"ef_search": ef, **measure(index, xq, truth[0], ef_search=ef)}
+        filtered = measure(index, xq, truth[1], categories, ef_search=ef)
+        row |= {f"filtered_{key}": value for key, value in filtered.items()}
         rows.append(row)
     peak = peak_rss_mb()
     graph_mb = (Path(directory) / index.name / "graph.faiss").stat().st_size / 2**20
@@ -147,12 +169,15 @@ def probe(directory: str, d: int, quantization: str, xq: np.ndarray, truth: list
 def main(argv: list[str] | None = None) -> int:
     parser = bench.parser(__name__, __doc__)
     parser.add_argument("--n", type=int, default=100_000)
-    parser.add_argument("--dim", type=int, default=2048)
+    parser.add_argument("--dim", type=int, default=1280)
+    parser.add_argument("--vectors", default="mixture,gaussian", help=f"comma-separated, of {', '.join(VECTOR_SETS)}")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--quantization", default="sq8", help=f"comma-separated, of {', '.join(QUANTIZATIONS)}")
     parser.add_argument("--ef-search", default="64,128,256", help="comma-separated efSearch values to measure")
-    parser.add_argument("--m", type=int, default=16)
-    parser.add_argument("--ef-construction", type=int, default=100)
+    parser.add_argument("--m", type=int, default=DEFAULTS.m)
+    parser.add_argument("--ef-construction", type=int, default=DEFAULTS.ef_construction)
+    parser.add_argument("--rerank", type=int, default=DEFAULTS.rerank,
+                        help="a quantised graph proposes rerank x k candidates for exact re-ranking")  # fmt: skip
     parser.add_argument("--ivfpq", metavar="NLIST,M", help="also measure IVF-PQ + exact re-ranking, e.g. 1024,64")
     parser.add_argument("--nprobe", default="16,64", help="comma-separated nprobe values for --ivfpq")
     parser.add_argument("--dir", type=Path, help="build here and keep it (default: a temporary folder)")
@@ -163,69 +188,80 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := set(kinds) - set(QUANTIZATIONS):
         parser.error(f"unknown quantization {', '.join(sorted(unknown))}")
     ef_searches = [int(e) for e in args.ef_search.split(",")]
+    sets = vector_sets(args.vectors)
+    for name in sets:
+        VECTOR_SETS[name](args.dim)  # a set that cannot be drawn at this dimension says so before any work
 
     k = 10
-    xq = Mixture(args.dim, seed=args.dim, stream=1).draw(args.queries)  # held out: another stream, same mixture
-    query_categories = np.arange(args.queries) % CATEGORIES
-    truth = Truth(xq, query_categories, k)
-    results = []
+    results, writes, ivf = [], {}, {}
     with tempfile.TemporaryDirectory(prefix="lookalike-bench-index-") as tmp:
-        directory = args.dir or Path(tmp)
-        index = EmbeddedIndex(directory, "bench", "synthetic", args.dim, args.m, args.ef_construction)
-        if index.count():
-            raise SystemExit(f"{directory} already holds an index: give an empty --dir")
-        print(f"writing {args.n:,} vectors x {args.dim}-d to SQLite ...", flush=True)
-        write_s = write(index, args.n, args.dim, truth, seed=args.dim)
-        index.db.close()  # not close(): that would build a graph, which each kind below times
-        spawn = multiprocessing.get_context("spawn")
-        ivf = None
-        for kind in kinds:
-            print(f"building the {kind} graph ...", flush=True)
-            t0 = time.perf_counter()
-            index = EmbeddedIndex(directory, "bench", "synthetic", args.dim, args.m, args.ef_construction,
-                                  quantization=kind)  # fmt: skip
-            index.close()  # saves the graph
-            build_s = time.perf_counter() - t0
-            build_rss = peak_rss_mb()
-            del index
-            with spawn.Pool(1) as pool:
-                probed = pool.apply(probe, (str(directory), args.dim, kind, xq, truth.ids,
-                                            [f"c{c}" for c in query_categories], ef_searches, args.m,
-                                            args.ef_construction))  # fmt: skip
-            results.append({"quantization": kind, "build_s": build_s, "build_peak_rss_mb": build_rss, **probed})
-            (directory / index_name(args.dim) / "graph.faiss").unlink()  # the next kind builds from SQLite
-        if args.ivfpq:
-            nlist, m = (int(part) for part in args.ivfpq.split(","))
-            print(f"IVF-PQ ({nlist} lists, {m} bytes per vector) ...", flush=True)
-            db_file = str(directory / index_name(args.dim) / "docs.sqlite")
-            nprobes = [int(p) for p in args.nprobe.split(",")]
-            with spawn.Pool(1) as pool:
-                ivf = pool.apply(ivfpq.probe, (db_file, args.dim, xq, truth.ids[0], nprobes, nlist, m))
+        for name in sets:
+            directory = (args.dir or Path(tmp)) / name
+            xq = VECTOR_SETS[name](args.dim, seed=args.dim, stream=1).draw(args.queries)  # held out: another stream
+            query_categories = np.arange(args.queries) % CATEGORIES
+            truth = Truth(xq, query_categories, k)
+            index = EmbeddedIndex(directory, "bench", "synthetic", args.dim, args.m, args.ef_construction)
+            if index.count():
+                raise SystemExit(f"{directory} already holds an index: give an empty --dir")
+            print(f"writing {args.n:,} {name} vectors x {args.dim}-d to SQLite ...", flush=True)
+            writes[name] = write(index, args.n, args.dim, truth, seed=args.dim, vectors=name)
+            index.db.close()  # not close(): that would build a graph, which each kind below times
+            for kind in kinds:
+                measured = build_and_probe(directory, args, kind, xq, truth, query_categories, ef_searches)
+                results.append({"vectors": name, "quantization": kind, **measured})
+            if args.ivfpq:
+                nlist, m = (int(part) for part in args.ivfpq.split(","))
+                print(f"IVF-PQ ({nlist} lists, {m} bytes per vector) ...", flush=True)
+                db_file = str(directory / index_name(args.dim) / "docs.sqlite")
+                nprobes = [int(p) for p in args.nprobe.split(",")]
+                with multiprocessing.get_context("spawn").Pool(1) as pool:
+                    ivf[name] = pool.apply(ivfpq.probe, (db_file, args.dim, xq, truth.ids[0], nprobes, nlist, m))
 
-    print(f"\n{args.n:,} vectors x {args.dim}-d; M={args.m}, efConstruction={args.ef_construction}; "
-          f"SQLite write {write_s:.0f} s ({args.n / write_s:,.0f}/s); filter: 1 category of {CATEGORIES}")  # fmt: skip
-    print(f"{'graph':>5} {'build s':>8} {'open s':>7} {'graph MB':>9} {'peak RSS MB':>12} {'efSearch':>8} "
-          f"{'recall@10':>9} {'p50 ms':>7} {'p95 ms':>7} {'filt. recall':>12} {'filt. p50':>9}")  # fmt: skip
+    print(f"\n{args.n:,} vectors x {args.dim}-d; M={args.m}, efConstruction={args.ef_construction}, "
+          f"re-rank {args.rerank} x k; filter: 1 category of {CATEGORIES}; SQLite write "
+          + ", ".join(f"{name} {s:.0f} s ({args.n / s:,.0f}/s)" for name, s in writes.items()))  # fmt: skip
+    print(f"{'vectors':>8} {'graph':>5} {'build s':>8} {'open s':>7} {'graph MB':>9} {'peak RSS MB':>12} "
+          f"{'efSearch':>8} {'recall@10':>9} {'p50 ms':>7} {'p95 ms':>7} {'filt. recall':>12} "
+          f"{'filt. p50':>9}")  # fmt: skip
     for result in results:
         for row in result["rows"]:
-            print(f"{result['quantization']:>5} {result['build_s']:>8.0f} {result['open_s']:>7.1f} "
-                  f"{result['graph_file_mb']:>9.0f} {result['peak_rss_mb']:>12.0f} {row['ef_search']:>8} "
-                  f"{row['recall_at_10']:>9.4f} {row['p50_ms']:>7.2f} {row['p95_ms']:>7.2f} "
+            print(f"{result['vectors']:>8} {result['quantization']:>5} {result['build_s']:>8.0f} "
+                  f"{result['open_s']:>7.1f} {result['graph_file_mb']:>9.0f} {result['peak_rss_mb']:>12.0f} "
+                  f"{row['ef_search']:>8} {row['recall_at_10']:>9.4f} {row['p50_ms']:>7.2f} {row['p95_ms']:>7.2f} "
                   f"{row['filtered_recall_at_10']:>12.4f} {row['filtered_p50_ms']:>9.2f}")  # fmt: skip
-    if ivf:
-        print(f"{ivf['quantization']}: build {ivf['build_s']:.0f} s, index {ivf['index_mb']:.0f} MB, "
-              f"peak RSS {ivf['peak_rss_mb']:.0f} MB (the training sample included)")  # fmt: skip
-        for row in ivf["rows"]:
+    for name, measured in ivf.items():
+        print(f"{name} {measured['quantization']}: build {measured['build_s']:.0f} s, index {measured['index_mb']:.0f} "
+              f"MB, peak RSS {measured['peak_rss_mb']:.0f} MB (the training sample included)")  # fmt: skip
+        for row in measured["rows"]:
             print(f"  nprobe {row['nprobe']:>4}  recall@10 {row['recall_at_10']:.4f}  p50 {row['p50_ms']:.2f} ms  "
                   f"p95 {row['p95_ms']:.2f} ms")  # fmt: skip
     args.out = args.out or REPORTS_DIR / f"bench_index_{args.n}_{args.dim}.json"
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"n": args.n, "dim": args.dim, "m": args.m, "ef_construction": args.ef_construction,
-            "queries": args.queries, "categories": CATEGORIES, "write_s": write_s,
-            "vectors": "synthetic 64-d latent mixture, held-out queries"}  # fmt: skip
+    meta = {"n": args.n, "dim": args.dim, "m": args.m, "ef_construction": args.ef_construction, "rerank": args.rerank,
+            "queries": args.queries, "categories": CATEGORIES, "write_s": writes,
+            "vectors": {"mixture": "64-d latent mixture of 500 clusters", "gaussian": "spectrum-matched to Lite0",
+                        "queries": "held out: fresh draws"}}  # fmt: skip
     args.out.write_text(json.dumps({"meta": meta, "results": results, "ivfpq": ivf}, indent=2))
     print(f"JSON: {args.out}")
     return 0
+
+
+def build_and_probe(directory: Path, args, kind: str, xq: np.ndarray, truth: Truth, query_categories: np.ndarray,
+                    ef_searches: list[int]) -> dict:  # fmt: skip
+    """Build and save the `kind` graph over the SQLite in `directory` (timed, with this process's peak
+    RSS), measure it from a fresh process, then remove it so the next kind builds from SQLite."""
+    print(f"building the {kind} graph ...", flush=True)
+    t0 = time.perf_counter()
+    index = EmbeddedIndex(directory, "bench", "synthetic", args.dim, args.m, args.ef_construction, quantization=kind)
+    index.close()  # saves the graph
+    build_s = time.perf_counter() - t0
+    build_rss = peak_rss_mb()
+    del index
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        probed = pool.apply(probe, (str(directory), args.dim, kind, xq, truth.ids, [f"c{c}" for c in query_categories],
+                                    ef_searches, args.m, args.ef_construction, args.rerank))  # fmt: skip
+    (directory / index_name(args.dim) / "graph.faiss").unlink()
+    return {"build_s": build_s, "build_peak_rss_mb": build_rss, **probed}
 
 
 def _status_mb(key: str) -> float:

@@ -1,5 +1,6 @@
-"""OpenSearch at scale on the real node: the embedded benchmark's vectors, queries and category filter,
-with float32 vectors and with the Lucene engine's 7-bit scalar quantisation (`sq` encoder).
+"""OpenSearch at scale on the real node: the embedded benchmark's two vector sets (the mixture and the
+hard Gaussian: `lookalike bench index --help`), queries and category filter, with float32 vectors
+and with the Lucene engine's 7-bit scalar quantisation (`sq` encoder).
 
 Per quantisation: bulk ingest, merge into one segment (Lucene searches one HNSW graph per
 segment), recall@10 against exact search and search p50/p95 through the Python backend, the
@@ -8,7 +9,7 @@ node's data folder: .vec (float32 vectors), .veq (quantised vectors), .vex (the 
 search touches (graph + the vectors it compares) must stay in the page cache; that set per
 million vectors drives the sizing table printed at the end for 10M and 100M images.
 
-    lookalike bench opensearch --n 200000 --dim 1280 --quantization none,sq8
+    lookalike bench opensearch --n 200000 --dim 1280 --quantization none,sq8   # both vector sets
     lookalike bench opensearch --n 20000 --quantization none --nodes plain,secured,3.5   # TLS; 3.5 vs 2.19
 """
 
@@ -24,7 +25,7 @@ import numpy as np
 
 from lookalike import bench, opensearch_node
 from lookalike.bench.backends import rss_mb
-from lookalike.bench.index import CATEGORIES, Mixture, Truth, measure, synthetic_docs
+from lookalike.bench.index import CATEGORIES, VECTOR_SETS, Truth, measure, synthetic_docs, vector_sets
 from lookalike.index.opensearch_index import OpenSearchIndex
 from lookalike.settings import REPORTS_DIR, Settings
 
@@ -44,9 +45,9 @@ def vector_files(data_dir: Path, uuid: str) -> dict[str, int]:
     return sizes
 
 
-def load(index: OpenSearchIndex, n: int, d: int, truth: Truth | None, seed: int) -> float:
+def load(index: OpenSearchIndex, n: int, d: int, truth: Truth | None, seed: int, vectors: str) -> float:
     started, done = time.perf_counter(), 0
-    for chunk in synthetic_docs(n, d, seed, truth):
+    for chunk in synthetic_docs(n, d, seed, truth, vectors):
         for part in range(0, len(chunk), 1000):
             _, failures = index.upsert(chunk[part : part + 1000])
             if failures:
@@ -84,15 +85,17 @@ def client_settings(node) -> dict:
                                                   "opensearch_ca_file")}  # fmt: skip
 
 
-def run_one(node, kind: str, args, xq: np.ndarray, truth: Truth, first: bool) -> dict:
-    """Ingest, merge and measure one quantisation on `node`; the index is deleted after."""
+def run_one(node, kind: str, args, vectors: str, xq: np.ndarray, truth: Truth, first: bool) -> dict:
+    """Ingest, merge and measure one quantisation of set `vectors` on `node` (`first`: the exact
+    truth is filled as the vectors are drawn); the index is deleted after."""
     settings = Settings(**client_settings(node), alias=f"bench-{kind}-{os.getpid()}", engine="lucene",
                         quantization=kind, ef_search=args.ef_search)  # fmt: skip
     index = OpenSearchIndex(settings, "synthetic", args.dim)
-    print(f"{kind}: ingesting {args.n:,} vectors x {args.dim}-d ...", flush=True)
-    ingest_s = load(index, args.n, args.dim, truth if first else None, seed=args.dim)
+    print(f"{kind}: ingesting {args.n:,} {vectors} vectors x {args.dim}-d ...", flush=True)
+    ingest_s = load(index, args.n, args.dim, truth if first else None, seed=args.dim, vectors=vectors)
     merged = index.merge()
     row = {
+        "vectors": vectors,
         "quantization": kind,
         "ingest_s": ingest_s,
         "merge_s": merged["seconds"],
@@ -118,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = bench.parser(__name__, __doc__)
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--dim", type=int, default=1280)
+    parser.add_argument("--vectors", default="mixture,gaussian", help=f"comma-separated, of {', '.join(VECTOR_SETS)} "
+                        "(lookalike bench index --help)")  # fmt: skip
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--quantization", default="none,sq8", help="comma-separated: none, sq8")
     parser.add_argument("--ef-search", type=int, default=Settings().ef_search)
@@ -128,25 +133,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPORTS_DIR / "bench_opensearch.json")
     args = parser.parse_args(argv)
 
-    xq = Mixture(args.dim, seed=args.dim, stream=1).draw(args.queries)
-    query_categories = np.arange(args.queries) % CATEGORIES
-    truth = Truth(xq, query_categories, K)
+    sets = vector_sets(args.vectors)
+    queries = {name: VECTOR_SETS[name](args.dim, seed=args.dim, stream=1).draw(args.queries) for name in sets}
+    truths = {name: Truth(xq, np.arange(args.queries) % CATEGORIES, K) for name, xq in queries.items()}
     results = []
     for place, kind_of_node in enumerate(args.nodes.split(",")):
         secure, version = NODE_KINDS[kind_of_node]
         with opensearch_node.throwaway_node("bench", secure=secure, version=version) as node:
-            for number, kind in enumerate(args.quantization.split(",")):
-                row = run_one(node, kind, args, xq, truth, first=place == 0 and number == 0)
-                results.append({**row, "node": kind_of_node})
+            for name in sets:
+                for number, kind in enumerate(args.quantization.split(",")):
+                    first = place == 0 and number == 0  # the truth is filled once per set
+                    row = run_one(node, kind, args, name, queries[name], truths[name], first)
+                    results.append({**row, "node": kind_of_node})
 
     print(f"\n{args.n:,} vectors x {args.dim}-d on one node (Lucene engine, merged to one segment), k={K}, "
           f"ef_search={args.ef_search}; filter: 1 category of {CATEGORIES}")  # fmt: skip
-    print(f"{'node':>7} {'quant.':>6} {'ingest/s':>8} {'merge s':>8} {'recall@10':>9} {'p50 ms':>7} {'p95 ms':>7} "
-          f"{'f.recall':>8} {'f.p50':>6} {'.vec MB':>8} {'.veq MB':>8} {'.vex MB':>8} {'hot GB/M':>9} "
+    print(f"{'node':>7} {'vectors':>8} {'quant.':>6} {'ingest/s':>8} {'merge s':>8} {'recall@10':>9} {'p50 ms':>7} "
+          f"{'p95 ms':>7} {'f.recall':>8} {'f.p50':>6} {'.vec MB':>8} {'.veq MB':>8} {'.vex MB':>8} {'hot GB/M':>9} "
           f"{'node RSS':>8}")  # fmt: skip
     for r in results:
         f = r["files_bytes"]
-        print(f"{r['node']:>7} {r['quantization']:>6} {r['ingest_per_s']:>8.0f} {r['merge_s']:>8.0f} "
+        print(f"{r['node']:>7} {r['vectors']:>8} {r['quantization']:>6} {r['ingest_per_s']:>8.0f} {r['merge_s']:>8.0f} "
               f"{r['recall_at_10']:>9.4f} "
               f"{r['p50_ms']:>7.2f} {r['p95_ms']:>7.2f} {r['filtered_recall_at_10']:>8.4f} "
               f"{r['filtered_p50_ms']:>6.2f} "
@@ -154,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['hot_bytes_per_million'] / 2**30:>9.2f} {r['node_rss_mb']:>8.0f}")  # fmt: skip
     table = sizing({r["quantization"]: {"hot_bytes": r["hot_bytes_per_million"],
                                         "store_bytes": r["store_bytes_per_million"]}
-                    for r in results if r["node"] == results[0]["node"]})  # fmt: skip
+                    for r in results if r["node"] == results[0]["node"] and r["vectors"] == sets[0]})  # fmt: skip
     print(f"\nsizing ({args.dim}-d; {REPLICAS} replica, data nodes of {NODE_RAM_GB} GB RAM with a {NODE_HEAP_GB} GB "
           f"heap, 80 % of the rest as page cache for the hot set, shards ≤ {SHARD_MAX_GB} GB):")  # fmt: skip
     print(f"{'images':>12} {'quant.':>6} {'hot set GB':>10} {'primary GB':>10} {'shards':>6} {'data nodes':>10}")

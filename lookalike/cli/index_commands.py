@@ -16,6 +16,7 @@ from lookalike.errors import BadQuery
 from lookalike.index import open_index, recall
 from lookalike.index.opensearch_index import OpenSearchIndex, create_index, swap_alias
 from lookalike.index.opensearch_index import connect as opensearch_client
+from lookalike.index.tuning import REREAD
 from lookalike.ingest import sources
 from lookalike.ingest.pipeline import DEFAULT_ERRORS, Ingestor, write_errors
 from lookalike.review.store import open_review
@@ -102,7 +103,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("action", choices=["info", "create", "merge", "swap", "recall"])
     p.add_argument("name", nargs="?", help="swap: the physical index to point the alias at")
     p.add_argument("--target", type=float, help="recall: the recall@k to reach; the smallest efSearch that reaches "
-                   "it is recorded in the index and used by every later search (embedded index)")  # fmt: skip
+                   "it is recorded in the index and used by every later search")  # fmt: skip
+    p.add_argument("--ef-search", default=",".join(map(str, recall.EF_VALUES)),
+                   help="recall: comma-separated efSearch values to measure (%(default)s)")  # fmt: skip
     p.add_argument("--k", type=int, default=10, help="recall: k of recall@k (10)")
     p.add_argument("--sample", type=int, default=recall.SAMPLE, help=f"recall: queries ({recall.SAMPLE})")
     add_settings_args(p)
@@ -218,16 +221,20 @@ def find_duplicates(args: argparse.Namespace) -> int:
 
 
 def measure_recall(index, args: argparse.Namespace) -> int:
-    """`lookalike admin recall`: the table, and with --target the efSearch recorded (embedded)."""
+    """`lookalike admin recall`: the table, and with --target the efSearch recorded in the index."""
+    try:
+        ef_values = tuple(sorted({int(value) for value in args.ef_search.split(",") if value.strip()}))
+    except ValueError:
+        ef_values = ()
+    problem = None if ef_values and min(ef_values) > 0 else f"--ef-search is positive integers, not {args.ef_search!r}"
     if args.target is not None and not 0 < args.target <= 1:
-        raise BadQuery(f"--target is a recall between 0 and 1, not {args.target}")
-    if args.target is not None and not hasattr(index, "record_tuning"):
+        problem = f"--target is a recall between 0 and 1, not {args.target}"
+    if problem:
         index.close()
-        raise BadQuery("recording an efSearch is built for the embedded index only so far; on OpenSearch "
-                       "`admin recall` measures (without --target), and LOOKALIKE_EF_SEARCH sets it")  # fmt: skip
+        raise BadQuery(problem)
     try:
         try:
-            found = recall.estimate(index, args.k, args.sample, progress=True)
+            found = recall.estimate(index, args.k, args.sample, ef_values=ef_values, progress=True)
         except ValueError as exc:
             raise BadQuery(str(exc)) from exc
         print(f"recall@{found.k} of {index.describe()['index']} on {len(found.queries)} of its own documents "
@@ -245,9 +252,9 @@ def measure_recall(index, args: argparse.Namespace) -> int:
                   "recorded. Rebuild with a larger LOOKALIKE_M / LOOKALIKE_EF_CONSTRUCTION, or aim lower",
                   file=sys.stderr)  # fmt: skip
             return 1
-        index.record_tuning(found.summary(chosen, args.target))
-        print(f"recorded efSearch {chosen['ef_search']} (recall@{found.k} {chosen['recall']}, p50 "
-              f"{chosen['p50_ms']} ms): every search of this index uses it from now on")  # fmt: skip
+        index.tuning.record(found.summary(chosen, args.target))
+        print(f"recorded efSearch {chosen['ef_search']} (recall@{found.k} {chosen['recall']}, p50 {chosen['p50_ms']} "
+              f"ms): every search of this index uses it from now on (a running API within {REREAD:.0f} s)")  # fmt: skip
         return 0
     finally:
         index.close()

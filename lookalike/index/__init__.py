@@ -49,4 +49,4 @@ def open_index(settings: Settings, model: str, dimension: int) -> VectorIndex:
 
     return EmbeddedIndex(settings.data_dir, settings.alias, model, dimension, settings.m, settings.ef_construction,
                          settings.ef_search, quantization=settings.quantization or "sq8",
-                         regions=settings.regions)  # fmt: skip
+                         regions=settings.regions, rerank=settings.rerank)  # fmt: skip

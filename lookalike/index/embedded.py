@@ -27,13 +27,13 @@ from lookalike_handler.regions import SCHEMES
 from lookalike.errors import IndexMismatch, IndexUnavailable
 from lookalike.index.documents import Doc, Hit, Region, scheme_mismatch
 from lookalike.index.graph import Graph, Source
+from lookalike.index.tuning import Tuning
 from lookalike.settings import QUANTIZATIONS
 
 logger = logging.getLogger(__name__)
 
 SPACE = "cosinesimil"
 EXACT_LIMIT = 20_000  # filtered searches over at most this many docs are exact
-RERANK = 4  # a quantised graph proposes RERANK x k candidates for the exact re-ranking
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -63,6 +63,7 @@ class EmbeddedIndex:
     def __init__(
         self, directory: Path, alias: str, model: str, dimension: int, m: int = 16,
         ef_construction: int = 100, ef_search: int = 128, quantization: str = "sq8", regions: str = "none",
+        rerank: int = 4,
     ) -> None:  # fmt: skip
         if quantization not in QUANTIZATIONS:  # Settings checks it too; this guards direct use
             raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, not {quantization!r}")
@@ -71,7 +72,8 @@ class EmbeddedIndex:
         self.model, self.dimension, self.quantization, self.regions = model, dimension, quantization, regions
         self.name = f"{alias}-{model}-{dimension}"
         self.path = Path(directory) / self.name
-        self.m, self.ef_construction, self.ef_search = m, ef_construction, ef_search
+        self.m, self.ef_construction = m, ef_construction
+        self.rerank = rerank  # a quantised graph proposes rerank x k candidates for the exact re-ranking
         self._lock = threading.RLock()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
@@ -81,9 +83,8 @@ class EmbeddedIndex:
         except (OSError, sqlite3.Error) as exc:
             raise IndexUnavailable(f"cannot open the embedded index at {self.path}: {exc}") from exc
         self._check_meta()
-        self.tuning = self._recorded_tuning()  # lookalike admin recall --target: efSearch chosen by measurement
-        if self.tuning is not None:
-            self.ef_search = int(self.tuning["chosen"]["ef_search"])
+        # efSearch: recorded by lookalike admin recall --target (SQLite's meta), else the configured one
+        self.tuning = Tuning(self._recorded_tuning, self._write_tuning, ef_search, "settings (LOOKALIKE_EF_SEARCH)")
         sources = [Source("docs"), Source("regions", REGION_IDS)]
         self.graph = Graph(self.path, self.db, sources, dimension, m, ef_construction, quantization)
 
@@ -105,21 +106,19 @@ class EmbeddedIndex:
             raise IndexMismatch(f"embedded index {self.path} was built differently: {detail}")
 
     def _recorded_tuning(self) -> dict | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'recall'").fetchone()
+        with self._lock:
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'recall'").fetchone()
         return json.loads(row[0]) if row else None
 
-    def record_tuning(self, summary: dict) -> None:
-        """Keep a recall estimate and the efSearch chosen by it (`summary["chosen"]`): searches use it
-        from now on, in this process and after a restart."""
+    def _write_tuning(self, summary: dict) -> None:
         with self._lock, self.db:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('recall', ?)", (json.dumps(summary),))
-        self.tuning, self.ef_search = summary, int(summary["chosen"]["ef_search"])
 
     def describe(self) -> dict:
         return {"backend": "embedded", "index": self.name, "path": str(self.path), "model": self.model,
                 "dimension": self.dimension, "space": SPACE, "quantization": self.graph_kind,
                 "regions": self.regions, "count": self.count(),
-                **search_tuning(self.ef_search, self.tuning)}  # fmt: skip
+                **self.tuning.describe()}  # fmt: skip
 
     def refresh(self) -> None:
         """Nothing to do: every search catches the graph up with SQLite first."""
@@ -131,7 +130,7 @@ class EmbeddedIndex:
 
     @property
     def graph_kind(self) -> str:
-        """How the graph holds its vectors now: none, fp16 or sq8."""
+        """How the graph holds its vectors now: none, fp16, sq8 or rabitq."""
         return self.graph.kind
 
     def close(self) -> None:
@@ -248,7 +247,7 @@ class EmbeddedIndex:
         """The k nearest live docs by cosine, optionally within a category and having all `tags`; a doc
         scores by its best vector, its regions' too unless `by_regions` is False (whole vectors only).
         `ef_search`: this request's HNSW candidate list (default: the recorded or configured one)."""
-        ef = ef_search or self.ef_search
+        ef = ef_search or self.tuning.ef_search
         xq = np.asarray(vector, dtype=np.float32).reshape(1, -1)
         xq = xq / max(float(np.linalg.norm(xq)), 1e-12)  # cosine, whatever the query's norm
         tags, exclude_ids = list(tags), list(exclude_ids)
@@ -256,7 +255,7 @@ class EmbeddedIndex:
             self.graph.sync()
             by_regions = by_regions and self.regions != "none"
             per_image = 1 + len(SCHEMES[self.regions]) if by_regions else 1  # graph vectors an image takes part with
-            wanted = (k if self.graph_kind == "none" else RERANK * k) * per_image
+            wanted = (k if self.graph_kind == "none" else self.rerank * k) * per_image
             below = None if by_regions or self.regions == "none" else REGION_IDS  # whole vectors only
             excluded = frozenset(self._graph_ids(self._keys_of(exclude_ids)))
             if category is not None or tags:
@@ -323,16 +322,6 @@ class EmbeddedIndex:
 
 def _marks(values: list) -> str:
     return ",".join("?" * len(values))
-
-
-def search_tuning(ef_search: int, tuning: dict | None) -> dict:
-    """What `describe()` (admin info, /healthz) says of the efSearch searches use and why."""
-    if tuning is None:
-        return {"ef_search": ef_search, "ef_search_from": "settings (LOOKALIKE_EF_SEARCH)", "recall": None}
-    chosen = tuning["chosen"]
-    return {"ef_search": ef_search, "ef_search_from": f"lookalike admin recall --target {tuning['target']}",
-            "recall": {"at_k": tuning["k"], "estimate": chosen["recall"], "p50_ms": chosen["p50_ms"],
-                       "measured_at": tuning["at"], "sample": tuning["sample"]}}  # fmt: skip
 
 
 def _metadata(row) -> dict:

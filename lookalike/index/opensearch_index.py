@@ -34,6 +34,7 @@ from opensearchpy.exceptions import NotFoundError, SSLError, TransportError
 from lookalike.errors import IndexMismatch, IndexUnavailable, SettingsError
 from lookalike.index.documents import Doc, Hit, scheme_mismatch
 from lookalike.index.opensearch_query import META_FIELDS, hits_of, search_body
+from lookalike.index.tuning import Tuning
 from lookalike.resources import asset
 from lookalike.settings import Settings
 
@@ -278,6 +279,9 @@ class OpenSearchIndex:
         else:
             self.name = self._live_index() or self.create(attach=True)
         self._check(self.name)
+        # efSearch: recorded by lookalike admin recall --target (the mapping's _meta), else the configured one
+        self.tuning = Tuning(self._recorded_tuning, self._write_tuning, settings.ef_search,
+                             "settings (LOOKALIKE_EF_SEARCH, sent with each query)")  # fmt: skip
 
     # -- identity and aliases -----------------------------------------------------------------
     def _live_index(self) -> str | None:
@@ -298,14 +302,29 @@ class OpenSearchIndex:
     def _check(self, name: str) -> None:
         check_index(self.client, name, self.model, self.dimension, self.settings.regions)
 
+    def _meta(self) -> dict:
+        return self.client.indices.get_mapping(index=self.name)[self.name]["mappings"].get("_meta", {})
+
+    def _recorded_tuning(self) -> dict | None:
+        try:
+            return self._meta().get("recall")
+        except (OSConnectionError, TransportError) as exc:  # a search goes on with what it had
+            reason = unavailable(exc, self.settings) or exc
+            logger.warning("could not read the recorded efSearch of %s: %s", self.name, reason)
+            return self.tuning.recorded if hasattr(self, "tuning") else None
+
+    def _write_tuning(self, summary: dict) -> None:
+        """Into the mapping's _meta beside model, dimension and regions (PUT _mapping replaces the
+        whole _meta, so it is read and merged first)."""
+        self.client.indices.put_mapping(index=self.name, body={"_meta": {**self._meta(), "recall": summary}})
+
     def describe(self) -> dict:
         method = vector_field(self.client, self.name).get("method", {})
         engine = method.get("engine", "faiss")
         codec = method.get("parameters", {}).get("encoder")
         return {"backend": "opensearch", "alias": self.alias, "index": self.name, "model": self.model,
                 "dimension": self.dimension, "space": SPACE, "engine": engine,
-                "encoder": codec, "count": self.count(), "ef_search": self.settings.ef_search,
-                "ef_search_from": "settings (LOOKALIKE_EF_SEARCH, sent with each query)"}  # fmt: skip
+                "encoder": codec, "count": self.count(), **self.tuning.describe()}  # fmt: skip
 
     def ping(self) -> None:
         self.client.count(index=self.target)
@@ -417,7 +436,7 @@ class OpenSearchIndex:
         filters: list[dict] = [{"term": {"category": category}}] if category is not None else []
         filters += [{"term": {"tags": tag}} for tag in tags]
         by_regions = by_regions and self.settings.regions != "none"
-        body = search_body(vector, k, ef_search or self.settings.ef_search, filters, list(exclude_ids), by_regions)
+        body = search_body(vector, k, ef_search or self.tuning.ef_search, filters, list(exclude_ids), by_regions)
         return hits_of(self.client.search(index=self.target, body=body), min_similarity)
 
     # -- alias operations -------------------------------------------------------------------

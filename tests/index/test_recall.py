@@ -1,8 +1,9 @@
-"""`lookalike admin recall`: the index measures its own recall (embedded index, fast tier).
+"""`lookalike admin recall`: the index measures its own recall (embedded index in the fast tier,
+each real OpenSearch node in the full one).
 
 The estimate is checked against a brute-force truth computed here, independently; a recorded
-efSearch is used after a restart; a target no efSearch reaches is a clear message with the best
-found, and nothing is recorded.
+efSearch is used after a restart, and by a process that already held the index open; a target
+no efSearch reaches is a clear message with the best found, and nothing is recorded.
 """
 
 from __future__ import annotations
@@ -58,15 +59,20 @@ def test_the_estimate_matches_a_brute_force_truth(tmp_path):
 
 def test_a_recorded_ef_search_is_used_after_a_restart(standin, tmp_path, capsys):
     index, _ = filled(tmp_path, 1200, 1280, model=LITE)
-    index.close()
+    index.flush()
+    index.tuning.reread = 0  # an API that holds the index open: it reads the record again as it searches
+    assert index.describe()["ef_search_from"] == "settings (LOOKALIKE_EF_SEARCH)"
     where = ["--ts-url", standin.inference_url, "--model", LITE, "--data-dir", str(tmp_path)]
-    assert main(["admin", "recall", "--target", "0.9", "--sample", "40", *where]) == 0
+    assert main(["admin", "recall", "--target", "0.9", "--sample", "40", "--ef-search", "24,48", *where]) == 0
     printed = capsys.readouterr().out
     assert "recorded efSearch" in printed and "efSearch  recall" in printed
     again = EmbeddedIndex(tmp_path, "lookalike", LITE, 1280)  # a restart: the value comes from the index
     described = again.describe()
-    assert described["ef_search"] == again.tuning["chosen"]["ef_search"] and again.tuning["chosen"]["recall"] >= 0.9
+    chosen = again.tuning.recorded["chosen"]
+    assert chosen["ef_search"] in (24, 48) and chosen["recall"] >= 0.9 and described["ef_search"] == chosen["ef_search"]
     assert described["recall"]["estimate"] >= 0.9 and described["ef_search_from"].endswith("--target 0.9")
+    assert index.describe()["ef_search"] == chosen["ef_search"]  # the process that was already running
+    index.close()
     again.close()
     assert main(["admin", "info", *where]) == 0
     assert json.loads(capsys.readouterr().out)["ef_search"] == described["ef_search"]
@@ -84,7 +90,7 @@ def test_a_target_no_ef_search_reaches_is_a_clear_message_and_nothing_is_recorde
     assert main(["admin", "recall", "--target", "0.95", *where]) == 1
     err = capsys.readouterr().err
     assert "0.95 is not reached" in err and "best is 0.93 at efSearch 1024" in err
-    assert EmbeddedIndex(tmp_path, "lookalike", LITE, 1280).tuning is None
+    assert EmbeddedIndex(tmp_path, "lookalike", LITE, 1280).tuning.recorded is None
     assert main(["admin", "recall", "--target", "1.5", *where]) == 2  # not a recall
 
 
@@ -109,3 +115,40 @@ def test_the_estimate_on_a_real_opensearch_node_matches_a_brute_force_truth(open
         assert found.rows[-1]["recall"] > 0.95
     finally:
         drop_indices(opensearch_url, alias)
+
+
+def test_a_recorded_ef_search_lives_in_the_opensearch_mapping_and_is_sent_after_a_restart(opensearch_url, standin,
+                                                                                          capsys):  # fmt: skip
+    """On each real node: `admin recall --target` writes the chosen efSearch into the index mapping's
+    _meta beside model, dimension and regions (a reopened index still passes its identity check),
+    and a fresh process's searches send it."""
+    import uuid
+
+    from lookalike.index.opensearch_index import OpenSearchIndex
+    from tests.backends import drop_indices, opensearch_settings
+
+    settings = opensearch_settings(opensearch_url, f"t-{uuid.uuid4().hex[:10]}")
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((300, 1280)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    index = OpenSearchIndex(settings, LITE, 1280)
+    try:
+        assert index.upsert([Doc(id=f"d{i}", vector=x[i], model=LITE) for i in range(len(x))])[0] == len(x)
+        index.refresh()
+        where = ["--opensearch-url", opensearch_url, "--alias", settings.alias, "--ts-url", standin.inference_url,
+                 "--model", LITE]  # fmt: skip
+        assert main(["admin", "recall", "--target", "0.9", "--sample", "30", "--ef-search", "300,400", *where]) == 0
+        assert "recorded efSearch 300" in capsys.readouterr().out
+        again = OpenSearchIndex(settings, LITE, 1280)  # a restart: identity checked, the value read from the mapping
+        meta = again.client.indices.get_mapping(index=again.name)[again.name]["mappings"]["_meta"]
+        assert meta["model"] == LITE and meta["dimension"] == 1280 and meta["recall"]["chosen"]["ef_search"] == 300
+        sent = []
+        search = again.client.search
+        again.client.search = lambda **kw: sent.append(kw["body"]) or search(**kw)
+        again.search(x[0], 5)
+        assert json.dumps(sent).count('"ef_search": 300') == 1
+        described = again.describe()
+        assert described["ef_search"] == 300 and described["ef_search_from"].endswith("--target 0.9")
+        assert described["recall"]["estimate"] >= 0.9
+    finally:
+        drop_indices(opensearch_url, settings.alias)
