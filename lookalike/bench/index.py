@@ -152,8 +152,8 @@ def probe(directory: str, d: int, quantization: str, xq: np.ndarray, truth: list
     index = EmbeddedIndex(Path(directory), "bench", "synthetic", d, m, ef_construction, quantization=quantization,
                           rerank=rerank)  # fmt: skip
     open_s = time.perf_counter() - t0
-    for query in xq[:10]:  # warm the page cache the re-ranking reads from
-        index.search(query, 10)
+    for query in xq:  # warm the page cache the re-ranking reads from (every query's rows), and the graph
+        index.search(query, 10, ef_search=ef_searches[0])
     rows = []
     for ef in ef_searches:
         row = {"ef_search": ef, **measure(index, xq, truth[0], ef_search=ef)}
@@ -161,7 +161,8 @@ def probe(directory: str, d: int, quantization: str, xq: np.ndarray, truth: list
         row |= {f"filtered_{key}": value for key, value in filtered.items()}
         rows.append(row)
     peak = peak_rss_mb()
-    graph_mb = (Path(directory) / index.name / "graph.faiss").stat().st_size / 2**20
+    files = [Path(directory) / index.name / name for name in ("graph.faiss", "codes.faiss")]  # codes: rabitq's
+    graph_mb = sum(path.stat().st_size for path in files if path.exists()) / 2**20
     return {"open_s": open_s, "rss_import_mb": rss_before, "peak_rss_mb": peak, "graph_file_mb": graph_mb,
             "rss_mb": current_rss_mb(), "graph": index.graph_kind, "rows": rows}  # fmt: skip
 
@@ -260,7 +261,8 @@ def build_and_probe(directory: Path, args, kind: str, xq: np.ndarray, truth: Tru
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         probed = pool.apply(probe, (str(directory), args.dim, kind, xq, truth.ids, [f"c{c}" for c in query_categories],
                                     ef_searches, args.m, args.ef_construction, args.rerank))  # fmt: skip
-    (directory / index_name(args.dim) / "graph.faiss").unlink()
+    for name in ("graph.faiss", "codes.faiss"):
+        (directory / index_name(args.dim) / name).unlink(missing_ok=True)
     return {"build_s": build_s, "build_peak_rss_mb": build_rss, **probed}
 
 

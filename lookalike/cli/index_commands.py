@@ -247,9 +247,12 @@ def measure_recall(index, args: argparse.Namespace) -> int:
         chosen = found.smallest(args.target)
         if chosen is None:
             best, largest = found.best(), found.rows[-1]["ef_search"]
+            rebuild = ("a larger LOOKALIKE_M / LOOKALIKE_EF_CONSTRUCTION" if not hasattr(index, "graph_kind") else
+                       "LOOKALIKE_QUANTIZATION=rabitq LOOKALIKE_M=48 LOOKALIKE_EF_CONSTRUCTION=40 (measured for hard "
+                       "catalogues: docs/operations.md)")  # fmt: skip
             print(f"error: recall@{found.k} {args.target} is not reached at any efSearch up to {largest}: "
                   f"the best is {best['recall']} at efSearch {best['ef_search']} (p50 {best['p50_ms']} ms); nothing "
-                  "recorded. Rebuild with a larger LOOKALIKE_M / LOOKALIKE_EF_CONSTRUCTION, or aim lower",
+                  f"recorded. Try larger values (--ef-search), rebuild with {rebuild}, or aim lower",
                   file=sys.stderr)  # fmt: skip
             return 1
         index.tuning.record(found.summary(chosen, args.target))

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 CODECS = {"fp16": faiss.ScalarQuantizer.QT_fp16, "sq8": faiss.ScalarQuantizer.QT_8bit}  # and none: float32
 TRAINED = ("sq8", "rabitq")  # kinds that learn from the data first (a smaller graph is float32)
+CATCH_UP_BYTES = 512 * 2**20  # float32 vectors per add when the graph catches up (105k rows at 1280-d)
 RABITQ_WIDEN = 5  # rabitq: the graph proposes 5x the candidates asked for; the sq8 copy keeps the best
 RECONSTRUCT = 4096  # vectors decoded at once by an exact filtered search: 32 MB at 2048-d, whatever the filter
 TRAIN_SIZE = 10_000  # sq8 learns each dimension's range from this many vectors; a smaller graph stays float32
@@ -153,31 +154,38 @@ class Graph:
                 self.codes.train(unit(np.stack(sample)))
 
     def _catch_up(self, source: Source) -> None:
+        """Add the rows committed since the graph's watermark, CATCH_UP_BYTES of vectors per add:
+        FAISS inserts a batch level by level, and small batches made a worse graph (1-bit RaBitQ,
+        300k vectors, recall@10 at efSearch 256: 0.985 in batches of 4,096, 0.994 of 100,000)."""
+        rows = max(4096, CATCH_UP_BYTES // (4 * self.dimension))
+        block: np.ndarray | None = None  # made at the first row (most searches find none); pages touched as filled
         keys: list[int] = []
-        vectors: list[np.ndarray] = []
         query = f"SELECT key, vector FROM {source.table} WHERE key > ? ORDER BY key"
         started = reported = time.monotonic()
         added = 0
         for key, blob in self.db.execute(query, (self.max_keys[source.table],)):
+            if block is None:
+                block = np.empty((rows, self.dimension), dtype=np.float32)
+            block[len(keys)] = np.frombuffer(blob, dtype="<f4")
             keys.append(key)
-            vectors.append(np.frombuffer(blob, dtype="<f4"))
-            if len(keys) >= 4096:
-                self._add(source, keys, vectors)
+            if len(keys) == rows:
+                self._add(source, keys, block)
                 added += len(keys)
-                keys, vectors = [], []
+                keys = []
                 if time.monotonic() - reported > 30:  # a large catch-up (a rebuild) takes minutes
                     rate = added / (time.monotonic() - started)
                     logger.info("graph of %s: %d vectors added (%.0f/s)", self.path, added, rate)
                     reported = time.monotonic()
-        if keys:
-            self._add(source, keys, vectors)
+        if keys and block is not None:
+            self._add(source, keys, block[: len(keys)])
 
-    def _add(self, source: Source, keys: list[int], vectors: list[np.ndarray]) -> None:
+    def _add(self, source: Source, keys: list[int], vectors: np.ndarray) -> None:
+        """Add `vectors` [len(keys), D] (normalised in place) under the graph ids of `keys`."""
         ids = np.asarray(keys, dtype=np.int64) + source.offset
-        vectors_unit = unit(np.stack(vectors))
-        self.index.add_with_ids(vectors_unit, ids)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        self.index.add_with_ids(vectors, ids)
         if self.codes is not None:
-            self.codes.add_with_ids(vectors_unit, ids)
+            self.codes.add_with_ids(vectors, ids)
         self.max_keys[source.table] = max(self.max_keys[source.table], keys[-1])
 
     # -- search -----------------------------------------------------------------------------------
