@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.ship and not args.refit:
         parser.error("--ship replaces the shipped statistics with a new fit: give --refit too")
-    report = {"shipped": {"samples": int(np.load(STATS)["samples"]), **summary(np.load(STATS)["eigenvalues"])}}
+    shipped = np.load(STATS)
+    report = {"shipped": {"samples": int(shipped["samples"]), **summary(shipped["eigenvalues"])}}
     if args.refit:
         vectors = embeddings(args.views, args.seed)
         fitted = fit(vectors)

@@ -147,11 +147,12 @@ class Graph:
         top = self.db.execute(f"SELECT MAX(key) FROM {table}").fetchone()[0] or 0
         query = f"SELECT vector FROM {table} WHERE key % ? = 0 LIMIT ?"
         rows = self.db.execute(query, (max(1, top // TRAIN_SIZE), TRAIN_SIZE))
-        sample = [np.frombuffer(blob, dtype="<f4") for (blob,) in rows]
-        if sample:
-            self.index.train(unit(np.stack(sample)))
+        blobs = [np.frombuffer(blob, dtype="<f4") for (blob,) in rows]
+        if blobs:
+            sample = unit(np.stack(blobs))
+            self.index.train(sample)
             if self.codes is not None:
-                self.codes.train(unit(np.stack(sample)))
+                self.codes.train(sample)
 
     def _catch_up(self, source: Source) -> None:
         """Add the rows committed since the graph's watermark, CATCH_UP_BYTES of vectors per add:
@@ -182,7 +183,7 @@ class Graph:
     def _add(self, source: Source, keys: list[int], vectors: np.ndarray) -> None:
         """Add `vectors` [len(keys), D] (normalised in place) under the graph ids of `keys`."""
         ids = np.asarray(keys, dtype=np.int64) + source.offset
-        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        vectors = unit(vectors)
         self.index.add_with_ids(vectors, ids)
         if self.codes is not None:
             self.codes.add_with_ids(vectors, ids)
@@ -225,9 +226,11 @@ class Graph:
 
 
 def unit(vectors: np.ndarray) -> np.ndarray:
-    """float32 rows scaled to norm 1: the graph ranks by direction, as cosine does, whatever the norm stored."""
-    vectors = vectors.astype(np.float32)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    """The rows scaled to norm 1, in place when they are float32 already (the graph ranks by
+    direction, as cosine does, whatever the norm stored)."""
+    vectors = vectors.astype(np.float32, copy=False)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return vectors
 
 
 def ids_array(ids) -> np.ndarray:

@@ -160,9 +160,13 @@ def index_body(model: str, dimension: int, settings: Settings, engine: str, deri
     return body
 
 
+def mappings(client: OpenSearch, name: str) -> dict:
+    """Index `name`'s mappings: its fields and its _meta."""
+    return client.indices.get_mapping(index=name)[name]["mappings"]
+
+
 def vector_field(client: OpenSearch, name: str) -> dict:
-    mapping = client.indices.get_mapping(index=name)[name]["mappings"]
-    return mapping.get("properties", {}).get("vector", {})
+    return mappings(client, name).get("properties", {}).get("vector", {})
 
 
 def physical_name(alias: str, model: str, dimension: int) -> str:
@@ -303,7 +307,7 @@ class OpenSearchIndex:
         check_index(self.client, name, self.model, self.dimension, self.settings.regions)
 
     def _meta(self) -> dict:
-        return self.client.indices.get_mapping(index=self.name)[self.name]["mappings"].get("_meta", {})
+        return mappings(self.client, self.name).get("_meta", {})
 
     def _recorded_tuning(self) -> dict | None:
         try:
@@ -454,7 +458,7 @@ def create_index(client: OpenSearch, settings: Settings, model: str, dimension: 
 def check_index(client: OpenSearch, name: str, model: str, dimension: int, regions: str | None = None) -> None:
     """Raise IndexMismatch unless index `name` holds `model` vectors of `dimension` in cosine space
     (and region vectors of scheme `regions`, when given), with an engine this cluster can run."""
-    mapping = client.indices.get_mapping(index=name)[name]["mappings"]
+    mapping = mappings(client, name)
     field = mapping.get("properties", {}).get("vector", {})
     meta = mapping.get("_meta", {})
     engine = field.get("method", {}).get("engine", "faiss")  # what 2.19 assumes when none is named
