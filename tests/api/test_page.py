@@ -133,6 +133,38 @@ def test_search_filter_more_like_this_per_category_and_a_text_file(site, page, p
         shot(page, f"{name}-5-not-an-image")
 
 
+def test_a_late_answer_does_not_overwrite_a_newer_search(api, page, photos, tmp_path):
+    """Two searches in flight: the photo's answer is held back (a Playwright route) while a text
+    file's 415 comes back; the page aborts the older request, so its answer can never replace the
+    newer error. (CI once saw exactly this: a paste's results landing after the text file's error.)"""
+    coffee = tmp_path / "coffee.jpg"
+    coffee.write_bytes(photos["coffee"])
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a photo\n")
+    held = []
+    with api() as running:
+        page.goto(running.url)
+        page.route("**/search?*", lambda route: held.append(route))
+        page.set_input_files("#file", str(coffee))
+        for _ in range(200):  # until the route has caught the request (the handler runs between waits)
+            if held:
+                break
+            page.wait_for_timeout(50)
+        assert len(held) == 1
+        page.unroute("**/search?*")
+        with page.expect_event("requestfailed", lambda request: request is held[0].request):
+            page.set_input_files("#file", str(notes))  # the newer search aborts the held one
+        expect = playwright_api.expect
+        expect(page.locator("#status")).to_contain_text("415")
+        try:
+            held[0].continue_()  # the photo's answer would arrive now, too late to be shown
+        except playwright_api.Error:
+            pass  # the browser has already dropped the aborted request
+        page.evaluate("() => fetch('/healthz')")  # one more round trip to the server
+        expect(page.locator("#status")).to_have_class(re.compile("error"))
+        assert page.locator("#results .hit").count() == 0
+
+
 def test_keyboard_and_phone_width(api, browser, photos, tmp_path):
     """At phone width: no sideways scrolling; the file input is the first stop of the tab order
     (a native file input: Space or Enter opens the chooser), and "more like this" works from the

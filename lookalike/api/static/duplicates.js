@@ -103,10 +103,13 @@ function render(group) {
 }
 
 let shown = [];
+let loads = 0; // only the newest load may draw: clicking "next" twice quickly must not show page 2 last
 
 async function load() {
+  const mine = ++loads;
   const show = $("show").value;
   const body = await call(`/duplicates?status=${show}&page=${page}&per_page=${PER_PAGE}`);
+  if (mine !== loads) return;
   shown = body.groups;
   $("groups").replaceChildren(...body.groups.map(render));
   const pages = Math.max(1, Math.ceil(body.total / PER_PAGE));

@@ -13,6 +13,7 @@ const MESSAGES = {
 const key = new URLSearchParams(location.hash.slice(1)).get("key");
 let query = null; // {image: Blob, name} or {similar: id, name}
 let lastImage = null; // the last photo searched with, to go back to from "more like this"
+let pending = null; // the AbortController of the search on screen; a newer search aborts it
 
 function headers(extra = {}) {
   return key ? { ...extra, Authorization: `Bearer ${key}` } : extra;
@@ -117,22 +118,29 @@ function renderHits(hits, into) {
 
 async function run() {
   if (!query) return;
+  // Only the newest search may write the page: an older answer arriving late would show
+  // results (or an error) for a photo that is no longer the one asked about.
+  if (pending) pending.abort();
+  const mine = new AbortController();
+  pending = mine;
+  const signal = mine.signal;
   const results = $("results");
   say(query.similar ? `Looking for images like ${query.name} …` : "Searching …");
   try {
     let body;
     if (query.similar) {
-      body = await call(`/similar/${encodeURIComponent(query.similar)}?${options()}`);
+      body = await call(`/similar/${encodeURIComponent(query.similar)}?${options()}`, { signal });
     } else if (view() === "per-category") {
       const n = Math.min(8, Math.max(1, Number($("k").value) || 4));
-      body = await call(`/search?per_category=${n}`, { method: "POST", body: query.image,
+      body = await call(`/search?per_category=${n}`, { method: "POST", body: query.image, signal,
         headers: { "Content-Type": query.image.type || "application/octet-stream" } });
     } else {
       const params = options();
       if ($("verify").checked) params.set("verify", "true");
-      body = await call(`/search?${params}`, { method: "POST", body: query.image,
+      body = await call(`/search?${params}`, { method: "POST", body: query.image, signal,
         headers: { "Content-Type": query.image.type || "application/octet-stream" } });
     }
+    if (pending !== mine) return;
     results.replaceChildren();
     if (body.per_category) {
       const groups = Object.entries(body.per_category);
@@ -152,6 +160,7 @@ async function run() {
       say(`${body.hits.length} look-alike${body.hits.length === 1 ? "" : "s"} ${what} (${body.took_ms} ms).`);
     }
   } catch (error) {
+    if (pending !== mine) return; // superseded: the newer search says what happened
     results.replaceChildren();
     say(error.message, true);
   }
