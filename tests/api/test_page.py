@@ -136,31 +136,38 @@ def test_search_filter_more_like_this_per_category_and_a_text_file(site, page, p
 
 def test_a_late_answer_does_not_overwrite_a_newer_search(api, page, photos, tmp_path):
     """Two searches in flight: the photo's answer is held back (a Playwright route) while a text
-    file's 415 comes back; the page aborts the older request, so its answer can never replace the
-    newer error. (CI once saw exactly this: a paste's results landing after the text file's error.)"""
+    file's 415 comes back; then the photo's request is let go. The page aborted it when the newer
+    search started, so it fails instead of landing, and the error stays on screen. (CI once saw
+    exactly this: a paste's results landing after the text file's error.)"""
     coffee = tmp_path / "coffee.jpg"
     coffee.write_bytes(photos["coffee"])
     notes = tmp_path / "notes.txt"
     notes.write_text("not a photo\n")
-    held = []
+    expect = playwright_api.expect
+    held, settled = [], {}
+    page.on("requestfailed", lambda request: settled.setdefault(request, "failed"))
+    page.on("requestfinished", lambda request: settled.setdefault(request, "finished"))
     with api() as running:
         page.goto(running.url)
         page.route("**/search?*", lambda route: held.append(route))
         page.set_input_files("#file", str(coffee))
-        for _ in range(200):  # until the route has caught the request (the handler runs between waits)
+        for _ in range(200):  # until the route has caught the request (handlers run during waits)
             if held:
                 break
             page.wait_for_timeout(50)
         assert len(held) == 1
         page.unroute("**/search?*")
-        with page.expect_event("requestfailed", lambda request: request is held[0].request):
-            page.set_input_files("#file", str(notes))  # the newer search aborts the held one
-        expect = playwright_api.expect
+        page.set_input_files("#file", str(notes))
         expect(page.locator("#status")).to_contain_text("415")
         with contextlib.suppress(playwright_api.Error):  # the browser may have dropped it already
-            held[0].continue_()  # the photo's answer would arrive now, too late to be shown
-        page.evaluate("() => fetch('/healthz')")  # one more round trip to the server
+            held[0].continue_()  # let the photo's request go on, too late
+        for _ in range(200):  # until it has failed or been answered
+            if held[0].request in settled:
+                break
+            page.wait_for_timeout(50)
+        assert settled.get(held[0].request) == "failed"  # aborted by the newer search
         expect(page.locator("#status")).to_have_class(re.compile("error"))
+        expect(page.locator("#status")).to_contain_text("415")
         assert page.locator("#results .hit").count() == 0
 
 
