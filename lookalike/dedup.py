@@ -52,6 +52,7 @@ CROSS_CHECKED = 50  # a linked set split into at most this many groups has each 
 HOLDS = 0.8  # share of a keeper's area an image must cover to be listed in that keeper's group too
 VOCABULARY_IMAGES = 1000  # the visual words are drawn from the descriptors of at most this many images
 BRIDGE_CORRELATION = 0.7  # a copy's aligned pixels must correlate this well to vouch for another (through_copy)
+SEEN_IN = 3  # a part must be held by one of its keeper's this many surest copies too (seen_in_copies)
 CHUNK = 32  # images whose candidate pairs are judged together (their features: at most 32 x 11 in the cache)
 
 
@@ -170,6 +171,11 @@ class Judge:
         """Whether a and b were judged a copy or a part, one of the other, either way round."""
         found = self.kept.get((a, b) if a < b else (b, a))
         return found is not None and found[1].verdict in ("copy", "part")
+
+    def copies(self, a: str, b: str) -> bool:
+        """Whether a and b were judged copies of each other (either way round)."""
+        found = self.kept.get((a, b) if a < b else (b, a))
+        return found is not None and found[1].verdict == "copy"
 
     def prefetch(self, wanted: dict[str, str | None], pool: ThreadPoolExecutor) -> None:
         """Have the features of `wanted` (id -> source) in the cache, each made or read once."""
@@ -304,11 +310,19 @@ def verified_groups(
 
     Parts must lie where the group's pictures are: a collage kept as the largest picture holds its
     photo's copies as parts and, elsewhere in it, crops of the photo it was pasted into; those
-    crops are not copies of the photo (`consistent`). A duplicate is then also listed in every other
-    group of the set whose keeper it is verified against and holds whole (`also_in` names them): a
-    collage shows two photos and is a duplicate of both; it is never a keeper there, so no group
-    grows through it."""
-    rest = sorted((doc for doc in (index.get(doc_id) for doc_id in ids) if doc is not None), key=keeper_order)
+    crops are not copies of the photo (`consistent`), and the collage's copies must hold its parts
+    too (`seen_in_copies`). A collage that only holds parts, copies of one photo, is not kept
+    (`holds_another`): that photo's largest copy is. An image - a duplicate or a keeper - is then
+    also listed in every other group of the set whose keeper it is verified against and holds
+    whole, or whose sure copy it holds (`holds_copy`); `also_in` names the others: a collage
+    shows two photos and is a duplicate of both. It is never a keeper there, so no group grows
+    through it."""
+    demoted: set[str] = set()  # keepers that only held another photo (holds_another): chosen last
+
+    def order(doc: Doc) -> tuple:
+        return (doc.id in demoted, keeper_order(doc))
+
+    rest = sorted((doc for doc in (index.get(doc_id) for doc_id in ids) if doc is not None), key=order)
     made: list[tuple[Doc, list[tuple[Doc, float, Verdict]]]] = []
 
     def judged(doc: Doc, keep: Doc) -> tuple[float, Verdict | None]:
@@ -338,23 +352,33 @@ def verified_groups(
                 found.append(entry)
             else:
                 left.append(doc)
+        found, unseen = seen_in_copies(found, judge, apart)
         duplicates, strays = consistent(found)
+        strays += unseen
+        if keep.id not in demoted and holds_another(duplicates, judge):
+            demoted.add(keep.id)
+            rest = sorted(rest, key=order)
+            continue
         if duplicates:
             made.append((keep, duplicates))
-        rest = sorted(left + [doc for doc, _, _ in strays], key=keeper_order)
+        rest = sorted(left + [doc for doc, _, _ in strays], key=order)
     if 1 < len(made) <= CROSS_CHECKED:
         home = {doc.id: (n, doc) for n, (_, duplicates) in enumerate(made) for doc, _, _ in duplicates}
+        home |= {keep.id: (n, keep) for n, (keep, _) in enumerate(made)}  # a collage kept for its host
         for doc_id, (n, doc) in home.items():
             for other, (keep, theirs) in enumerate(made):
                 if other == n:
                     continue
                 cosine, verdict = verified(doc, keep)
                 if verdict is None or not holds(verdict.box, content(theirs)):
-                    continue
+                    witnessed = holds_copy(doc, keep, theirs, judge, apart)
+                    if witnessed is None:
+                        continue
+                    cosine, verdict = witnessed
                 joined, _ = consistent([*theirs, (doc, cosine, verdict)])
                 if any(entry[0].id == doc_id for entry in joined):
                     theirs.append((doc, cosine, verdict))
-    keepers_of: dict[str, list[str]] = {}
+    keepers_of: dict[str, list[str]] = {keep.id: [keep.id] for keep, _ in made}  # the groups each image is in
     for keep, duplicates in made:
         for doc, _, _ in duplicates:
             keepers_of.setdefault(doc.id, []).append(keep.id)
@@ -388,6 +412,57 @@ def through_copy(doc: Doc, keep: Doc, found: list[tuple], judge: Judge, apart) -
             carried = Verdict(verdict.verdict, reason, verdict.inliers, verdict.correlation, None, seen.box)
             return doc, float(np.dot(keep.vector, doc.vector)), carried
     return None
+
+
+def seen_in_copies(found: list[tuple], judge: Judge, apart) -> tuple[list[tuple], list[tuple]]:
+    """(kept, unseen) of a keeper's verified images (doc, cosine, verdict): where the keeper has sure
+    copies, a part stays only if one of the SEEN_IN surest also holds it. A keeper's crops are in
+    its copies too; a collage kept as the largest picture also has as parts the copies of the photo
+    pasted into it, which its copies (copies of the photo it was pasted into) do not hold: without
+    this, the two photos' copies met in one group."""
+    copies = sorted((entry for entry in found if vouches(entry[2])), key=lambda entry: -(entry[2].correlation or 0.0))
+    if not copies:
+        return found, []
+    witnesses = [entry[0] for entry in copies[:SEEN_IN]]
+
+    def seen(doc: Doc) -> bool:
+        return any(judge.judge(doc.id, doc.source, copy.id, copy.source, float(np.dot(doc.vector, copy.vector)))
+                   .verdict in ("copy", "part") for copy in witnesses if not apart(doc.id, copy.id))  # fmt: skip
+
+    kept = [entry for entry in found if entry[2].verdict != "part" or seen(entry[0])]
+    return kept, [entry for entry in found if entry[2].verdict == "part" and entry not in kept]
+
+
+def holds_copy(doc: Doc, keep: Doc, members: list[tuple], judge: Judge, apart) -> tuple[float, Verdict] | None:
+    """(cosine, verdict) for an image that holds one of a keeper's sure copies whole, judged so while
+    candidates were judged, when it did not verify against the keeper itself: a collage holds the
+    photo pasted into it, and a plain copy of that photo is easier to see in it than a keeper
+    that is the photo tilted on a larger canvas, or framed. It lies in the keeper where the copy
+    does. None if it holds none."""
+    picture = content(members)
+    for member, _, seen in members:
+        if not vouches(seen) or not holds(seen.box, picture) or apart(doc.id, member.id):
+            continue  # a crop of the keeper is no witness: another shot of the scene holds it too
+        if not judge.linked(doc.id, member.id):
+            continue
+        verdict = judge.judge(doc.id, doc.source, member.id, member.source, float(np.dot(doc.vector, member.vector)),
+                              directed=True)  # fmt: skip
+        if verdict.verdict == "part" and holds(verdict.box):
+            reason = f"{verdict.reason}; judged against {member.id}, a copy of {keep.id}"
+            carried = Verdict(verdict.verdict, reason, verdict.inliers, verdict.correlation, None, seen.box)
+            return float(np.dot(keep.vector, doc.vector)), carried
+    return None
+
+
+def holds_another(members: list[tuple], judge: Judge) -> bool:
+    """Whether a keeper's verified images are only parts of it, two of them copies of each other:
+    it is a collage holding another photo, whose copies they are, and that photo's largest copy is
+    the better keeper (the collage then joins its group as the picture that holds it). Kept as the
+    keeper, the collage also drew in, as its copies, the copies of the photo it was pasted into."""
+    if any(entry[2].verdict == "copy" for entry in members):
+        return False
+    parts = [entry[0].id for entry in members]
+    return any(judge.copies(a, b) for n, a in enumerate(parts) for b in parts[n + 1 :])
 
 
 def vouches(verdict: Verdict) -> bool:

@@ -128,3 +128,30 @@ def test_two_photos_in_the_same_app_frame_match_only_through_the_overlay(photos)
     verdict = verify(framed_china, extract(in_app_frame(flower)), cosine=0.6)
     assert verdict.verdict == "different" and "overlay" in verdict.reason, verdict
     assert verify(framed_china, extract(photos["china"]), cosine=0.8).verdict == "copy"
+
+
+def test_a_pale_photo_is_searched_again_at_a_lower_contrast_and_its_crop_verifies(interiors):
+    """The near-white room has fewer than PALE keypoints at SIFT's usual contrast; extraction looks
+    again at PALE_CONTRAST, and a recompressed 80 % crop of it is verified by its keypoints, not
+    left to the flat-image cosine rule. A textured photo keeps its first-pass keypoints."""
+    import cv2
+
+    from lookalike.verify import features
+    from lookalike.verify.verdict import MIN_KEYPOINTS
+
+    room = interiors["pexels-3062948"]
+    first = cv2.SIFT_create(nfeatures=features.MAX_KEYPOINTS, contrastThreshold=features.CONTRAST)
+    frame = features.gray(Image.open(io.BytesIO(room)), features.FRAME)
+    assert len(first.detect(frame, None)) < features.PALE
+    pale = extract(room)
+    assert pale.count >= 2 * MIN_KEYPOINTS  # enough to verify by
+    img = Image.open(io.BytesIO(room)).convert("RGB")
+    w, h = img.size
+    crop = img.crop((w // 10, h // 10, w - w // 10, h - h // 10)).resize((w * 2 // 5, h * 2 // 5))
+    buffer = io.BytesIO()
+    crop.save(buffer, format="JPEG", quality=80)
+    verdict = verify(extract(buffer.getvalue()), pale)
+    assert verdict.verdict == "copy", verdict
+    textured = interiors["pexels-36444540"]  # 220 keypoints at the usual contrast: searched once
+    frame = features.gray(Image.open(io.BytesIO(textured)), features.FRAME)
+    assert extract(textured).count == len(first.detect(frame, None)) >= features.PALE
