@@ -155,3 +155,19 @@ def test_a_pale_photo_is_searched_again_at_a_lower_contrast_and_its_crop_verifie
     textured = interiors["pexels-36444540"]  # 220 keypoints at the usual contrast: searched once
     frame = features.gray(Image.open(io.BytesIO(textured)), features.FRAME)
     assert extract(textured).count == len(first.detect(frame, None)) >= features.PALE
+
+
+def test_a_fit_that_shrinks_a_crop_to_a_point_is_fitted_again_one_to_one(interiors):
+    """A 45 % crop of an interior (the eval's heavy crop, seed 1): 61 ratio-tested matches land on 20
+    keypoints of the photo, and RANSAC's best model maps the crop to a point (scale ~ 0). Fitted
+    again with each keypoint of the photo matched once, it is the crop's place in the photo."""
+    from lookalike.verify import geometry
+
+    photo = interiors["pexels-7303782"]
+    crop, whole = extract(jpeg(opened(photo).crop((638, 166, 1512, 1477)), 71)), extract(photo)
+    _, xb = geometry.matches(crop, whole)
+    assert len(np.unique(xb, axis=0)) < len(xb) / 2  # many to few
+    verdict = verify(crop, whole)
+    assert verdict.verdict == "part", verdict.reason
+    assert verdict.transform is not None and abs(verdict.transform["scale"] - 1.0) < 0.05
+    assert verdict.box == pytest.approx((638 / 1920, 166 / 2880, 1512 / 1920, 1477 / 2880), abs=0.02)
