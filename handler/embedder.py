@@ -21,6 +21,7 @@ from .errors import ConfigError, ImageError
 from .graph import for_reduced_precision
 from .head import ProjectionHead, WithHead
 from .precision import autocast, resolve_precision
+from .quantize import INT8_FILE
 from .regions import crops
 from .settings import HandlerSettings
 from .transforms import FIT, normalize_batch
@@ -133,7 +134,15 @@ class Embedder:
         elif weights_path is None or not os.path.isfile(weights_path):
             raise ConfigError(f"weights file for {backbone.id} not found: {weights_path}")
         precision = resolve_precision(settings.precision, device)
-        model = backbone.build(weights_path)
+        if precision == "int8":
+            path = os.path.join(model_dir or ".", INT8_FILE)
+            if not os.path.isfile(path):
+                raise ConfigError(f"precision int8 needs the archive's quantized trunk {path}: build it with "
+                                  f"lookalike mar --precision int8")  # fmt: skip
+            torch.backends.quantized.engine = "x86"
+            model = torch.jit.load(path, map_location="cpu")
+        else:
+            model = backbone.build(weights_path)
         if head is not None:
             model = WithHead(model, head)
         draft = settings.decode == "draft" or (settings.decode == "auto" and precision != "fp32")

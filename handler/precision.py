@@ -44,6 +44,8 @@ def resolve_precision(requested: str, device: torch.device, flags: Iterable[str]
             "precision bf16 needs a GPU or a CPU with AMX or AVX512-BF16, and this CPU has neither; "
             "use precision fp32 or auto"
         )
+    if requested == "int8" and cuda:
+        raise ConfigError("precision int8 is for CPUs (x86 int8 kernels); on a GPU use bf16, fp16 or auto")
     if requested == "fp16" and not cuda:
         raise ConfigError("precision fp16 is for GPUs only; use fp32, bf16 or auto on a CPU")
     return requested
@@ -51,6 +53,6 @@ def resolve_precision(requested: str, device: torch.device, flags: Iterable[str]
 
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
     """The autocast context for `precision` (a no-op for fp32)."""
-    if precision == "fp32":
+    if precision in ("fp32", "int8"):  # int8: the quantized trunk's own kernels
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=_DTYPES[precision])

@@ -24,7 +24,8 @@ class HandlerSettings:
     backbone: str = "resnet50"
     # Written by the archive builder from the backbone registry; checked at start-up.
     dimension: int | None = None
-    # auto (bf16 where the CPU has AMX/AVX512-BF16 or on CUDA, else fp32) | fp32 | bf16 | fp16.
+    # auto (bf16 where the CPU has AMX/AVX512-BF16 or on CUDA, else fp32) | fp32 | bf16 | fp16 | int8
+    # (CPU only: the archive's quantized trunk, int8.pt, made and checked by `lookalike mar`).
     precision: str = "auto"
     # "file": the archive's serialized weights; "random": seeded random weights (tests, benchmarks).
     weights: str = "file"
@@ -81,8 +82,10 @@ class HandlerSettings:
         return settings
 
     def validate(self) -> None:
-        if self.precision not in ("fp32", "bf16", "fp16", "auto"):
-            raise ConfigError(f"precision must be fp32, bf16, fp16 or auto, not {self.precision!r}")
+        if self.precision not in ("fp32", "bf16", "fp16", "int8", "auto"):
+            raise ConfigError(f"precision must be fp32, bf16, fp16, int8 or auto, not {self.precision!r}")
+        if self.precision == "int8" and self.head:
+            raise ConfigError("precision int8 quantizes the backbone alone: a fine-tuned head is not supported")
         if self.decode not in ("exact", "draft", "auto"):
             raise ConfigError(f"decode must be 'exact', 'draft' or 'auto', not {self.decode!r}")
         if self.memory_format not in ("auto", "channels_last", "contiguous"):

@@ -14,6 +14,7 @@ from lookalike_handler.backbones import BACKBONES
 from lookalike import stack
 from lookalike.cli.common import add_settings_args, guarded, settings_from_args, subparser
 from lookalike.serving import archive, weights
+from lookalike.serving.int8 import BoundMissed
 from lookalike.serving.torchserve import PORT_KEYS, ServerError, TorchServe
 from lookalike.settings import DEFAULT_MODEL, MODEL_STORE, RUN_DIR, TORCHSERVE_PORTS
 
@@ -27,7 +28,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store", type=Path, default=MODEL_STORE, help="where to write the .mar (model_store/)")
     p.add_argument("--weights", help="explicit weights file (resnet50; LOOKALIKE_RESNET50_WEIGHTS)")
     p.add_argument("--random-weights", action="store_true", help="seeded random weights: plumbing/speed only")
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "auto"], help="override handler.precision")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8", "auto"],
+                   help="override handler.precision; int8 (CPU): quantized and checked against fp32 now, "
+                        "refused with the figures if it misses the bound")  # fmt: skip
     p.add_argument("--fit", choices=["crop", "full"],
                    help="override handler.fit: crop (centre crop, the default) or full (the whole image); "
                         "a full-fit archive serves the model id <backbone>+full")  # fmt: skip
@@ -79,7 +82,7 @@ def build_archive(args: argparse.Namespace) -> int:
     try:
         mar = archive.build(args.model, args.store, args.name, args.weights, args.random_weights, overrides,
                             handler_overrides)  # fmt: skip
-    except weights.WeightsNotFound as exc:
+    except (weights.WeightsNotFound, BoundMissed) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(mar)
@@ -103,7 +106,7 @@ def serve(args: argparse.Namespace) -> int:
         server = stack.start_torchserve(
             names, args.store, args.run_dir, ports, args.timeout, token_auth=args.token_auth
         )
-    except weights.WeightsNotFound as exc:
+    except (weights.WeightsNotFound, BoundMissed) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ServerError as exc:

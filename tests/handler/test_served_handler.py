@@ -23,7 +23,7 @@ from lookalike.serving.client import ModelClient
 from lookalike.serving.torchserve import read_properties
 from lookalike.serving.weights import resolve
 from lookalike.settings import Settings
-from tests.conftest import BATCH_MODEL
+from tests.conftest import BATCH_MODEL, INT8_MODEL
 from tests.corpus import bad_inputs
 
 LITE = "efficientnet_lite0"
@@ -78,6 +78,29 @@ def test_random_resnet50_serves_2048_d_unit_vectors(server, coffee):
     vector = decode_vector(doc)
     assert doc["model"] == "resnet50" and vector.shape == (2048,)
     assert abs(np.linalg.norm(vector) - 1.0) < 1e-5
+
+
+def test_an_int8_archive_serves_vectors_within_its_bound_of_fp32(server, store, photos, coffee):
+    """resnet50 at int8 (random weights, quantized and checked by `lookalike mar --precision int8`)
+    in a real worker: its vectors are fp32's within the bound (per image cosine >= 0.99) - fp32
+    computed here, in-process, from the same seeded weights - and bad input still gets its 4xx."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(store / f"{INT8_MODEL}.mar") as mar:
+        figures = json.loads(mar.read("int8.json"))
+    assert figures["random_weights"] and figures["cosine_min"] >= 0.99
+    fp32 = Embedder.load(HandlerSettings(backbone="resnet50", precision="fp32", weights="random"), None, "cpu")
+    names = ["coffee", "astronaut", "flower", "chelsea"]
+    local = fp32.embed_bytes([photos[name] for name in names]).numpy()
+    served = []
+    for name in names:
+        doc = raw(server, INT8_MODEL, photos[name]).json()
+        assert doc["model"] == "resnet50" and doc["dimension"] == 2048
+        served.append(decode_vector(doc))
+    assert (np.sum(local * np.stack(served), axis=1) >= 0.99).all()
+    assert raw(server, INT8_MODEL, b"not an image").status_code == 415
+    assert raw(server, INT8_MODEL, coffee).status_code == 200
 
 
 def test_each_bad_input_gets_its_4xx_and_the_worker_keeps_serving(server, coffee):

@@ -1,0 +1,66 @@
+"""int8: the bound that decides whether a quantized trunk may stand in for fp32, the quantization
+itself on a small network (fast), the settings and errors around it, and (slow) the archive
+builder refusing a trunk that misses the bound."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from lookalike_handler import quantize
+from lookalike_handler.embedder import Embedder
+from lookalike_handler.errors import ConfigError
+from lookalike_handler.precision import resolve_precision
+from lookalike_handler.settings import HandlerSettings
+from torch import nn
+
+from lookalike.cli.main import main
+
+
+def test_the_bound_holds_for_the_same_vectors_and_names_what_noise_breaks():
+    generator = torch.Generator().manual_seed(0)
+    vectors = torch.randn(60, 32, generator=generator)
+    same = quantize.agreement(vectors, vectors.clone())
+    assert same["cosine_min"] == pytest.approx(1.0, abs=1e-6) and same["overlap"] == 1.0
+    assert quantize.misses(same) == []
+    noisy = quantize.agreement(vectors, vectors + 0.5 * torch.randn(60, 32, generator=generator))
+    assert noisy["cosine_min"] < quantize.MIN_COSINE and noisy["overlap"] < quantize.MIN_OVERLAP
+    problems = quantize.misses(noisy)
+    assert len(problems) == 2 and "least per-image cosine" in problems[0] and "top-10 overlap" in problems[1]
+
+
+def test_a_small_network_quantizes_to_int8_torchscript_close_to_fp32():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 32, 3, stride=2),
+                        nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()  # fmt: skip
+    calibration = [torch.randn(4, 3, 32, 32) for _ in range(8)]
+    trunk = quantize.int8(net, calibration)
+    assert isinstance(trunk, torch.jit.ScriptModule)
+    assert any("quantized" in node.kind() for node in trunk.graph.nodes())  # real int8 kernels, not fp32
+    probe = torch.randn(16, 3, 32, 32)
+    with torch.inference_mode():
+        figures = quantize.agreement(net(probe), trunk(probe))
+    assert figures["cosine_min"] > 0.98
+    with pytest.raises(ValueError, match="calibration"):
+        quantize.int8(net, [])
+
+
+def test_int8_is_for_cpus_without_a_head_and_needs_the_archives_trunk(tmp_path):
+    assert resolve_precision("int8", torch.device("cpu")) == "int8"
+    with pytest.raises(ConfigError, match="for CPUs"):
+        resolve_precision("int8", torch.device("cuda"))
+    with pytest.raises(ConfigError, match="head"):
+        HandlerSettings(precision="int8", head="head.pt").validate()
+    settings = HandlerSettings(backbone="resnet50", precision="int8", weights="random")
+    with pytest.raises(ConfigError, match="lookalike mar --precision int8"):
+        Embedder.load(settings, None, "cpu", model_dir=str(tmp_path))
+
+
+@pytest.mark.slow
+def test_an_int8_archive_that_misses_the_bound_is_refused_with_its_figures(tmp_path, capsys):
+    """EfficientNet-Lite0 (its real weights) quantized per tensor loses its answers (cosine ~0.65 to
+    fp32): `lookalike mar --precision int8` says so with the figures and writes no archive."""
+    code = main(["mar", "--model", "efficientnet_lite0", "--precision", "int8", "--store", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "does not keep fp32's answers" in err and "least per-image cosine to fp32" in err, err
+    assert not list(tmp_path.glob("*.mar"))
