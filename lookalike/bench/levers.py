@@ -6,7 +6,8 @@ then the default the hardware gets:
   channels_last (memory_format), parallel decoding (decode_threads), JPEG draft decoding (decode),
   the batch in slices (forward_rows; backbones with a CPU slice size, e.g. efficientnet_lite0),
   bf16 with BatchNorm folded and the stem in fp32 (precision; only where the CPU has AMX/AVX512-BF16
-  or on CUDA).
+  or on CUDA). On a CPU, two more rows: the default settings at bf16 and at int8 (the archive's
+  quantized trunk), so their ratio comes from one run.
 Each cell runs the handler's own decode + preprocess + model on the bundled real photos:
   raw (default):  in this process, batch after batch;
   --served:       through TorchServe, one archive per cell, 2*batch concurrent HTTP clients; the
@@ -31,16 +32,19 @@ import torch
 from lookalike_handler.backbones import get_backbone
 from lookalike_handler.embedder import Embedder, cpu_cores, thread_budget
 from lookalike_handler.precision import cpu_has_bf16
+from lookalike_handler.quantize import INT8_FILE
 from lookalike_handler.settings import HandlerSettings
 
 from lookalike import bench, stack
 from lookalike.bench.embed import bench_raw, bench_served
 from lookalike.photos import all_photos
-from lookalike.serving import archive
+from lookalike.serving import archive, int8
 from lookalike.settings import REPORTS_DIR
 
 BASELINE = "baseline: fp32 eager NCHW"
 DEFAULT = "default (auto settings)"
+BF16_DEFAULT = "bf16 default"
+INT8_DEFAULT = "int8 default"  # the archive's int8 trunk (lookalike mar --precision int8)
 WHOLE_BATCH = 1 << 20  # forward_rows that never slices a batch
 
 
@@ -61,15 +65,24 @@ def cells(device: torch.device, model: str) -> dict[str, dict]:
         out["bf16 alone"] = {**base, "precision": "bf16", "memory_format": "auto"}
     out[DEFAULT] = {"precision": "auto", "memory_format": "auto", "decode_threads": 0, "decode": "auto",
                     "forward_rows": 0}  # fmt: skip
+    if device.type == "cpu":  # the same default settings at a named precision, read from this one run
+        if cpu_has_bf16():
+            out[BF16_DEFAULT] = {**out[DEFAULT], "precision": "bf16"}
+        out[INT8_DEFAULT] = {**out[DEFAULT], "precision": "int8"}
     return out
 
 
 def measure_raw(args, variants: dict[str, dict], images: list[bytes], device: torch.device, record) -> None:
     """One embedder per cell in this process (one worker: the default cell's worker count is not modelled)."""
-    embedders = {
-        name: Embedder.load(HandlerSettings(backbone=args.model, weights="random", **cfg), None, device)
-        for name, cfg in variants.items()
-    }
+    with tempfile.TemporaryDirectory(prefix="lookalike-levers-") as tmp:
+        if any(cfg["precision"] == "int8" for cfg in variants.values()):
+            int8.make(args.model, None, Path(tmp) / INT8_FILE)  # as the archive builder does
+        embedders = {
+            name: Embedder.load(
+                HandlerSettings(backbone=args.model, weights="random", **cfg), None, device, model_dir=tmp
+            )
+            for name, cfg in variants.items()
+        }
     for repeat in range(args.repeats):
         for name, embedder in embedders.items():
             record(repeat, name, bench_raw(embedder, images, args.batch, args.seconds)["images_per_s"])
