@@ -135,18 +135,18 @@ def test_search_filter_more_like_this_per_category_and_a_text_file(site, page, p
 
 
 def test_a_late_answer_does_not_overwrite_a_newer_search(api, page, photos, tmp_path):
-    """Two searches in flight: the photo's answer is held back (a Playwright route) while a text
-    file's 415 comes back; then the photo's request is let go. The page aborted it when the newer
-    search started, so it fails instead of landing, and the error stays on screen. (CI once saw
-    exactly this: a paste's results landing after the text file's error.)"""
+    """Two searches in flight: the photo's request is held back (a Playwright route) while a text
+    file's 415 comes back; then the held request is answered with an empty result. The page
+    aborted the older search when the newer one started, so that late answer never reaches the
+    screen: the 415 stays. (CI once saw exactly this race: a paste's results landing after the
+    text file's error.) Whether the browser reports the held request failed or finished is its
+    own affair (it varied between runs); what is asserted is the page."""
     coffee = tmp_path / "coffee.jpg"
     coffee.write_bytes(photos["coffee"])
     notes = tmp_path / "notes.txt"
     notes.write_text("not a photo\n")
     expect = playwright_api.expect
-    held, settled = [], {}
-    page.on("requestfailed", lambda request: settled.setdefault(request, "failed"))
-    page.on("requestfinished", lambda request: settled.setdefault(request, "finished"))
+    held = []
     with api() as running:
         page.goto(running.url)
         page.route("**/search?*", lambda route: held.append(route))
@@ -160,15 +160,12 @@ def test_a_late_answer_does_not_overwrite_a_newer_search(api, page, photos, tmp_
         page.set_input_files("#file", str(notes))
         expect(page.locator("#status")).to_contain_text("415")
         with contextlib.suppress(playwright_api.Error):  # the browser may have dropped it already
-            held[0].continue_()  # let the photo's request go on, too late
-        for _ in range(200):  # until it has failed or been answered
-            if held[0].request in settled:
-                break
-            page.wait_for_timeout(50)
-        assert settled.get(held[0].request) == "failed"  # aborted by the newer search
+            held[0].fulfill(status=200, content_type="application/json", body='{"hits": [], "took_ms": 1}')
+        page.wait_for_timeout(500)  # time for a late answer to be drawn (the old page drew it)
+        page.evaluate("() => fetch('/healthz')")  # and one more round trip
         expect(page.locator("#status")).to_have_class(re.compile("error"))
         expect(page.locator("#status")).to_contain_text("415")
-        assert page.locator("#results .hit").count() == 0
+        assert "look-alike" not in page.locator("#status").inner_text()
 
 
 def test_keyboard_and_phone_width(api, browser, photos, tmp_path):
