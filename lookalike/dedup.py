@@ -408,9 +408,7 @@ def through_copy(doc: Doc, keep: Doc, found: list[tuple], judge: Judge, apart) -
         verdict = judge.judge(doc.id, doc.source, member.id, member.source, float(np.dot(doc.vector, member.vector)),
                               directed=True)  # fmt: skip
         if vouches(verdict):
-            reason = f"{verdict.reason}; judged against {member.id}, a copy of {keep.id}"
-            carried = Verdict(verdict.verdict, reason, verdict.inliers, verdict.correlation, None, seen.box)
-            return doc, float(np.dot(keep.vector, doc.vector)), carried
+            return doc, float(np.dot(keep.vector, doc.vector)), carried(verdict, member, keep, seen)
     return None
 
 
@@ -429,8 +427,11 @@ def seen_in_copies(found: list[tuple], judge: Judge, apart) -> tuple[list[tuple]
         return any(judge.judge(doc.id, doc.source, copy.id, copy.source, float(np.dot(doc.vector, copy.vector)))
                    .verdict in ("copy", "part") for copy in witnesses if not apart(doc.id, copy.id))  # fmt: skip
 
-    kept = [entry for entry in found if entry[2].verdict != "part" or seen(entry[0])]
-    return kept, [entry for entry in found if entry[2].verdict == "part" and entry not in kept]
+    kept: list[tuple] = []
+    unseen: list[tuple] = []
+    for entry in found:
+        (kept if entry[2].verdict != "part" or seen(entry[0]) else unseen).append(entry)
+    return kept, unseen
 
 
 def holds_copy(doc: Doc, keep: Doc, members: list[tuple], judge: Judge, apart) -> tuple[float, Verdict] | None:
@@ -448,10 +449,15 @@ def holds_copy(doc: Doc, keep: Doc, members: list[tuple], judge: Judge, apart) -
         verdict = judge.judge(doc.id, doc.source, member.id, member.source, float(np.dot(doc.vector, member.vector)),
                               directed=True)  # fmt: skip
         if verdict.verdict == "part" and holds(verdict.box):
-            reason = f"{verdict.reason}; judged against {member.id}, a copy of {keep.id}"
-            carried = Verdict(verdict.verdict, reason, verdict.inliers, verdict.correlation, None, seen.box)
-            return float(np.dot(keep.vector, doc.vector)), carried
+            return float(np.dot(keep.vector, doc.vector)), carried(verdict, member, keep, seen)
     return None
+
+
+def carried(verdict: Verdict, member: Doc, keep: Doc, seen: Verdict) -> Verdict:
+    """`verdict` against `member`, a copy of `keep`, carried over to `keep`: the reason names the
+    copy, and the image lies in the keeper where that copy does (`seen`: the copy's own verdict)."""
+    reason = f"{verdict.reason}; judged against {member.id}, a copy of {keep.id}"
+    return Verdict(verdict.verdict, reason, verdict.inliers, verdict.correlation, None, seen.box)
 
 
 def holds_another(members: list[tuple], judge: Judge) -> bool:

@@ -25,6 +25,7 @@ from lookalike_handler import backbones
 from lookalike_handler.quantize import INT8_FILE
 
 from lookalike.resources import asset
+from lookalike.serving import int8
 from lookalike.serving import weights as weights_mod
 from lookalike.settings import MODEL_STORE
 
@@ -76,8 +77,6 @@ def build(
         for extra in extra_files or []:
             shutil.copy2(extra, stage / Path(extra).name)
         if config["handler"].get("precision") == "int8":  # calibrated and checked now, never in a worker
-            from lookalike.serving import int8
-
             figures = int8.make(model, None if serialized is None else str(serialized), stage / INT8_FILE)
             unchecked = " (random weights: the bound recorded, not enforced)" if serialized is None else ""
             logger.info("int8 %s: cosine to fp32 mean %.4f, least %.4f; top-10 overlap %.3f%s", model,

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import torch
 from lookalike_handler import backbones, quantize
-from lookalike_handler.embedder import FIT
-from lookalike_handler.transforms import normalize_batch
+from lookalike_handler.transforms import FIT, normalize_batch
 from PIL import Image, ImageEnhance, ImageOps
 
 from lookalike.errors import LookalikeError

@@ -48,19 +48,27 @@ class Fit:
         return float(np.degrees(np.arctan2(self.M[1, 0], self.M[0, 0])))
 
 
-def matches(a: Features, b: Features, one_to_one: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Keypoint pairs that pass the ratio test: (xa [n, 2], xb [n, 2]). `one_to_one`: each keypoint of
-    b in one pair at most, its closest."""
+def ratio_tested(a: Features, b: Features) -> list[cv2.DMatch]:
+    """Each keypoint of a with its nearest of b, where that is clearly nearer than the second."""
     if a.count < 2 or b.count < 2:
-        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
+        return []
     pairs = _matcher.knnMatch(a.desc.astype(np.float32), b.desc.astype(np.float32), k=2)
-    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
-    if one_to_one:
-        closest: dict[int, cv2.DMatch] = {}
-        for m in good:
-            if m.trainIdx not in closest or m.distance < closest[m.trainIdx].distance:
-                closest[m.trainIdx] = m
-        good = list(closest.values())
+    return [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
+
+
+def one_to_one(good: list[cv2.DMatch]) -> list[cv2.DMatch]:
+    """`good` with each keypoint of b in one match at most, its closest."""
+    closest: dict[int, cv2.DMatch] = {}
+    for m in good:
+        if m.trainIdx not in closest or m.distance < closest[m.trainIdx].distance:
+            closest[m.trainIdx] = m
+    return list(closest.values())
+
+
+def located(a: Features, b: Features, good: list[cv2.DMatch]) -> tuple[np.ndarray, np.ndarray]:
+    """The matches' positions: (xa [n, 2], xb [n, 2])."""
+    if not good:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
     return a.xy[[m.queryIdx for m in good]], b.xy[[m.trainIdx for m in good]]
 
 
@@ -68,9 +76,10 @@ def fit(a: Features, b: Features) -> Fit | None:
     """The similarity transform from a's frame to b's most matches agree on, or None. A fit that
     shrinks a to a point (many of a's keypoints matched to a few of b's: seen on a 45 % crop of an
     interior, 61 matches onto 20 keypoints, scale 4e-20, judged `different`) is fitted again with
-    each keypoint of b matched once."""
-    for one_to_one in (False, True):
-        xa, xb = matches(a, b, one_to_one)
+    each keypoint of b matched once (the same matches, not matched again)."""
+    good = ratio_tested(a, b)
+    for attempt in (good, one_to_one(good)):
+        xa, xb = located(a, b, attempt)
         if len(xa) < 3:
             return None
         M, mask = cv2.estimateAffinePartial2D(xa, xb, method=cv2.RANSAC, ransacReprojThreshold=REPROJECTION,

@@ -165,7 +165,7 @@ def test_a_fit_that_shrinks_a_crop_to_a_point_is_fitted_again_one_to_one(interio
 
     photo = interiors["pexels-7303782"]
     crop, whole = extract(jpeg(opened(photo).crop((638, 166, 1512, 1477)), 71)), extract(photo)
-    _, xb = geometry.matches(crop, whole)
+    _, xb = geometry.located(crop, whole, geometry.ratio_tested(crop, whole))
     assert len(np.unique(xb, axis=0)) < len(xb) / 2  # many to few
     verdict = verify(crop, whole)
     assert verdict.verdict == "part", verdict.reason
