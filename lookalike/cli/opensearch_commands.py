@@ -4,6 +4,7 @@ plain or secured (--secure)."""
 from __future__ import annotations
 
 import argparse
+import base64
 import dataclasses
 import json
 import shlex
@@ -12,7 +13,8 @@ from pathlib import Path
 
 from lookalike import opensearch_node as osn
 from lookalike.cli.common import guarded, subparser
-from lookalike.errors import NodeError
+from lookalike.errors import NodeError, SettingsError
+from lookalike.settings import Settings
 
 
 def client_environment(node: osn.LocalNode, home: Path) -> dict[str, str]:
@@ -31,15 +33,22 @@ def add(sub: argparse._SubParsersAction) -> None:
                   "lookalike opensearch stop", "lookalike opensearch status",
                   "LOOKALIKE_OPENSEARCH_URL=http://127.0.0.1:9200 lookalike demo",
                   "lookalike opensearch start --secure",
+                  "lookalike opensearch start --ml && lookalike opensearch connect   # image search inside OpenSearch",
                   "eval \"$(lookalike opensearch env)\"; lookalike demo   # every command then uses it")  # fmt: skip
     p.add_argument(
         "action",
-        choices=["start", "stop", "status", "install", "env"],
-        help='env: the running node\'s client settings as export lines: eval "$(lookalike opensearch env)"',
+        choices=["start", "stop", "status", "install", "env", "connect"],
+        help='env: the running node\'s client settings as export lines: eval "$(lookalike opensearch env)"; '
+        "connect: make the cluster at LOOKALIKE_OPENSEARCH_URL embed images with our TorchServe (ml-commons "
+        "connector, model, ingest and search pipelines; idempotent)",
     )
     p.add_argument("--secure", action="store_true",
                    help="start: a secured node (security plugin: TLS on HTTP and transport, a local CA, users `admin` "
                         "and `lookalike`, a least-privilege role); a node made so stays secured")  # fmt: skip
+    p.add_argument("--ml", action="store_true", dest="with_ml",
+                   help="start/install: with ml-commons and job-scheduler (2.19.1; a 363 MB download once) and the "
+                        "settings a model server on loopback needs; then `lookalike opensearch connect`; a node made "
+                        "so keeps them")  # fmt: skip
     p.add_argument("--version", choices=list(osn.RELEASES), dest="opensearch_version",
                    help=f"start/install: the OpenSearch release (default {osn.DEFAULT_VERSION}; 3.x runs on Java 21+, "
                         "found by version; a node keeps the version it was made with)")  # fmt: skip
@@ -51,21 +60,42 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dir", type=Path, default=osn.NODE_DIR,
                    help="the node's config, data and logs (run/opensearch; as root it must be reachable by the "
                         f"node's user {osn.USER})")  # fmt: skip
+    connect = p.add_argument_group(
+        "connect (the cluster at LOOKALIKE_OPENSEARCH_URL, as its admin; TorchServe at "
+        "LOOKALIKE_TS_URL, its key from LOOKALIKE_TS_TOKEN or LOOKALIKE_TS_KEY_FILE)"
+    )
+    connect.add_argument("--model-server-url", help="TorchServe's inference address as the OpenSearch nodes reach it "
+                         "(default LOOKALIKE_TS_URL)")  # fmt: skip
+    connect.add_argument("--model", help="TorchServe model name (LOOKALIKE_MODEL)")
+    connect.add_argument("--name", default="", help="the connector's and model's name (lookalike-<model>)")
+    connect.add_argument("--ingest-pipeline", default="lookalike-image", help="(lookalike-image)")
+    connect.add_argument("--search-pipeline", default="lookalike-image-search", help="(lookalike-image-search)")
+    connect.add_argument("--image-field", default="image",
+                         help="the document field holding the base64 image, and the ext.ml_inference key of a search "
+                              "(image)")  # fmt: skip
+    connect.add_argument("--vector-field", default="vector", help="the knn_vector field the pipeline fills (vector)")
+    connect.add_argument("--create-index", metavar="NAME",
+                         help="also create index NAME: our mapping, the image kept out of _source, the ingest "
+                              "pipeline as its default")  # fmt: skip
+    connect.add_argument("--dry-run", action="store_true", help="print the requests (key masked); send nothing")
     p.set_defaults(run=guarded(run))
 
 
 def run(args: argparse.Namespace) -> int:
     say = lambda text: print(text, file=sys.stderr)  # noqa: E731 - progress to stderr, the URL to stdout
+    if args.action == "connect":
+        return ml_connect(args, say)
     if args.action == "install":
-        print(osn.prepare(say, args.secure, args.opensearch_version or osn.DEFAULT_VERSION)[0].home)
+        print(osn.prepare(say, args.secure, args.opensearch_version or osn.DEFAULT_VERSION, args.with_ml)[0].home)
         return 0
     made_secure = (args.dir / osn.security.SECRETS).is_file()
     if args.action == "start" and made_secure != args.secure and (args.dir / "data").is_dir():
         raise NodeError(f"the node in {args.dir} was made {'secured' if made_secure else 'plain'}; start it "
                         f"{'with' if made_secure else 'without'} --secure, or give another --dir")  # fmt: skip
     secure = args.secure if args.action == "start" else made_secure
+    made_ml = (args.dir / osn.ml.ML_FILE).is_file()
     node = osn.local_node(args.dir, http_port=args.port, installed=args.action == "start", say=say, secure=secure,
-                          version=args.opensearch_version)  # fmt: skip
+                          version=args.opensearch_version, with_ml=args.with_ml or made_ml)  # fmt: skip
     if args.index_patterns:
         node.config = dataclasses.replace(node.config, index_patterns=tuple(args.index_patterns))
     if args.action == "env":
@@ -101,3 +131,47 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps({"url": node.url, "pid": node.pid(), **state}, indent=2))
     return 0 if state.get("status") in ("yellow", "green") else 1
+
+
+def ml_connect(args: argparse.Namespace, say) -> int:
+    """`lookalike opensearch connect`: see lookalike/ml_connect/."""
+    from lookalike.index import opensearch_index
+    from lookalike.ml_connect import connect
+    from lookalike.ml_connect.plan import Plan
+    from lookalike.photos import subject_photos
+    from lookalike.serving.client import ModelClient, read_key_file
+
+    settings = Settings.from_env(model=args.model)
+    token = settings.ts_token or (read_key_file(settings.ts_key_file) if settings.ts_key_file else None)
+    plan = Plan(args.model_server_url or settings.ts_url, settings.model, token, args.name, args.ingest_pipeline,
+                args.search_pipeline, args.image_field, args.vector_field)  # fmt: skip
+    model_client = ModelClient.from_settings(settings)
+    try:
+        dimension = model_client.info().dimension if (args.create_index or not args.dry_run) else 0
+        index = None
+        if args.create_index:
+            base = opensearch_index.index_body(settings.model, dimension, settings, "lucene")
+            index = connect.index_body_for(plan, base)
+        if args.dry_run:
+            print(connect.render(connect.requests(plan, index, args.create_index)))
+            return 0
+        if not settings.opensearch_url:
+            raise SettingsError("connect needs the cluster: set LOOKALIKE_OPENSEARCH_URL (and its user and password)")
+        client = opensearch_index.connect(settings)
+        connector = connect.Connector(client, plan, say)
+        outcome = connector.apply()
+        if index is not None:
+            connect.ensure_index(connector, args.create_index, index, outcome)
+        name, photo = next(iter(subject_photos().items()))
+        expected = model_client.embed(photo)
+        cosine = connector.check(outcome, base64.b64encode(photo).decode("ascii"), expected)
+    finally:
+        model_client.close()
+    for line in outcome.steps:
+        print(line)
+    print(
+        f"checked: {name} through OpenSearch and straight from TorchServe agree (cosine {cosine:.6f}); "
+        f"{'changed' if outcome.changed else 'nothing changed'}"
+    )
+    print(f"model_id {outcome.model_id}")
+    return 0

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from lookalike.opensearch_node import security
+from lookalike.opensearch_node import ml, security
 from lookalike.opensearch_node.install import DEFAULT_VERSION, RELEASES, Installation, cache_dir, install_node, release
 from lookalike.opensearch_node.java import find_java
 from lookalike.opensearch_node.node import (
@@ -45,6 +45,7 @@ __all__ = [
     "health",
     "install_node",
     "local_node",
+    "ml",
     "port_free",
     "prepare",
     "security",
@@ -52,27 +53,30 @@ __all__ = [
 ]  # fmt: skip
 
 
-def prepare(say=print, secure: bool = False, version: str = DEFAULT_VERSION) -> tuple[Installation, Path]:
+def prepare(say=print, secure: bool = False, version: str = DEFAULT_VERSION, with_ml: bool = False,
+            ) -> tuple[Installation, Path]:  # fmt: skip
     """(the installation, the Java home to run it with: picked by the version's major), installing on
-    first use; `secure`: the tree with the security plugin."""
+    first use; `secure`: the tree with the security plugin; `with_ml`: the tree with ml-commons."""
     java_home = find_java(major=release(version).major)
-    return install_node(java_home, say=say, security=secure, version=version), java_home
+    return install_node(java_home, say=say, security=secure, version=version, ml=with_ml), java_home
 
 
 def local_node(home: Path = NODE_DIR, http_port: int | None = None, transport_port: int | None = None,
                installed: bool = True, say=print, secure: bool | None = None,
-               version: str | None = None) -> LocalNode:  # fmt: skip
+               version: str | None = None, with_ml: bool | None = None) -> LocalNode:  # fmt: skip
     """The single node kept in `home`, not started; `installed` installs it on first use (needed to
-    start it, not to stop it or ask its status). `secure` None: as the node was made (a secured
-    node keeps its secrets in `home`)."""
+    start it, not to stop it or ask its status). `secure` / `with_ml` None: as the node was made (a
+    secured node keeps its secrets in `home`, a node with ml-commons its ml.ML_FILE)."""
     from lookalike.stack import free_port
 
     if secure is None:
         secure = (home / security.SECRETS).is_file()
+    if with_ml is None:
+        with_ml = (home / ml.ML_FILE).is_file()
     version = version or made_version(home) or DEFAULT_VERSION
-    installation, java_home = prepare(say, secure, version) if installed else (None, None)
+    installation, java_home = prepare(say, secure, version, with_ml) if installed else (None, None)
     port = http_port or int(os.environ.get("OPENSEARCH_PORT") or 0) or started_port(home) or DEFAULT_PORT
-    config = NodeConfig("local", home, port, transport_port or free_port(), secure=secure)
+    config = NodeConfig("local", home, port, transport_port or free_port(), secure=secure, ml=with_ml)
     return LocalNode(config, installation, java_home)
 
 
@@ -94,18 +98,18 @@ def started_port(home: Path) -> int | None:
 
 @contextmanager
 def throwaway_node(name: str, heap: str = "1g", secure: bool = False, version: str = DEFAULT_VERSION,
-                   ) -> Iterator[LocalNode]:  # fmt: skip
+                   with_ml: bool = False) -> Iterator[LocalNode]:  # fmt: skip
     """A started node of its own cluster `name` on free ports, its data in a temporary folder; stopped
     and removed on exit (benchmarks). `secure`: TLS, users and roles (security.py); its client
-    settings are `security.client_environment(node.url, node.config.home)`."""
+    settings are `security.client_environment(node.url, node.config.home)`. `with_ml`: ml-commons."""
     from lookalike.stack import free_port
 
     with tempfile.TemporaryDirectory(prefix=f"lookalike-{name}-") as tmp_name:
         tmp = Path(tmp_name)
         tmp.chmod(0o755)  # the node runs as its own user
-        installation, java_home = prepare(secure=secure, version=version)
+        installation, java_home = prepare(secure=secure, version=version, with_ml=with_ml)
         config = NodeConfig(name, tmp / "node", free_port(), free_port(), cluster=name, heap_min=heap, heap_max=heap,
-                            secure=secure, index_patterns=("bench-*",))  # fmt: skip
+                            secure=secure, index_patterns=("bench-*",), ml=with_ml)  # fmt: skip
         config.home.mkdir()
         node = LocalNode(config, installation, java_home).start()
         try:

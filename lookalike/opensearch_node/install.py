@@ -3,6 +3,7 @@
     downloads/      what opensearch/pom.xml names, each checked against opensearch/checksums.sha256
     opensearch-<v>/ the integ-test distribution + modules/lang-painless (assembled) + the k-NN plugin
     opensearch-<v>-security/  the same + the security plugin (a secured node: --secure)
+    opensearch-<v>-ml/        the same + job-scheduler and ml-commons (--ml; opensearch/ml/, 2.19.1 only)
 
 Two releases (RELEASES): 2.19.1 (the default; opensearch/pom.xml) and 3.5.0 (opensearch/3.5.0/,
 `--version 3.5.0`: its integ-test zip ships lang-painless, it runs on Java 21+, and no security
@@ -35,14 +36,10 @@ DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
 
 
 @dataclass(frozen=True)
-class Release:
-    """One OpenSearch version we install: what its POM pins, and how its tree is assembled."""
+class Pins:
+    """A set of pinned artifacts: a pom.xml naming them and the checksums.sha256 beside it."""
 
-    version: str
-    folder: tuple[str, ...]  # its pom.xml and checksums.sha256, under the opensearch/ assets
-    assemble_painless: bool  # the 2.19 integ-test zip lacks modules/lang-painless; 3.x ships it
-    security: bool  # the security plugin of this version is pinned (3.5.0.0 is not on Maven Central)
-    strict_checksums: bool  # Maven Central carries checksums for every file (not for the 3.5.0 zip)
+    folder: tuple[str, ...]  # under the opensearch/ assets
 
     @property
     def pom(self) -> Path:
@@ -51,6 +48,33 @@ class Release:
     @property
     def checksums(self) -> Path:
         return asset("opensearch", *self.folder, "checksums.sha256")
+
+
+ML_PINS = Pins(("ml",))  # job-scheduler and ml-commons 2.19.1.0 (no 3.5.0.0 of either is on Maven Central)
+
+
+@dataclass(frozen=True)
+class Release:
+    """One OpenSearch version we install: what its POM pins, and how its tree is assembled."""
+
+    version: str
+    folder: tuple[str, ...]  # its pom.xml and checksums.sha256, under the opensearch/ assets
+    assemble_painless: bool  # the 2.19 integ-test zip lacks modules/lang-painless; 3.x ships it
+    security: bool  # the security plugin of this version is pinned (3.5.0.0 is not on Maven Central)
+    strict_checksums: bool  # Maven Central carries checksums for every file (not for the 3.5.0 zip)
+    ml: bool = False  # ml-commons of this version is pinned (opensearch/ml/)
+
+    @property
+    def pins(self) -> Pins:
+        return Pins(self.folder)
+
+    @property
+    def pom(self) -> Path:
+        return self.pins.pom
+
+    @property
+    def checksums(self) -> Path:
+        return self.pins.checksums
 
     @property
     def major(self) -> int:
@@ -71,10 +95,15 @@ class Release:
     def security_plugin(self) -> str:
         return f"opensearch-security-{self.version}.0.zip"
 
+    @property
+    def ml_plugins(self) -> tuple[str, str]:
+        """job-scheduler first: ml-commons extends it."""
+        return f"opensearch-job-scheduler-{self.version}.0.zip", f"opensearch-ml-plugin-{self.version}.0.zip"
+
 
 DEFAULT_VERSION = "2.19.1"
 RELEASES = {
-    "2.19.1": Release("2.19.1", (), assemble_painless=True, security=True, strict_checksums=True),
+    "2.19.1": Release("2.19.1", (), assemble_painless=True, security=True, strict_checksums=True, ml=True),
     "3.5.0": Release("3.5.0", ("3.5.0",), assemble_painless=False, security=False, strict_checksums=False),
 }
 PAINLESS_FILES = asset("opensearch", "lang-painless")
@@ -105,6 +134,7 @@ class Installation:
     knn_native: bool  # does the k-NN plugin carry its JNI libraries (faiss/nmslib)?
     security: bool = False  # is the security plugin installed (a node of it must be configured secured)?
     version: str = "2.19.1"
+    ml: bool = False  # are job-scheduler and ml-commons installed?
 
     @property
     def major(self) -> int:
@@ -115,8 +145,8 @@ class Installation:
         return self.home / "bin" / "opensearch"
 
 
-def pinned(chosen: Release | None = None) -> dict[str, str]:
-    """file name -> sha256, from the release's checksums.sha256 (the default release's)."""
+def pinned(chosen: Release | Pins | None = None) -> dict[str, str]:
+    """file name -> sha256, from the checksums.sha256 of a release (the default one) or a set of pins."""
     checksums = (chosen or RELEASES[DEFAULT_VERSION]).checksums
     lines = (line.split() for line in checksums.read_text().splitlines() if line.strip())
     return {name: digest for digest, name in lines}
@@ -130,7 +160,7 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify(downloads: Path, delete_bad: bool = True, chosen: Release | None = None) -> list[str]:
+def verify(downloads: Path, delete_bad: bool = True, chosen: Release | Pins | None = None) -> list[str]:
     """The pinned files missing from `downloads`; raises on a checksum mismatch (after deleting it)."""
     missing = []
     for name, want in pinned(chosen).items():
@@ -147,20 +177,24 @@ def verify(downloads: Path, delete_bad: bool = True, chosen: Release | None = No
     return missing
 
 
-def fetch(downloads: Path, say=print, maven_args: tuple[str, ...] = (), chosen: Release | None = None) -> None:
-    """Download what the release's pom.xml pins into `downloads` with Maven, printing progress.
-    `maven_args`: more mvn options, e.g. `-s settings.xml` for a mirror or proxy. Maven checks each
-    file against Central's checksum where Central has one (-C); ours are checked after."""
+def fetch(downloads: Path, say=print, maven_args: tuple[str, ...] = (), chosen: Release | None = None,
+          pins: Pins | None = None) -> None:  # fmt: skip
+    """Download what the release's pom.xml pins (or `pins`, of that release) into `downloads` with
+    Maven, printing progress. `maven_args`: more mvn options, e.g. `-s settings.xml` for a mirror or
+    proxy. Maven checks each file against Central's checksum where Central has one (-C); ours are
+    checked after."""
     chosen = chosen or RELEASES[DEFAULT_VERSION]
+    pins = pins or chosen.pins
     mvn = shutil.which("mvn")
     if not mvn:
         raise NodeError("Maven (mvn) is needed to fetch OpenSearch from Maven Central: apt-get install -y maven")
     downloads.mkdir(parents=True, exist_ok=True)
     strict = ["-C"] if chosen.strict_checksums else []
-    command = [mvn, "-B", *strict, *maven_args, "-f", str(chosen.pom), f"{DEPENDENCY_PLUGIN}:copy-dependencies",
+    command = [mvn, "-B", *strict, *maven_args, "-f", str(pins.pom), f"{DEPENDENCY_PLUGIN}:copy-dependencies",
                "-DexcludeTransitive=true", f"-DoutputDirectory={downloads}"]  # fmt: skip
-    say(f"fetching OpenSearch {chosen.version} and its plugins from Maven Central into {downloads} ...")
-    wanted = set(pinned(chosen))
+    what = "ml-commons and job-scheduler" if pins == ML_PINS else "its plugins"
+    say(f"fetching OpenSearch {chosen.version}'s {what} from Maven Central into {downloads} ...")
+    wanted = set(pinned(pins))
     errors: list[str] = []
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
@@ -196,28 +230,36 @@ def assemble_painless(home: Path, downloads: Path) -> None:
 
 
 def install_node(java_home: Path, cache: Path | None = None, say=print, security: bool = False,
-                 version: str = DEFAULT_VERSION) -> Installation:  # fmt: skip
+                 version: str = DEFAULT_VERSION, ml: bool = False) -> Installation:  # fmt: skip
     """The installed node of `version` (installing it first if needed), with the security plugin if
-    `security` (a tree of its own). Offline once `cache` holds it."""
+    `security`, with job-scheduler and ml-commons if `ml` (each combination a tree of its own).
+    Offline once `cache` holds it."""
     chosen = release(version)
     if security and not chosen.security:
         raise NodeError(f"no security plugin is pinned for OpenSearch {version} (opensearch-security "
                         f"{version}.0 is not on Maven Central); a secured node runs {DEFAULT_VERSION}")  # fmt: skip
+    if ml and not chosen.ml:
+        raise NodeError(f"no ml-commons is pinned for OpenSearch {version} (opensearch-ml-plugin {version}.0 is not "
+                        f"on Maven Central); a node with ml-commons runs {DEFAULT_VERSION}")  # fmt: skip
+    if ml and security:
+        raise NodeError("a local node has either the security plugin or ml-commons, not both yet: start the ml "
+                        "node without --secure (docs/opensearch.md says what a secured cluster needs)")  # fmt: skip
     cache = cache or cache_dir()
-    home = cache / (f"opensearch-{version}-security" if security else f"opensearch-{version}")
+    home = cache / f"opensearch-{version}{'-security' if security else ''}{'-ml' if ml else ''}"
     stamp = {"version": version, "checksums": sha256(chosen.checksums), "painless": _painless_digest(),
-             "security": security}  # fmt: skip
+             "security": security, "ml": sha256(ML_PINS.checksums) if ml else False}  # fmt: skip
     marker = home / MARKER
     if marker.is_file():
         recorded = json.loads(marker.read_text())
-        if all(recorded.get(key) == value for key, value in stamp.items()):
-            return Installation(home, bool(recorded.get("knn_native")), security, version)
+        if all(recorded.get(key, False) == value for key, value in stamp.items()):
+            return Installation(home, bool(recorded.get("knn_native")), security, version, ml)
     downloads = chosen.downloads(cache)
-    if verify(downloads, chosen=chosen):
-        fetch(downloads, say, chosen=chosen)
-        missing = verify(downloads, chosen=chosen)
-        if missing:
-            raise NodeError(f"Maven finished but these are still missing from {downloads}: {', '.join(missing)}")
+    for pins in (chosen.pins, ML_PINS) if ml else (chosen.pins,):
+        if verify(downloads, chosen=pins):
+            fetch(downloads, say, chosen=chosen, pins=pins)
+            missing = verify(downloads, chosen=pins)
+            if missing:
+                raise NodeError(f"Maven finished but these are still missing from {downloads}: {', '.join(missing)}")
     say(f"installing OpenSearch {version} into {home} ...")
     staging = cache / f".staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -231,6 +273,10 @@ def install_node(java_home: Path, cache: Path | None = None, say=print, security
     _install_plugin(tree, downloads / chosen.knn_plugin, java_home)
     if security:
         _install_plugin(tree, downloads / chosen.security_plugin, java_home)
+    if ml:
+        for plugin in chosen.ml_plugins:
+            say(f"  installing {plugin} ...")
+            _install_plugin(tree, downloads / plugin, java_home)
     knn_native = any((tree / "plugins" / "opensearch-knn").rglob("*.so"))
     (tree / MARKER).write_text(json.dumps({**stamp, "knn_native": knn_native}, indent=2))
     _readable(tree)
@@ -240,9 +286,9 @@ def install_node(java_home: Path, cache: Path | None = None, say=print, security
     _readable(cache)
     say(
         f"installed: {home} (k-NN native libraries: {'yes' if knn_native else 'no, Lucene engine only'}"
-        f"{'; security plugin' if security else ''})"
+        f"{'; security plugin' if security else ''}{'; ml-commons' if ml else ''})"
     )
-    return Installation(home, knn_native, security, version)
+    return Installation(home, knn_native, security, version, ml)
 
 
 def _install_plugin(tree: Path, plugin: Path, java_home: Path) -> None:

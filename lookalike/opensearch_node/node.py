@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from lookalike.errors import NodeError
-from lookalike.opensearch_node import security
+from lookalike.opensearch_node import ml, security
 from lookalike.opensearch_node.install import Installation
 from lookalike.resources import asset
 
@@ -46,6 +46,7 @@ class NodeConfig:
     heap_max: str = "1g"
     secure: bool = False  # TLS, users and roles (security.py); needs an installation with the plugin
     index_patterns: tuple[str, ...] = ("lookalike*",)  # secure: where the `lookalike` user may work
+    ml: bool = False  # ml-commons settings for a model server on loopback (ml.py); needs an installation with it
 
     @property
     def url(self) -> str:
@@ -139,10 +140,16 @@ class LocalNode:
         if cfg.secure != installation.security:
             kind, plugin = ("secured", "with") if cfg.secure else ("plain", "without")
             raise NodeError(f"a {kind} node needs an installation {plugin} the security plugin ({installation.home})")
+        if cfg.ml != installation.ml:
+            raise NodeError(f"a node {'with' if cfg.ml else 'without'} ml-commons needs an installation "
+                            f"{'with' if cfg.ml else 'without'} it ({installation.home})")  # fmt: skip
         if cfg.secure:
             security.secure(cfg.home, conf, list(cfg.index_patterns))
             with (conf / "opensearch.yml").open("a") as yml:
                 yml.write(security.node_settings())
+        if cfg.ml:
+            with (conf / "opensearch.yml").open("a") as yml:
+                yml.write(ml.node_settings())
 
     @property
     def ca_file(self) -> Path | None:
@@ -189,6 +196,8 @@ class LocalNode:
             raise NodeError(f"the node in {cfg.home} holds OpenSearch {made.read_text().strip()} data; it cannot start "
                             f"as {version} (choose another folder)")  # fmt: skip
         made.write_text(f"{version}\n")
+        if cfg.ml:
+            (cfg.home / ml.ML_FILE).write_text("ml-commons and job-scheduler are installed in this node's tree\n")
         self._own(prefix)
         environ = {key: value for key, value in os.environ.items() if not key.startswith(("JAVA_TOOL", "_JAVA"))}
         environ.update(OPENSEARCH_JAVA_HOME=str(self.java_home), OPENSEARCH_PATH_CONF=str(cfg.home / "config"))

@@ -1,0 +1,2 @@
+"""Image search inside OpenSearch: ml-commons calls our TorchServe (plan.py: the requests;
+connect.py: applying them to a cluster, idempotently)."""
