@@ -41,12 +41,13 @@ SLOW_FIXTURES = {
     "plain_opensearch_url": "starts OpenSearch",
     "secured_opensearch_url": "starts OpenSearch with the security plugin",
     "v35_opensearch_url": "starts OpenSearch 3.5",
+    "ml_opensearch_url": "starts OpenSearch with ml-commons",
     "browser": "starts Chromium",
     "schemathesis": "runs schemathesis over every route of the API (tens of seconds)",
     "installed": "builds a wheel and installs it into a fresh venv (tests/packaging/)",
     "labelled": "fine-tuning embeds every view of it with the real backbone (tests/relevance/test_finetune.py)",
 }
-OPENSEARCH_FIXTURES = {"opensearch_installation", "opensearch_url", *NODE_FIXTURES.values()}
+OPENSEARCH_FIXTURES = {"opensearch_installation", "opensearch_url", "ml_opensearch_url", *NODE_FIXTURES.values()}
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
@@ -145,7 +146,8 @@ def opensearch_installation() -> tuple[opensearch_node.Installation, Path]:
 TEST_ALIASES = ("t-*", "api-*", "cat-*", "dec-*", "down-*", "gallery-*", "lookalike*")
 
 
-def _node(request, secure: bool, version: str = opensearch_node.DEFAULT_VERSION) -> Iterator[str]:
+def _node(request, secure: bool, version: str = opensearch_node.DEFAULT_VERSION, with_ml: bool = False,
+          ) -> Iterator[str]:  # fmt: skip
     """A real OpenSearch 2.19 + k-NN for the session: OPENSEARCH_URL if set (with OPENSEARCH_USER/
     PASSWORD; then the tests run once, the secured tier is skipped), else a single node this session
     installs (from Maven Central on first use, cached outside the repo), starts on free ports with
@@ -155,15 +157,16 @@ def _node(request, secure: bool, version: str = opensearch_node.DEFAULT_VERSION)
     them)."""
     url = os.environ.get("OPENSEARCH_URL")
     if url:
-        if secure or version != opensearch_node.DEFAULT_VERSION:
+        if secure or version != opensearch_node.DEFAULT_VERSION or with_ml:
             pytest.skip("OPENSEARCH_URL names one node: the tests run against it once")
         yield url
         return
-    installation, java_home = opensearch_node.prepare(say=lambda _: None, secure=secure, version=version)
+    installation, java_home = opensearch_node.prepare(say=lambda _: None, secure=secure, version=version,
+                                                      with_ml=with_ml)  # fmt: skip
     home = Path(tempfile.mkdtemp(prefix="lookalike-test-opensearch-"))
     home.chmod(0o755)
     config = opensearch_node.NodeConfig("test", home, stack.free_port(), stack.free_port(), cluster="lookalike-test",
-                                        secure=secure, index_patterns=TEST_ALIASES)  # fmt: skip
+                                        secure=secure, index_patterns=TEST_ALIASES, ml=with_ml)  # fmt: skip
     node = opensearch_node.LocalNode(config, installation, java_home).start()
     saved = {name: os.environ.get(name) for name in CLIENT_VARIABLES}
     try:
@@ -197,6 +200,12 @@ def secured_opensearch_url(request) -> Iterator[str]:
 def v35_opensearch_url(request) -> Iterator[str]:
     """A plain OpenSearch 3.5 node (Java 21+; no security plugin of 3.5 is on Maven Central)."""
     yield from _node(request, secure=False, version="3.5.0")
+
+
+@pytest.fixture(scope="session")
+def ml_opensearch_url(request) -> Iterator[str]:
+    """A plain 2.19 node with job-scheduler and ml-commons (lookalike opensearch start --ml)."""
+    yield from _node(request, secure=False, with_ml=True)
 
 
 @pytest.fixture(scope="session", params=list(NODE_FIXTURES))
