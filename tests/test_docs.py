@@ -18,7 +18,7 @@ from lookalike.settings import ENV_PREFIX, WORKER_PREFIX, Settings
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 ACTIONS = {"bench": set(BENCHMARKS), "admin": {"info", "create", "merge", "swap", "recall"},
-           "opensearch": {"start", "stop", "status", "env"}}  # fmt: skip
+           "opensearch": {"start", "stop", "status", "env", "connect"}}  # fmt: skip
 
 
 def text() -> str:

@@ -25,6 +25,7 @@ BENCHMARKS = {
     "regions": ("lookalike.bench.regions", "region vectors vs one per image: embed, ingest, memory, latency"),
     "soak": ("lookalike.bench.soak", "capacity, then 80 %% of it for 10 minutes: failures and resident memory"),
     "capacity": ("lookalike.bench.capacity", "searches/s the whole local stack sustains per TorchServe layout"),
+    "pipeline": ("lookalike.bench.pipeline", "ml-commons ingest/search pipelines vs lookalike ingest and POST /search"),
 }
 
 

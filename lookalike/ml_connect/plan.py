@@ -28,6 +28,7 @@ from lookalike.errors import SettingsError
 
 CREDENTIAL = "torchserve_key"
 MASK = "<TorchServe inference key>"  # what --dry-run prints instead of the key
+NO_KEY = "none: TorchServe runs without token authorisation"
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,8 @@ class Plan:
         if self.token:
             headers["Authorization"] = f"Bearer ${{credential.{CREDENTIAL}}}"
             body["credential"] = {CREDENTIAL: MASK if masked else self.token}
+        else:  # ml-commons 2.19 refuses a connector without one; no header refers to it
+            body["credential"] = {CREDENTIAL: NO_KEY}
         body["description"] = f"Lookalike: TorchServe {self.endpoint} (fingerprint {self.fingerprint()})"
         return body
 

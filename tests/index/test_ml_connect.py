@@ -39,13 +39,12 @@ def connected(ml_opensearch_url, token_server, tmp_path_factory):
     index = f"shop-{uuid.uuid4().hex[:8]}"
     env = {"LOOKALIKE_OPENSEARCH_URL": ml_opensearch_url, "LOOKALIKE_TS_URL": token_server.inference_url,
            "LOOKALIKE_TS_KEY_FILE": str(token_server.key_file), "LOOKALIKE_MODEL": LITE}  # fmt: skip
-    with pytest.MonkeyPatch.context() as patch:
+    capture = tmp_path_factory.mktemp("connect") / "out.txt"
+    with pytest.MonkeyPatch.context() as patch, capture.open("w") as out, contextlib.redirect_stdout(out):
         for name, value in env.items():
             patch.setenv(name, value)
-        capture = tmp_path_factory.mktemp("connect") / "out.txt"
-        with capture.open("w") as out, contextlib.redirect_stdout(out):
-            assert main(["opensearch", "connect", "--create-index", index]) == 0
-        yield ml_opensearch_url, index, capture.read_text(), env
+        assert main(["opensearch", "connect", "--create-index", index]) == 0
+    yield ml_opensearch_url, index, capture.read_text(), env
     requests.delete(f"{ml_opensearch_url}/{index}", timeout=30)
 
 
@@ -178,7 +177,8 @@ def test_a_bad_image_fails_alone_with_the_model_servers_reason(connected, photos
 
 def test_model_server_down_fails_each_document_and_writes_nothing(ml_opensearch_url, store, tmp_path, photos,
                                                                  capsys):  # fmt: skip
-    """A TorchServe of its own (the session's must stay up), connected under other names, then stopped."""
+    """A TorchServe of its own (the session's must stay up; this one runs without token authorisation),
+    connected under other names, then stopped."""
     url = ml_opensearch_url
     index = f"down-{uuid.uuid4().hex[:8]}"
     names = ["--name", "t-down", "--ingest-pipeline", "t-down-image", "--search-pipeline", "t-down-search",

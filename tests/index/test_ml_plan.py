@@ -14,7 +14,7 @@ from lookalike.cli.main import main
 from lookalike.errors import NodeError, SettingsError
 from lookalike.index.opensearch_index import index_body
 from lookalike.ml_connect.connect import Outcome, index_body_for, render, requests
-from lookalike.ml_connect.plan import MASK, Plan
+from lookalike.ml_connect.plan import MASK, NO_KEY, Plan
 from lookalike.opensearch_node import install, ml
 from lookalike.settings import Settings
 
@@ -32,7 +32,8 @@ def test_the_key_is_a_credential_referenced_by_the_header_and_masked_on_request(
     assert json.loads(action["request_body"].replace("${parameters.image}", "QUJD")) == {"image": "QUJD"}
     masked = plan.connector(masked=True)
     assert masked["credential"]["torchserve_key"] == MASK and "s3cret" not in json.dumps(masked)
-    assert "credential" not in Plan(URL, "efficientnet_lite0").connector()  # no key: no credential, no header
+    # no key: no header; a placeholder credential, as ml-commons 2.19 refuses a connector without one
+    assert Plan(URL, "efficientnet_lite0").connector()["credential"] == {"torchserve_key": NO_KEY}
     assert "Authorization" not in Plan(URL, "efficientnet_lite0").connector()["actions"][0]["headers"]
 
 
