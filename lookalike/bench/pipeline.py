@@ -4,8 +4,9 @@ ingest pipeline vs `lookalike ingest`, and searching through the search pipeline
 A throwaway OpenSearch 2.19 node with ml-commons and one TorchServe (EfficientNet-Lite0) serve both
 sides; `lookalike opensearch connect`'s steps make the connector, model and pipelines. The bundled
 photos, --rounds times under new ids, are indexed twice: as a site would, `_bulk` requests of
---batch documents carrying base64 images through the ingest pipeline (--clients at once), and by
-our ingest (its default concurrency, 8) into an alias of the same node. Then every bundled photo is
+--batch documents carrying base64 images through the ingest pipeline (--clients at once; by
+default 8 x 8, as many images in flight as our ingest keeps), and by our ingest (its default
+concurrency, 8) into an alias of the same node. Then every bundled photo is
 a query, one at a time, k 10: a template k-NN query through the search pipeline vs POST /search of
 our API (in this process) on the alias. One run of each, as the issue asks.
 
@@ -70,8 +71,13 @@ def timed(call, queries: list[bytes]) -> list[float]:
 def main(argv: list[str] | None = None) -> int:
     parser = bench.parser(__name__, __doc__)
     parser.add_argument("--rounds", type=int, default=4, help="each bundled photo indexed this many times (4)")
-    parser.add_argument("--batch", type=int, default=32, help="documents per _bulk request (32)")
-    parser.add_argument("--clients", type=int, default=2, help="_bulk requests at once (2)")
+    parser.add_argument("--batch", type=int, default=8, help="documents per _bulk request (8)")
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=8,
+        help="_bulk requests at once (8: as many images in flight as lookalike ingest keeps)",
+    )
     parser.add_argument("--out", type=Path, default=REPORTS_DIR / "bench_pipeline.json")
     args = parser.parse_args(argv)
     stack.ensure_archive(DEFAULT_MODEL)
