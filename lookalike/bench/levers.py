@@ -11,8 +11,8 @@ then the default the hardware gets:
 Each cell runs the handler's own decode + preprocess + model on the bundled real photos:
   raw (default):  in this process, batch after batch;
   --served:       through TorchServe, one archive per cell, 2*batch concurrent HTTP clients; the
-                  levers run one worker, the default cell model-config.yaml's workers (the cores
-                  split between them).
+                  levers run one worker, the default rows (auto, bf16, int8) model-config.yaml's
+                  workers (the cores split between them).
 Repeats alternate the cells; the table shows medians and the median ratio to the baseline measured
 in the same repeat. Prints a table and writes JSON (default reports/bench_levers[_served].json).
 
@@ -45,6 +45,7 @@ BASELINE = "baseline: fp32 eager NCHW"
 DEFAULT = "default (auto settings)"
 BF16_DEFAULT = "bf16 default"
 INT8_DEFAULT = "int8 default"  # the archive's int8 trunk (lookalike mar --precision int8)
+DEFAULTS = (DEFAULT, BF16_DEFAULT, INT8_DEFAULT)
 WHOLE_BATCH = 1 << 20  # forward_rows that never slices a batch
 
 
@@ -93,7 +94,8 @@ def measure_served(args, variants: dict[str, dict], images: list[bytes], record)
         store = Path(tmp) / "store"
         models = {}
         for i, (name, cfg) in enumerate(variants.items()):
-            one_worker = {} if name == DEFAULT else {"minWorkers": 1, "maxWorkers": 1}
+            # the default rows run model-config.yaml's workers; each lever alone runs one
+            one_worker = {} if name in DEFAULTS else {"minWorkers": 1, "maxWorkers": 1}
             archive.build(
                 args.model, store, name=f"lever{i}", random_weights=True,
                 overrides={"batchSize": args.batch, "maxBatchDelay": 20, **one_worker}, handler_overrides=cfg,
@@ -116,12 +118,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu", help="raw mode only: cpu or cuda")
     parser.add_argument("--served", action="store_true", help="measure through TorchServe (needs Java)")
+    parser.add_argument("--cells", help="comma-separated rows to run (the baseline always runs), e.g. "
+                        f"'{BF16_DEFAULT},{INT8_DEFAULT}'; default every row")  # fmt: skip
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     out = args.out or REPORTS_DIR / ("bench_levers_served.json" if args.served else "bench_levers.json")
     images = list(all_photos().values())
     variants = cells(device, args.model)
+    if args.cells:
+        wanted = {name.strip() for name in args.cells.split(",")}
+        unknown = wanted - set(variants)
+        if unknown:
+            parser.error(f"no row {', '.join(sorted(unknown))} here; rows: {', '.join(variants)}")
+        variants = {name: cfg for name, cfg in variants.items() if name == BASELINE or name in wanted}
     mode = "served by TorchServe" if args.served else f"in-process on {device}"
     print(f"{args.model}, batch {args.batch}, {mode}, cpu bf16: {cpu_has_bf16()}, {cpu_cores()} cores, "
           f"{len(images)} photos, {args.seconds:.0f}s x {args.repeats} per cell", flush=True)  # fmt: skip
