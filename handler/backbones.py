@@ -31,6 +31,10 @@ class Backbone:
     # one thread: 73 rows/s in passes of 4, 50 of 16, 25 of 80); ResNet50 is bound by arithmetic
     # and gains nothing from slicing (15-17 rows/s at 4 to 32 rows).
     cpu_rows: int = 0
+    # Whether `lookalike mar` (precision auto) tries an int8 trunk for it: ResNet50 yes (3.2x bf16,
+    # cosine 0.9996); Lite0 no (int8 ran at 7 img/s against bf16's 200, cosine 0.65: its depthwise
+    # layers do not quantize per tensor), though --precision int8 may still ask (and be refused).
+    int8_auto: bool = False
 
 
 class ResNetTrunk(nn.Module):
@@ -86,6 +90,7 @@ BACKBONES: dict[str, Backbone] = {
         spec=PreprocessSpec(232, 224, "bilinear", IMAGENET_MEAN, IMAGENET_STD),
         build=_build_resnet50,
         weights_file="resnet50-11ad3fa6.pth",
+        int8_auto=True,
     ),
     "efficientnet_lite0": Backbone(
         id="efficientnet_lite0",

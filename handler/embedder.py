@@ -21,7 +21,7 @@ from .errors import ConfigError, ImageError
 from .graph import for_reduced_precision
 from .head import ProjectionHead, WithHead
 from .precision import autocast, resolve_precision
-from .quantize import INT8_FILE
+from .quantize import INT8_FILE, int8_record, int8_summary
 from .regions import crops
 from .settings import HandlerSettings
 from .transforms import FIT, normalize_batch
@@ -133,7 +133,10 @@ class Embedder:
             weights_path = None
         elif weights_path is None or not os.path.isfile(weights_path):
             raise ConfigError(f"weights file for {backbone.id} not found: {weights_path}")
-        precision = resolve_precision(settings.precision, device)
+        record = int8_record(model_dir) if settings.precision == "auto" and head is None else None
+        precision = resolve_precision(settings.precision, device, int8_record=record)
+        if record is not None:
+            logger.info("precision auto: %s (the archive's int8 trunk: %s)", precision, int8_summary(record))
         if precision == "int8":
             path = os.path.join(model_dir or ".", INT8_FILE)
             if not os.path.isfile(path):

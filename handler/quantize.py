@@ -16,6 +16,8 @@ against 230 untraced for ResNet50 at batch 8 on 2 cores).
 from __future__ import annotations
 
 import copy
+import json
+import os
 import warnings
 from collections.abc import Iterable
 
@@ -23,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 INT8_FILE = "int8.pt"  # the quantized trunk's TorchScript, packed in the archive
+INT8_RECORD = "int8.json"  # beside it: the bound's figures, the race against the default, the choice
 MIN_COSINE = 0.99  # per image, int8 vector against fp32's: the lowest allowed
 MIN_OVERLAP = 0.95  # mean share of each image's 10 nearest (among the photos) that int8 keeps
 NEAREST = 10
@@ -77,3 +80,27 @@ def misses(figures: dict[str, float]) -> list[str]:
     if figures["overlap"] < MIN_OVERLAP:
         out.append(f"top-{NEAREST} overlap with fp32 {figures['overlap']:.3f} < {MIN_OVERLAP}")
     return out
+
+
+def int8_record(model_dir: str | None) -> dict | None:
+    """The archive's int8 record (INT8_RECORD), when the archive carries a trunk beside it; else None."""
+    folder = model_dir or "."
+    if not os.path.isfile(os.path.join(folder, INT8_FILE)):
+        return None
+    try:
+        with open(os.path.join(folder, INT8_RECORD), encoding="utf-8") as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def int8_summary(record: dict) -> str:
+    """The record in a line, for the worker's log."""
+    race = record.get("race") or {}
+    rates = ", ".join(f"{name} {rate:.1f} img/s" for name, rate in race.items() if isinstance(rate, (int, float)))
+    return (
+        f"{'chosen' if record.get('chosen') else 'not chosen'} when built; cosine to fp32 mean "
+        f"{record.get('cosine_mean', float('nan')):.4f}, least {record.get('cosine_min', float('nan')):.4f}"
+        + (f"; {rates}" if rates else "")
+    )

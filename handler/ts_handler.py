@@ -103,5 +103,6 @@ class EmbeddingHandler(BaseHandler):
                 start += len(pixels)
                 regions = list(zip(boxes(scheme), rows[1:], strict=True)) if scheme != "none" else None
                 self.context.set_response_content_type(idx, "application/json")
-                answers[idx] = encode_vector(rows[0], model_id, encoding, regions=regions, scheme=scheme)
+                answers[idx] = encode_vector(rows[0], model_id, encoding, regions=regions, scheme=scheme,
+                                             precision=self.embedder.precision)  # fmt: skip
         return answers

@@ -67,6 +67,7 @@ BATCH_MODEL = "lite0-batch4"
 LITE = "efficientnet_lite0"
 FULL_MODEL = "lite0-full"  # efficientnet_lite0 with handler.fit: full
 INT8_MODEL = "resnet50-int8"  # random-weight resnet50 quantized to int8 by lookalike mar
+AUTO_MODEL = "resnet50-auto"  # the same at precision auto, its int8 trunk tried, raced and packed if chosen
 
 
 @pytest.fixture(scope="session")
@@ -91,6 +92,7 @@ def store(tmp_path_factory) -> Path:
     archive.build("efficientnet_lite0", path)
     archive.build("resnet50", path, name="resnet50-random", random_weights=True)
     archive.build("resnet50", path, name=INT8_MODEL, random_weights=True, handler_overrides={"precision": "int8"})
+    archive.build("resnet50", path, name=AUTO_MODEL, random_weights=True, try_int8=True)
     # One worker, so the four requests of the batch test cannot be split between two workers.
     batch_proof = {"batchSize": 4, "maxBatchDelay": 3000, "minWorkers": 1, "maxWorkers": 1}
     archive.build("efficientnet_lite0", path, name=BATCH_MODEL, overrides=batch_proof)
@@ -101,9 +103,9 @@ def store(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def server(store, tmp_path_factory) -> Iterator[TorchServe]:
-    """One TorchServe with lite0, random-weight resnet50 (and its int8 archive), the batch-proof model
-    and lite0 with the whole-image fit; stopped at the end."""
-    models = [LITE, "resnet50-random", BATCH_MODEL, FULL_MODEL, INT8_MODEL]
+    """One TorchServe with lite0, random-weight resnet50 (and its int8 and auto archives), the
+    batch-proof model and lite0 with the whole-image fit; stopped at the end."""
+    models = [LITE, "resnet50-random", BATCH_MODEL, FULL_MODEL, INT8_MODEL, AUTO_MODEL]
     with stack.torchserve(models, store, tmp_path_factory.mktemp("ts")) as instance:
         yield instance
 

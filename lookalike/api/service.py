@@ -35,6 +35,7 @@ class Service:
         # No retries: a search answers at once; ingest is where overload is waited out.
         self.model = AsyncModelClient.from_settings(settings, retries=0)
         self.info: ModelInfo | None = None
+        self.precision: str | None = None  # what the model server's last answer ran at
         self.index: VectorIndex | None = None
         self.review: ReviewStore | None = None
         self._opening = asyncio.Lock()
@@ -48,6 +49,7 @@ class Service:
                 info = await self.model.info()
                 self.index = await run_in_threadpool(open_index, self.settings, info.model, info.dimension)
                 self.info = info
+                self.precision = info.precision
         return self.index
 
     async def ready_review(self) -> ReviewStore:
@@ -60,7 +62,9 @@ class Service:
         """(TorchServe's document, the float32 vector) for `image`, timed as embedding time; the
         document holds the region vectors of scheme `regions`."""
         with self.metrics.stage("embed"):
-            return await self.model.embed(image, regions)
+            doc, vector = await self.model.embed(image, regions)
+        self.precision = doc.get("precision", self.precision)
+        return doc, vector
 
     async def indexed(self, call: Callable[..., T], *args, **kwargs) -> T:
         """`call(index, *args, **kwargs)` in the thread pool, timed as index time."""
@@ -76,6 +80,8 @@ class Service:
             report["index"] = await run_in_threadpool(index.describe)
         except LookalikeError as exc:
             report["index"] = f"unavailable: {exc.reason}"
+        # which precision serves: the model server's last answer says (int8, bf16, fp32 or fp16)
+        report["precision"] = self.precision or "unknown (no answer from the model server yet)"
         healthy = report["model_server"].startswith("ok") and isinstance(report["index"], dict)
         return healthy, {"status": "ok" if healthy else "unavailable", **report}
 

@@ -150,10 +150,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{'lever':<28} {'img/s (median)':>15} {'x baseline (median)':>20}")
     for name in variants:
         print(f"{name:<28} {statistics.median(runs[name]):>15.1f} {statistics.median(ratios[name]):>20.2f}")
+    summary = {}
+    if BF16_DEFAULT in runs and INT8_DEFAULT in runs:  # the int8 target reads this ratio from one run
+        paired = [a / b for a, b in zip(runs[INT8_DEFAULT], runs[BF16_DEFAULT], strict=True)]
+        summary["int8_over_bf16_default"] = statistics.median(paired)
+        print(f"{INT8_DEFAULT} / {BF16_DEFAULT}: x{summary['int8_over_bf16_default']:.2f} "
+              f"(median of the {len(paired)} repeats' ratios)")  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"model": args.model, "mode": mode, "batch": args.batch, "cpu_bf16": cpu_has_bf16(),
             "cores": cpu_cores(), "machine": platform.processor() or platform.machine(),
             "torch": torch.__version__, "seconds": args.seconds, "repeats": args.repeats}  # fmt: skip
-    out.write_text(json.dumps({"meta": meta, "cells": variants, "runs": runs, "ratios": ratios}, indent=2))
+    out.write_text(json.dumps({"meta": meta, "cells": variants, "runs": runs, "ratios": ratios, **summary}, indent=2))
     print(f"JSON: {out}")
     return 0

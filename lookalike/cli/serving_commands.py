@@ -28,6 +28,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store", type=Path, default=MODEL_STORE, help="where to write the .mar (model_store/)")
     p.add_argument("--weights", help="explicit weights file (resnet50; LOOKALIKE_RESNET50_WEIGHTS)")
     p.add_argument("--random-weights", action="store_true", help="seeded random weights: plumbing/speed only")
+    p.add_argument("--no-int8", action="store_true",
+                   help="precision auto: do not try an int8 trunk (by default tried for resnet50 with real weights: "
+                        "quantized, held to fp32, raced against the default; packed only if it wins)")  # fmt: skip
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8", "auto"],
                    help="override handler.precision; int8 (CPU): quantized and checked against fp32 now, "
                         "refused with the figures if it misses the bound")  # fmt: skip
@@ -81,7 +84,7 @@ def build_archive(args: argparse.Namespace) -> int:
         return 0
     try:
         mar = archive.build(args.model, args.store, args.name, args.weights, args.random_weights, overrides,
-                            handler_overrides)  # fmt: skip
+                            handler_overrides, try_int8=False if args.no_int8 else None)  # fmt: skip
     except (weights.WeightsNotFound, BoundMissed) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

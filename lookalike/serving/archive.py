@@ -63,9 +63,12 @@ def build(
     handler_overrides: dict[str, Any] | None = None,
     extra_files: list[Path] | None = None,
     version: str = "1.0",
+    try_int8: bool | None = None,
 ) -> Path:
     """Write `<store>/<name>.mar` and return its path. `extra_files` land beside the handler
-    package in the model's directory (a fine-tuned head's weights)."""
+    package in the model's directory (a fine-tuned head's weights). At precision auto, `try_int8`
+    makes an int8 trunk and packs it if it is chosen (lookalike.serving.int8); None: for backbones
+    marked int8_auto, with real weights."""
     name = name or model
     config = model_config(model, random_weights, overrides=overrides, handler_overrides=handler_overrides)
     serialized = None if random_weights else weights_mod.resolve(model, weights)
@@ -76,11 +79,20 @@ def build(
         shutil.copytree(HANDLER_DIR, stage / "lookalike_handler", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         for extra in extra_files or []:
             shutil.copy2(extra, stage / Path(extra).name)
-        if config["handler"].get("precision") == "int8":  # calibrated and checked now, never in a worker
-            figures = int8.make(model, None if serialized is None else str(serialized), stage / INT8_FILE)
-            unchecked = " (random weights: the bound recorded, not enforced)" if serialized is None else ""
-            logger.info("int8 %s: cosine to fp32 mean %.4f, least %.4f; top-10 overlap %.3f%s", model,
-                        figures["cosine_mean"], figures["cosine_min"], figures["overlap"], unchecked)  # fmt: skip
+        precision = config["handler"].get("precision", "auto")
+        if try_int8 is None:  # auto: the backbones int8 pays for, with real weights
+            try_int8 = backbones.get_backbone(model).int8_auto and serialized is not None
+        try_int8 = try_int8 and not config["handler"].get("head")  # a fine-tuned head runs on the fp32 trunk
+        if precision == "int8" or (precision == "auto" and try_int8):  # calibrated and checked now, never in a worker
+            record = int8.make(model, None if serialized is None else str(serialized), stage / INT8_FILE,
+                               enforce=precision == "int8")  # fmt: skip
+            if precision == "auto" and not record["chosen"]:
+                (stage / INT8_FILE).unlink()  # the record stays: it says why auto runs the default
+            unchecked = " (random weights: the cosine bound only)" if serialized is None else ""
+            logger.info("int8 %s: cosine to fp32 mean %.4f, least %.4f; top-10 overlap %.3f%s; %s; int8 %s",
+                        model, record["cosine_mean"], record["cosine_min"], record["overlap"], unchecked,
+                        ", ".join(f"{k} {v} img/s" for k, v in record["race"].items()),
+                        "chosen for precision auto" if record["chosen"] else "not chosen")  # fmt: skip
         config_file = Path(tmp) / "model-config.yaml"
         config_file.write_text(yaml.safe_dump(config, sort_keys=False))
         cmd = [

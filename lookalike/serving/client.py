@@ -47,6 +47,7 @@ class ModelInfo:
     endpoint: str  # TorchServe model name
     model: str  # backbone id the vectors come from
     dimension: int
+    precision: str | None = None  # what the worker ran the model at (None: a server that does not say)
 
 
 def read_key_file(path: str | Path, kind: str = "inference") -> str:
@@ -132,7 +133,7 @@ class _Base:
         return ModelServerDown(f"model server unavailable at {where}: unreachable ({exc!r})")
 
     def _info(self, doc: dict) -> ModelInfo:
-        return ModelInfo(self.model, str(doc["model"]), int(doc["dimension"]))
+        return ModelInfo(self.model, str(doc["model"]), int(doc["dimension"]), doc.get("precision"))
 
 
 class ModelClient(_Base):

@@ -4,13 +4,17 @@ builder refusing a trunk that misses the bound."""
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 import torch
 from lookalike_handler import quantize
 from lookalike_handler.embedder import Embedder
 from lookalike_handler.errors import ConfigError
-from lookalike_handler.precision import resolve_precision
+from lookalike_handler.precision import int8_chosen, resolve_precision
 from lookalike_handler.settings import HandlerSettings
+from lookalike_handler.wire import encode_vector
 from torch import nn
 
 from lookalike.cli.main import main
@@ -42,6 +46,40 @@ def test_a_small_network_quantizes_to_int8_torchscript_close_to_fp32():
     assert figures["cosine_min"] > 0.98
     with pytest.raises(ValueError, match="calibration"):
         quantize.int8(net, [])
+
+
+AMX_VNNI = {"avx512f", "amx_bf16", "amx_int8", "avx512_vnni"}
+BF16_NO_VNNI = {"avx512f", "avx512_bf16"}
+CHOSEN = {"chosen": True, "cosine_min": 0.999, "race": {"bf16": 50.0, "int8": 90.0}}
+
+
+def test_auto_runs_int8_only_where_the_archive_chose_it_and_the_cpu_has_int8_instructions():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_precision("auto", cpu, AMX_VNNI, int8_record=CHOSEN) == "int8"
+    assert resolve_precision("auto", cpu, BF16_NO_VNNI, int8_record=CHOSEN) == "bf16"  # no VNNI: no int8 win
+    assert resolve_precision("auto", cpu, {"avx2", "avx_vnni"}, int8_record=CHOSEN) == "int8"
+    assert resolve_precision("auto", cpu, AMX_VNNI, int8_record={**CHOSEN, "chosen": False}) == "bf16"
+    assert resolve_precision("auto", cpu, AMX_VNNI, int8_record=None) == "bf16"  # no trunk in the archive
+    assert resolve_precision("auto", cuda, AMX_VNNI, int8_record=CHOSEN) == "bf16"  # int8 is for CPUs
+    assert resolve_precision("fp32", cpu, AMX_VNNI, int8_record=CHOSEN) == "fp32"  # a named precision wins
+    assert not int8_chosen(CHOSEN, cpu, {"avx2"})
+
+
+def test_the_int8_record_counts_only_beside_its_trunk(tmp_path):
+    (tmp_path / quantize.INT8_RECORD).write_text('{"chosen": true, "cosine_mean": 0.9996, "cosine_min": 0.999}')
+    assert quantize.int8_record(str(tmp_path)) is None  # a record without int8.pt: nothing to run
+    (tmp_path / quantize.INT8_FILE).write_bytes(b"trunk")
+    record = quantize.int8_record(str(tmp_path))
+    assert record is not None and record["chosen"] is True
+    assert "chosen when built" in quantize.int8_summary(record)
+    (tmp_path / quantize.INT8_RECORD).write_text("not json")
+    assert quantize.int8_record(str(tmp_path)) is None
+
+
+def test_the_answer_says_which_precision_ran():
+    doc = json.loads(encode_vector(np.ones(4, dtype=np.float32), "resnet50", precision="int8"))
+    assert doc["precision"] == "int8" and doc["dimension"] == 4
+    assert "precision" not in json.loads(encode_vector(np.ones(4, dtype=np.float32), "resnet50"))
 
 
 def test_int8_is_for_cpus_without_a_head_and_needs_the_archives_trunk(tmp_path):

@@ -12,8 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import requests
+import torch
 from lookalike_handler.decode import decode_image
 from lookalike_handler.embedder import Embedder
+from lookalike_handler.precision import resolve_precision
 from lookalike_handler.settings import HandlerSettings
 from lookalike_handler.wire import decode_vector
 from PIL import ImageOps
@@ -23,7 +25,7 @@ from lookalike.serving.client import ModelClient
 from lookalike.serving.torchserve import read_properties
 from lookalike.serving.weights import resolve
 from lookalike.settings import Settings
-from tests.conftest import BATCH_MODEL, INT8_MODEL
+from tests.conftest import AUTO_MODEL, BATCH_MODEL, INT8_MODEL
 from tests.corpus import bad_inputs
 
 LITE = "efficientnet_lite0"
@@ -96,11 +98,31 @@ def test_an_int8_archive_serves_vectors_within_its_bound_of_fp32(server, store, 
     served = []
     for name in names:
         doc = raw(server, INT8_MODEL, photos[name]).json()
-        assert doc["model"] == "resnet50" and doc["dimension"] == 2048
+        assert doc["model"] == "resnet50" and doc["dimension"] == 2048 and doc["precision"] == "int8"
         served.append(decode_vector(doc))
     assert (np.sum(local * np.stack(served), axis=1) >= 0.99).all()
     assert raw(server, INT8_MODEL, b"not an image").status_code == 415
     assert raw(server, INT8_MODEL, coffee).status_code == 200
+
+
+def test_precision_auto_serves_what_the_archives_int8_record_chose_on_this_cpu(server, store, photos):
+    """`lookalike mar` at precision auto tried an int8 trunk (random weights: the cosine bound only),
+    raced it against the default on this CPU and packed it only if it won; the worker runs it where
+    the record chose it and the CPU has int8 instructions, and says so in every answer."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(store / f"{AUTO_MODEL}.mar") as mar:
+        names = set(mar.namelist())
+        record = json.loads(mar.read("int8.json"))
+    assert set(record["race"]) == {record["default_precision"], "int8"}
+    assert record["bound_met"] == (record["cosine_min"] >= 0.99)
+    assert ("int8.pt" in names) == record["chosen"]  # a trunk that lost is not shipped
+    expected = resolve_precision("auto", torch.device("cpu"), int8_record=record if record["chosen"] else None)
+    doc = raw(server, AUTO_MODEL, photos["coffee"]).json()
+    assert doc["precision"] == expected
+    fp32 = Embedder.load(HandlerSettings(backbone="resnet50", precision="fp32", weights="random"), None, "cpu")
+    assert float(fp32.embed_bytes([photos["coffee"]]).numpy()[0] @ decode_vector(doc)) >= 0.99
 
 
 def test_each_bad_input_gets_its_4xx_and_the_worker_keeps_serving(server, coffee):

@@ -71,6 +71,7 @@ def test_healthz_and_openapi(standin_api):
     health = requests.get(f"{standin_api.url}/healthz", timeout=30)
     assert health.status_code == 200
     assert health.json()["model_server"] == "ok" and health.json()["index"]["count"] == 12
+    assert health.json()["precision"] == "fp32"  # what the (stand-in) model server says it ran at
     spec = requests.get(f"{standin_api.url}/openapi.json", timeout=30).json()
     assert {"/search", "/similar/{doc_id}", "/healthz"} <= set(spec["paths"])
     assert requests.get(f"{standin_api.url}/docs", timeout=30).status_code == 200
