@@ -12,7 +12,7 @@ import torch
 from lookalike_handler import quantize
 from lookalike_handler.embedder import Embedder
 from lookalike_handler.errors import ConfigError
-from lookalike_handler.precision import int8_chosen, resolve_precision
+from lookalike_handler.precision import cpu_has_bf16, int8_chosen, resolve_precision
 from lookalike_handler.settings import HandlerSettings
 from lookalike_handler.wire import encode_vector
 from torch import nn
@@ -102,3 +102,45 @@ def test_an_int8_archive_that_misses_the_bound_is_refused_with_its_figures(tmp_p
     assert code == 2
     assert "does not keep fp32's answers" in err and "least per-image cosine to fp32" in err, err
     assert not list(tmp_path.glob("*.mar"))
+
+
+def test_the_copy_protocols_check_catches_a_trunk_that_loses_copies(photos):
+    """lookalike.serving.int8's copy check, on a small network and six photos (the real trunks are
+    checked when archives are built): the same network keeps every R@1; one whose vectors are
+    mostly noise loses copies, and the miss names the protocol."""
+    from lookalike_handler.backbones import get_backbone
+
+    from lookalike.serving import int8 as build
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 5, stride=4), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten()).eval()
+
+    noise = torch.Generator().manual_seed(1)
+
+    class Noisy(nn.Module):  # a different draw of noise at every call, ten times the signal
+        def forward(self, x):
+            out = net(x)
+            return out + 10 * out.std() * torch.randn(out.shape, generator=noise)
+
+    images = [photos[name] for name in ("coffee", "astronaut", "rocket", "chelsea", "china", "flower")]
+    spec = get_backbone("resnet50").spec
+    same = build.copy_recall(net, net, images, spec)
+    assert set(same) == {"near-duplicate", "heavy-crop", "reframe", "recolour", "screenshot", "captioned",
+                         "rotated", "pasted"}  # fmt: skip
+    assert all(r["fp32"] == r["int8"] for r in same.values()) and build.copy_misses(same) == []
+    noisy = build.copy_recall(net, Noisy().eval(), images, spec)
+    misses = build.copy_misses(noisy)
+    assert misses and all("copy protocol" in miss and "lower" in miss for miss in misses)
+
+
+def test_the_race_times_the_workers_whole_path_at_both_precisions(store, photos, tmp_path):
+    """The build-time race, on the int8 trunk of the session's int8 archive (random weights)."""
+    import zipfile
+
+    from lookalike.serving import int8 as build
+    from tests.conftest import INT8_MODEL
+
+    with zipfile.ZipFile(store / f"{INT8_MODEL}.mar") as mar:
+        (tmp_path / quantize.INT8_FILE).write_bytes(mar.read(quantize.INT8_FILE))
+    rates = build.race("resnet50", None, tmp_path, list(photos.values())[:8], seconds=1.0)
+    assert set(rates) == {"bf16" if cpu_has_bf16() else "fp32", "int8"} and min(rates.values()) > 0

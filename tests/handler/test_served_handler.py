@@ -105,24 +105,21 @@ def test_an_int8_archive_serves_vectors_within_its_bound_of_fp32(server, store, 
     assert raw(server, INT8_MODEL, coffee).status_code == 200
 
 
-def test_precision_auto_serves_what_the_archives_int8_record_chose_on_this_cpu(server, store, photos):
-    """`lookalike mar` at precision auto tried an int8 trunk (random weights: the cosine bound only),
-    raced it against the default on this CPU and packed it only if it won; the worker runs it where
-    the record chose it and the CPU has int8 instructions, and says so in every answer."""
+def test_precision_auto_keeps_the_default_when_the_int8_trunk_missed_the_bound(server, store, photos):
+    """`lookalike mar` at precision auto tried an int8 trunk. With random weights every vector is
+    alike, so int8's small errors reorder neighbours (top-10 overlap 0.89 < 0.95): the bound is
+    missed, the record says so, no trunk is packed, and the worker serves the default and says which."""
     import json
     import zipfile
 
     with zipfile.ZipFile(store / f"{AUTO_MODEL}.mar") as mar:
         names = set(mar.namelist())
         record = json.loads(mar.read("int8.json"))
-    assert set(record["race"]) == {record["default_precision"], "int8"}
-    assert record["bound_met"] == (record["cosine_min"] >= 0.99)
-    assert ("int8.pt" in names) == record["chosen"]  # a trunk that lost is not shipped
-    expected = resolve_precision("auto", torch.device("cpu"), int8_record=record if record["chosen"] else None)
+    assert record["random_weights"] and not record["bound_met"] and not record["chosen"]
+    assert any("top-10 overlap" in miss for miss in record["misses"]) and record["race"] == {}
+    assert "int8.pt" not in names  # a trunk that is not chosen is not shipped
     doc = raw(server, AUTO_MODEL, photos["coffee"]).json()
-    assert doc["precision"] == expected
-    fp32 = Embedder.load(HandlerSettings(backbone="resnet50", precision="fp32", weights="random"), None, "cpu")
-    assert float(fp32.embed_bytes([photos["coffee"]]).numpy()[0] @ decode_vector(doc)) >= 0.99
+    assert doc["precision"] == resolve_precision("auto", torch.device("cpu")) != "int8"
 
 
 def test_each_bad_input_gets_its_4xx_and_the_worker_keeps_serving(server, coffee):
