@@ -76,8 +76,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     connect.add_argument("--vector-field", default="vector", help="the knn_vector field the pipeline fills (vector)")
     connect.add_argument("--create-index", metavar="NAME",
                          help="also create index NAME: our mapping, the image kept out of _source, the ingest "
-                              "pipeline as its default")  # fmt: skip
-    connect.add_argument("--dry-run", action="store_true", help="print the requests (key masked); send nothing")
+                              "pipeline as its default (its dimension asked of TorchServe, dry run too)")  # fmt: skip
+    connect.add_argument("--dry-run", action="store_true",
+                         help="print the requests (key masked); send nothing to OpenSearch")  # fmt: skip
     p.set_defaults(run=guarded(run))
 
 
@@ -147,21 +148,26 @@ def ml_connect(args: argparse.Namespace, say) -> int:
                 args.search_pipeline, args.image_field, args.vector_field)  # fmt: skip
     model_client = ModelClient.from_settings(settings)
     try:
-        dimension = model_client.info().dimension if (args.create_index or not args.dry_run) else 0
-        index = None
-        if args.create_index:
-            base = opensearch_index.index_body(settings.model, dimension, settings, "lucene")
-            index = connect.index_body_for(plan, base)
+        # the served backbone and dimension (the index's mapping needs them; a dry run asks only for an index)
+        info = model_client.info() if (args.create_index or not args.dry_run) else None
         if args.dry_run:
+            index = None
+            if info is not None:  # the engine a dry run cannot ask the cluster for: Lucene, which every node has
+                index = connect.index_body_for(plan, opensearch_index.index_body(info.model, info.dimension,
+                                                                                 settings, "lucene"))  # fmt: skip
             print(connect.render(connect.requests(plan, index, args.create_index)))
             return 0
+        assert info is not None
         if not settings.opensearch_url:
             raise SettingsError("connect needs the cluster: set LOOKALIKE_OPENSEARCH_URL (and its user and password)")
         client = opensearch_index.connect(settings)
         connector = connect.Connector(client, plan, say)
         outcome = connector.apply()
-        if index is not None:
-            connect.ensure_index(connector, args.create_index, index, outcome)
+        if args.create_index:
+            engine = opensearch_index.choose_engine(client, settings.engine)
+            body = opensearch_index.index_body(info.model, info.dimension, settings, engine,
+                                               opensearch_index.derived_source(client))  # fmt: skip
+            connect.ensure_index(connector, args.create_index, connect.index_body_for(plan, body), outcome)
         name, photo = next(iter(subject_photos().items()))
         expected = model_client.embed(photo)
         cosine = connector.check(outcome, base64.b64encode(photo).decode("ascii"), expected)
