@@ -132,6 +132,7 @@ class Connector:
         return outcome
 
     def _deploy(self, model_id: str) -> None:
+        self.say(f"deploying model {model_id} ...")
         self.call("POST", f"{ML}/models/{model_id}/_deploy", what=f"deploying model {model_id}")
         deadline = time.monotonic() + self.deploy_timeout
         while True:
