@@ -69,6 +69,7 @@ def local_node(home: Path = NODE_DIR, http_port: int | None = None, transport_po
     secured node keeps its secrets in `home`, a node with ml-commons its ml.ML_FILE)."""
     from lookalike.stack import free_port
 
+    home = home.resolve()  # the node runs in its own folder: a relative --dir would point elsewhere from there
     if secure is None:
         secure = (home / security.SECRETS).is_file()
     if with_ml is None:

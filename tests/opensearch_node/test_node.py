@@ -50,6 +50,17 @@ def test_maven_central_unreachable_is_a_clear_error(tmp_path):
     assert "[ERROR]" in caught.value.reason and "command: " in caught.value.reason
 
 
+def test_a_relative_node_folder_is_made_absolute(tmp_path, monkeypatch):
+    """The node runs inside its folder, so `--dir run/x` given relative must not be read from there
+    (it was: OpenSearch found no run/x/config under run/x). A node made with ml-commons keeps it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run" / "node-ml").mkdir(parents=True)
+    (tmp_path / "run" / "node-ml" / opensearch_node.ml.ML_FILE).write_text("made with ml-commons\n")
+    node = opensearch_node.local_node(Path("run/node-ml"), http_port=9299, installed=False)
+    assert node.config.home == tmp_path / "run" / "node-ml" and node.config.home.is_absolute()
+    assert node.config.ml and not node.config.secure
+
+
 def test_a_corrupt_download_is_deleted_and_reported(tmp_path):
     name, _ = next(iter(install.pinned().items()))
     (tmp_path / name).write_bytes(b"not the pinned bytes")
