@@ -94,9 +94,9 @@ def run(args: argparse.Namespace) -> int:
         raise NodeError(f"the node in {args.dir} was made {'secured' if made_secure else 'plain'}; start it "
                         f"{'with' if made_secure else 'without'} --secure, or give another --dir")  # fmt: skip
     secure = args.secure if args.action == "start" else made_secure
-    made_ml = (args.dir / osn.ml.ML_FILE).is_file()
+    # with_ml None: as the node was made (local_node reads it from the node's folder)
     node = osn.local_node(args.dir, http_port=args.port, installed=args.action == "start", say=say, secure=secure,
-                          version=args.opensearch_version, with_ml=args.with_ml or made_ml)  # fmt: skip
+                          version=args.opensearch_version, with_ml=args.with_ml or None)  # fmt: skip
     if args.index_patterns:
         node.config = dataclasses.replace(node.config, index_patterns=tuple(args.index_patterns))
     if args.action == "env":

@@ -69,14 +69,6 @@ class Release:
         return Pins(self.folder)
 
     @property
-    def pom(self) -> Path:
-        return self.pins.pom
-
-    @property
-    def checksums(self) -> Path:
-        return self.pins.checksums
-
-    @property
     def major(self) -> int:
         return int(self.version.split(".")[0])
 
@@ -145,9 +137,9 @@ class Installation:
         return self.home / "bin" / "opensearch"
 
 
-def pinned(chosen: Release | Pins | None = None) -> dict[str, str]:
-    """file name -> sha256, from the checksums.sha256 of a release (the default one) or a set of pins."""
-    checksums = (chosen or RELEASES[DEFAULT_VERSION]).checksums
+def pinned(pins: Pins | None = None) -> dict[str, str]:
+    """file name -> sha256, from the checksums.sha256 of a set of pins (the default release's)."""
+    checksums = (pins or RELEASES[DEFAULT_VERSION].pins).checksums
     lines = (line.split() for line in checksums.read_text().splitlines() if line.strip())
     return {name: digest for digest, name in lines}
 
@@ -160,10 +152,10 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify(downloads: Path, delete_bad: bool = True, chosen: Release | Pins | None = None) -> list[str]:
+def verify(downloads: Path, delete_bad: bool = True, pins: Pins | None = None) -> list[str]:
     """The pinned files missing from `downloads`; raises on a checksum mismatch (after deleting it)."""
     missing = []
-    for name, want in pinned(chosen).items():
+    for name, want in pinned(pins).items():
         path = downloads / name
         if not path.is_file():
             missing.append(name)
@@ -222,7 +214,7 @@ def assemble_painless(home: Path, downloads: Path) -> None:
     module = home / "modules" / "lang-painless"
     module.mkdir(parents=True)
     in_lib = {path.name for path in (home / "lib").glob("*.jar")}
-    for name in pinned(RELEASES[DEFAULT_VERSION]):
+    for name in pinned():
         if name.endswith(".jar") and name not in in_lib:
             shutil.copy2(downloads / name, module / name)
     for path in PAINLESS_FILES.iterdir():
@@ -246,7 +238,7 @@ def install_node(java_home: Path, cache: Path | None = None, say=print, security
                         "node without --secure (docs/opensearch.md says what a secured cluster needs)")  # fmt: skip
     cache = cache or cache_dir()
     home = cache / f"opensearch-{version}{'-security' if security else ''}{'-ml' if ml else ''}"
-    stamp = {"version": version, "checksums": sha256(chosen.checksums), "painless": _painless_digest(),
+    stamp = {"version": version, "checksums": sha256(chosen.pins.checksums), "painless": _painless_digest(),
              "security": security, "ml": sha256(ML_PINS.checksums) if ml else False}  # fmt: skip
     marker = home / MARKER
     if marker.is_file():
@@ -255,9 +247,9 @@ def install_node(java_home: Path, cache: Path | None = None, say=print, security
             return Installation(home, bool(recorded.get("knn_native")), security, version, ml)
     downloads = chosen.downloads(cache)
     for pins in (chosen.pins, ML_PINS) if ml else (chosen.pins,):
-        if verify(downloads, chosen=pins):
+        if verify(downloads, pins=pins):
             fetch(downloads, say, chosen=chosen, pins=pins)
-            missing = verify(downloads, chosen=pins)
+            missing = verify(downloads, pins=pins)
             if missing:
                 raise NodeError(f"Maven finished but these are still missing from {downloads}: {', '.join(missing)}")
     say(f"installing OpenSearch {version} into {home} ...")

@@ -88,7 +88,7 @@ def build(
                                enforce=precision == "int8")  # fmt: skip
             if precision == "auto" and not record["chosen"]:
                 (stage / INT8_FILE).unlink()  # the record stays: it says why auto runs the default
-            unchecked = " (random weights: the cosine bound only)" if serialized is None else ""
+            unchecked = " (random weights: recorded, not enforced)" if serialized is None else ""
             logger.info("int8 %s: cosine to fp32 mean %.4f, least %.4f; top-10 overlap %.3f%s; %s; int8 %s",
                         model, record["cosine_mean"], record["cosine_min"], record["overlap"], unchecked,
                         ", ".join(f"{k} {v} img/s" for k, v in record["race"].items()),

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from lookalike_handler import backbones, quantize
 from lookalike_handler.embedder import Embedder
-from lookalike_handler.precision import cpu_has_bf16, cpu_has_int8
+from lookalike_handler.precision import cpu_has_int8, resolve_precision
 from lookalike_handler.settings import HandlerSettings
 from lookalike_handler.transforms import FIT, normalize_batch
 from PIL import Image, ImageEnhance, ImageOps
@@ -96,13 +96,17 @@ def copy_misses(recall: dict[str, dict]) -> list[str]:
             for kind, r in recall.items() if r["fp32"] - r["int8"] > MAX_COPY_DROP + 1e-9]  # fmt: skip
 
 
+def default_precision() -> str:
+    """What a worker on this CPU runs at `auto` without an int8 trunk: bf16 where it has it, else fp32."""
+    return resolve_precision("auto", torch.device("cpu"))
+
+
 def race(model: str, weights_path: str | None, model_dir: Path, images: list[bytes],
          seconds: float = RACE_SECONDS) -> dict[str, float]:  # fmt: skip
     """img/s of the worker's whole path, batch BATCH in this process, at the default precision and at
     int8 (the trunk in `model_dir`), on this CPU."""
-    default = "bf16" if cpu_has_bf16() else "fp32"
     rates = {}
-    for precision in (default, "int8"):
+    for precision in (default_precision(), "int8"):
         settings = HandlerSettings(backbone=model, weights="random" if weights_path is None else "file",
                                    precision=precision)  # fmt: skip
         embedder = Embedder.load(settings, weights_path, "cpu", model_dir=str(model_dir))
@@ -144,7 +148,7 @@ def make(model: str, weights_path: str | None, out: Path, seed: int = 0, enforce
                           "copies: "
                           + "; ".join(problems) + ". No archive written; use --precision bf16 or fp32.")  # fmt: skip
     torch.jit.save(trunk, str(out))
-    default = "bf16" if cpu_has_bf16() else "fp32"
+    default = default_precision()
     # a trunk that missed the bound cannot be chosen: no race for it
     rates = {} if problems else race(model, weights_path, out.parent, list(bundled.values()))
     record = {key: round(value, 5) if isinstance(value, float) else value for key, value in figures.items()}
