@@ -52,7 +52,7 @@ api: $(STAMP) ## run the search API in the foreground on 127.0.0.1:8000
 opensearch: $(STAMP) ## install (first time, from Maven Central) and start a local OpenSearch 2.19 + k-NN on 127.0.0.1:9200 (OPENSEARCH_PORT)
 	$(LOOKALIKE) opensearch start $(if $(OPENSEARCH_PORT),--port $(OPENSEARCH_PORT))
 
-opensearch-stop: ## stop the node `make opensearch` started
+opensearch-stop: ## stop every running local OpenSearch node (lookalike opensearch stop)
 	@[ -x $(LOOKALIKE) ] && $(LOOKALIKE) opensearch stop || true
 
 test-opensearch: $(STAMP) ## only the tests that touch OpenSearch (a node of their own, or OPENSEARCH_URL's cluster)

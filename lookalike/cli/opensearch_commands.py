@@ -1,5 +1,6 @@
-"""`lookalike opensearch start|stop|status|install|env`: the local OpenSearch node (make opensearch),
-plain or secured (--secure)."""
+"""`lookalike opensearch start|stop|status|install|env|connect`: the local OpenSearch nodes (make
+opensearch), plain, secured (--secure), with ml-commons (--ml) or 3.5 (--version 3.5.0), each kind in
+its own folder on its own port."""
 
 from __future__ import annotations
 
@@ -25,12 +26,14 @@ def client_environment(node: osn.LocalNode, home: Path) -> dict[str, str]:
 
 
 def add(sub: argparse._SubParsersAction) -> None:
-    p = subparser(sub, "opensearch", "a local OpenSearch 2.19 (or 3.5) + k-NN node from Maven Central (data in "
-                  "run/opensearch)",
+    p = subparser(sub, "opensearch", "local OpenSearch 2.19 (or 3.5) + k-NN nodes from Maven Central, each kind in "
+                  "its own folder and port: plain run/opensearch :9200, --secure run/opensearch-secure :9201, --ml "
+                  "run/opensearch-ml :9202, --version 3.5.0 run/opensearch-3.5.0 :9203",
                   "lookalike opensearch start            # install on first use, start, wait for yellow/green",
-                  "OPENSEARCH_PORT=9201 lookalike opensearch start",
-                  "lookalike opensearch start --version 3.5.0 --dir run/opensearch-3.5 --port 9202",
-                  "lookalike opensearch stop", "lookalike opensearch status",
+                  "OPENSEARCH_PORT=9210 lookalike opensearch start",
+                  "lookalike opensearch start --version 3.5.0",
+                  "lookalike opensearch status           # every node made, and which are running",
+                  "lookalike opensearch stop             # every running node (or the one its flag names)",
                   "LOOKALIKE_OPENSEARCH_URL=http://127.0.0.1:9200 lookalike demo",
                   "lookalike opensearch start --secure",
                   "lookalike opensearch start --ml && lookalike opensearch connect   # image search inside OpenSearch",
@@ -55,11 +58,12 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--index-pattern", action="append", dest="index_patterns",
                    help="--secure: the indices and aliases the `lookalike` user may work on (repeatable; lookalike*, "
                         "fixed when the node is first made)")  # fmt: skip
-    p.add_argument("--port", type=int, help=f"HTTP port (OPENSEARCH_PORT; {osn.DEFAULT_PORT})")
+    p.add_argument("--port", type=int, help="HTTP port (OPENSEARCH_PORT; else the port the node last ran on, else "
+                   f"its kind's: {', '.join(f'{kind.name} {kind.port}' for kind in osn.KINDS)})")  # fmt: skip
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for yellow/green (180)")
-    p.add_argument("--dir", type=Path, default=osn.NODE_DIR,
-                   help="the node's config, data and logs (run/opensearch; as root it must be reachable by the "
-                        f"node's user {osn.USER})")  # fmt: skip
+    p.add_argument("--dir", type=Path,
+                   help="the node's config, data and logs (default: its kind's folder under run/; as root it must be "
+                        f"reachable by the node's user {osn.USER})")  # fmt: skip
     connect = p.add_argument_group(
         "connect (the cluster at LOOKALIKE_OPENSEARCH_URL, as its admin; TorchServe at "
         "LOOKALIKE_TS_URL, its key from LOOKALIKE_TS_TOKEN or LOOKALIKE_TS_KEY_FILE)"
@@ -89,20 +93,24 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "install":
         print(osn.prepare(say, args.secure, args.opensearch_version or osn.DEFAULT_VERSION, args.with_ml)[0].home)
         return 0
-    made_secure = (args.dir / osn.security.SECRETS).is_file()
-    if args.action == "start" and made_secure != args.secure and (args.dir / "data").is_dir():
-        raise NodeError(f"the node in {args.dir} was made {'secured' if made_secure else 'plain'}; start it "
+    named = args.dir is not None or args.secure or args.with_ml or args.opensearch_version
+    if not named and args.action in ("stop", "status", "env"):
+        return every_node(args.action, say)
+    home = args.dir or osn.kind_of(args.secure, args.with_ml, args.opensearch_version).home
+    made_secure = (home / osn.security.SECRETS).is_file()
+    if args.action == "start" and made_secure != args.secure and (home / "data").is_dir():
+        raise NodeError(f"the node in {home} was made {'secured' if made_secure else 'plain'}; start it "
                         f"{'with' if made_secure else 'without'} --secure, or give another --dir")  # fmt: skip
     secure = args.secure if args.action == "start" else made_secure
     # with_ml None: as the node was made (local_node reads it from the node's folder)
-    node = osn.local_node(args.dir, http_port=args.port, installed=args.action == "start", say=say, secure=secure,
+    node = osn.local_node(home, http_port=args.port, installed=args.action == "start", say=say, secure=secure,
                           version=args.opensearch_version, with_ml=args.with_ml or None)  # fmt: skip
     if args.index_patterns:
         node.config = dataclasses.replace(node.config, index_patterns=tuple(args.index_patterns))
     if args.action == "env":
         if not node.alive():
-            raise NodeError(f"OpenSearch is not running from {args.dir} (lookalike opensearch start)")
-        for name, value in client_environment(node, args.dir).items():
+            raise NodeError(f"OpenSearch is not running from {home} (lookalike opensearch start)")
+        for name, value in client_environment(node, home).items():
             print(f"export {name}={shlex.quote(value)}")
         return 0
     if args.action == "start":
@@ -114,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             node.start(timeout=args.timeout)
         if secure:
             say(
-                f"secured: user {osn.security.USER}; its password in {args.dir / osn.security.SECRETS} (with the "
+                f"secured: user {osn.security.USER}; its password in {home / osn.security.SECRETS} (with the "
                 f'admin\'s); CA {node.ca_file}. Every command then uses it after: eval "$(lookalike opensearch env)"'
             )
         print(node.url)
@@ -132,6 +140,34 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps({"url": node.url, "pid": node.pid(), **state}, indent=2))
     return 0 if state.get("status") in ("yellow", "green") else 1
+
+
+def every_node(action: str, say) -> int:
+    """stop, status or env with no flag naming a node: every node made in its kind's default folder."""
+    made = [(kind, osn.local_node(kind.home, installed=False)) for kind in osn.kinds.existing()]
+    running = [(kind, node) for kind, node in made if node.alive()]
+    if action == "env":
+        if len(running) != 1:
+            raise osn.kinds.not_one([kind for kind, _ in running], "env")
+        kind, node = running[0]
+        for name, value in client_environment(node, kind.home).items():
+            print(f"export {name}={shlex.quote(value)}")
+        return 0
+    if action == "stop":
+        for kind, node in running:
+            node.stop()
+            say(f"OpenSearch {kind.name} stopped ({node.url})")
+        if not running:
+            say("no local OpenSearch node is running")
+        return 0
+    if not made:
+        say("no local OpenSearch node has been made yet (lookalike opensearch start)")
+        return 1
+    for kind, node in made:
+        state = node.health() if node.alive() else None
+        shown = f"running ({state.get('status', '?')})" if state else ("starting" if node.alive() else "stopped")
+        print(f"{kind.name:8} {shown:17} {node.url:26} {kind.home}")
+    return 0 if running else 1
 
 
 def ml_connect(args: argparse.Namespace, say) -> int:

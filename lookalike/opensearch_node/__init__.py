@@ -1,6 +1,7 @@
-"""A real local OpenSearch 2.19 with k-NN, from Maven Central: install (install.py), find a Java
-it can run on (java.py), run nodes (node.py), plain or secured (security.py: TLS, users, roles).
-`lookalike opensearch` and the tests use it."""
+"""A real local OpenSearch 2.19 (or 3.5) with k-NN, from Maven Central: fetch and check the pinned
+artifacts (maven.py), install (install.py), find a Java it can run on (java.py), run nodes
+(node.py), plain or secured (security.py: TLS, users, roles) or with ml-commons (ml.py), each kind
+in its own folder (kinds.py). `lookalike opensearch` and the tests use it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from lookalike.opensearch_node import ml, security
 from lookalike.opensearch_node.install import DEFAULT_VERSION, RELEASES, Installation, cache_dir, install_node, release
 from lookalike.opensearch_node.java import find_java
+from lookalike.opensearch_node.kinds import KINDS, Kind, kind_of
 from lookalike.opensearch_node.node import (
     PORT_FILE,
     USER,
@@ -24,18 +26,14 @@ from lookalike.opensearch_node.node import (
     health,
     port_free,
 )
-from lookalike.settings import RUN_DIR
-
-DEFAULT_PORT = 9200
-NODE_DIR = RUN_DIR / "opensearch"  # make opensearch: config, data, logs, pid
 
 __all__ = [
-    "DEFAULT_PORT",
     "DEFAULT_VERSION",
-    "NODE_DIR",
+    "KINDS",
     "RELEASES",
     "USER",
     "Installation",
+    "Kind",
     "LocalNode",
     "NodeConfig",
     "cache_dir",
@@ -44,6 +42,7 @@ __all__ = [
     "find_java",
     "health",
     "install_node",
+    "kind_of",
     "local_node",
     "ml",
     "port_free",
@@ -61,14 +60,17 @@ def prepare(say=print, secure: bool = False, version: str = DEFAULT_VERSION, wit
     return install_node(java_home, say=say, security=secure, version=version, ml=with_ml), java_home
 
 
-def local_node(home: Path = NODE_DIR, http_port: int | None = None, transport_port: int | None = None,
+def local_node(home: Path | None = None, http_port: int | None = None, transport_port: int | None = None,
                installed: bool = True, say=print, secure: bool | None = None,
                version: str | None = None, with_ml: bool | None = None) -> LocalNode:  # fmt: skip
-    """The single node kept in `home`, not started; `installed` installs it on first use (needed to
-    start it, not to stop it or ask its status). `secure` / `with_ml` None: as the node was made (a
-    secured node keeps its secrets in `home`, a node with ml-commons its ml.ML_FILE)."""
+    """The single node kept in `home` (None: the default folder of the kind the flags name), not
+    started; `installed` installs it on first use (needed to start it, not to stop it or ask its
+    status). `secure` / `with_ml` / `version` None: as the node was made (a secured node keeps its
+    secrets in `home`, a node with ml-commons its ml.ML_FILE, every node its version)."""
     from lookalike.stack import free_port
 
+    if home is None:
+        home = kind_of(bool(secure), bool(with_ml), version).home
     home = home.resolve()  # the node runs in its own folder: a relative --dir would point elsewhere from there
     if secure is None:
         secure = (home / security.SECRETS).is_file()
@@ -76,7 +78,8 @@ def local_node(home: Path = NODE_DIR, http_port: int | None = None, transport_po
         with_ml = (home / ml.ML_FILE).is_file()
     version = version or made_version(home) or DEFAULT_VERSION
     installation, java_home = prepare(say, secure, version, with_ml) if installed else (None, None)
-    port = http_port or int(os.environ.get("OPENSEARCH_PORT") or 0) or started_port(home) or DEFAULT_PORT
+    port = (http_port or int(os.environ.get("OPENSEARCH_PORT") or 0) or started_port(home)
+            or kind_of(secure, with_ml, version).port)  # fmt: skip
     config = NodeConfig("local", home, port, transport_port or free_port(), secure=secure, ml=with_ml)
     return LocalNode(config, installation, java_home)
 

@@ -1,17 +1,20 @@
 """Install the local OpenSearch node: pinned artifacts from Maven Central, checked, assembled once.
 
-    downloads/      what opensearch/pom.xml names, each checked against opensearch/checksums.sha256
+    maven/          Maven's own repository for these fetches (the dependency plugin; our artifacts
+                    are dropped from it once checked and copied out)
+    downloads/      what the pins name, each checked against its checksums.sha256 (maven.py)
     opensearch-<v>/ the integ-test distribution + modules/lang-painless (assembled) + the k-NN plugin
     opensearch-<v>-security/  the same + the security plugin (a secured node: --secure)
     opensearch-<v>-ml/        the same + job-scheduler and ml-commons (--ml; opensearch/ml/, 2.19.1 only)
 
-Two releases (RELEASES): 2.19.1 (the default; opensearch/pom.xml) and 3.5.0 (opensearch/3.5.0/,
-`--version 3.5.0`: its integ-test zip ships lang-painless, it runs on Java 21+, and no security
-plugin of it is on Maven Central).
+Each kind of node fetches only its own pins: a plain node the distribution, k-NN and lang-painless
+(opensearch/pom.xml); a secured one adds opensearch/security/; an ml one opensearch/ml/; 3.5.0 has
+its own (opensearch/3.5.0/: its integ-test zip ships lang-painless, it runs on Java 21+, and no
+security plugin or ml-commons of it is on Maven Central).
 
-Both live in a cache outside the repository (`cache_dir`); a second install finds them there and
-needs no network. The tree is built beside its final place and renamed into it, so an interrupted
-install leaves nothing half-done behind.
+Everything lives in a cache outside the repository (`cache_dir`); a second install finds it there
+and needs no network. The tree is built beside its final place and renamed into it, so an
+interrupted install leaves nothing half-done behind.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -28,29 +30,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lookalike.errors import NodeError
+from lookalike.opensearch_node.maven import Pins, fetch, sha256, verify
 from lookalike.resources import asset
 from lookalike.settings import Settings
 
 MARKER = ".lookalike-install.json"
-DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
+DEFAULT_VERSION = "2.19.1"
 
 
-@dataclass(frozen=True)
-class Pins:
-    """A set of pinned artifacts: a pom.xml naming them and the checksums.sha256 beside it."""
-
-    folder: tuple[str, ...]  # under the opensearch/ assets
-
-    @property
-    def pom(self) -> Path:
-        return asset("opensearch", *self.folder, "pom.xml")
-
-    @property
-    def checksums(self) -> Path:
-        return asset("opensearch", *self.folder, "checksums.sha256")
+def pins_in(*folder: str, what: str) -> Pins:
+    """The pins kept in opensearch/<folder>/ (pom.xml and checksums.sha256)."""
+    return Pins.beside(asset("opensearch", *folder, "pom.xml"), what)
 
 
-ML_PINS = Pins(("ml",))  # job-scheduler and ml-commons 2.19.1.0 (no 3.5.0.0 of either is on Maven Central)
+SECURITY_PINS = pins_in("security", what="the security plugin 2.19.1.0")
+ML_PINS = pins_in("ml", what="ml-commons and job-scheduler 2.19.1.0")
 
 
 @dataclass(frozen=True)
@@ -61,12 +55,16 @@ class Release:
     folder: tuple[str, ...]  # its pom.xml and checksums.sha256, under the opensearch/ assets
     assemble_painless: bool  # the 2.19 integ-test zip lacks modules/lang-painless; 3.x ships it
     security: bool  # the security plugin of this version is pinned (3.5.0.0 is not on Maven Central)
-    strict_checksums: bool  # Maven Central carries checksums for every file (not for the 3.5.0 zip)
     ml: bool = False  # ml-commons of this version is pinned (opensearch/ml/)
 
     @property
     def pins(self) -> Pins:
-        return Pins(self.folder)
+        """The distribution, k-NN and (2.19) lang-painless: what every node of this version needs."""
+        return pins_in(*self.folder, what=f"OpenSearch {self.version} with k-NN")
+
+    def pin_sets(self, security: bool = False, ml: bool = False) -> list[Pins]:
+        """Every set of pins a node of this kind needs, and no other."""
+        return [self.pins, *([SECURITY_PINS] if security else []), *([ML_PINS] if ml else [])]
 
     @property
     def major(self) -> int:
@@ -93,10 +91,9 @@ class Release:
         return f"opensearch-job-scheduler-{self.version}.0.zip", f"opensearch-ml-plugin-{self.version}.0.zip"
 
 
-DEFAULT_VERSION = "2.19.1"
 RELEASES = {
-    "2.19.1": Release("2.19.1", (), assemble_painless=True, security=True, strict_checksums=True, ml=True),
-    "3.5.0": Release("3.5.0", ("3.5.0",), assemble_painless=False, security=False, strict_checksums=False),
+    "2.19.1": Release("2.19.1", (), assemble_painless=True, security=True, ml=True),
+    "3.5.0": Release("3.5.0", ("3.5.0",), assemble_painless=False, security=False),
 }
 PAINLESS_FILES = asset("opensearch", "lang-painless")
 
@@ -120,6 +117,11 @@ def cache_dir(environ: dict[str, str] | None = None) -> Path:
     return Path(base) / "lookalike" / "opensearch"
 
 
+def maven_repository(cache: Path) -> Path:
+    """Maven's repository for our fetches: inside the cache, so an empty cache is a first install."""
+    return cache / "maven"
+
+
 @dataclass(frozen=True)
 class Installation:
     home: Path  # OPENSEARCH_HOME: bin/, lib/, modules/, plugins/
@@ -137,74 +139,10 @@ class Installation:
         return self.home / "bin" / "opensearch"
 
 
-def pinned(pins: Pins | None = None) -> dict[str, str]:
-    """file name -> sha256, from the checksums.sha256 of a set of pins (the default release's)."""
-    checksums = (pins or RELEASES[DEFAULT_VERSION].pins).checksums
-    lines = (line.split() for line in checksums.read_text().splitlines() if line.strip())
-    return {name: digest for digest, name in lines}
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def verify(downloads: Path, delete_bad: bool = True, pins: Pins | None = None) -> list[str]:
-    """The pinned files missing from `downloads`; raises on a checksum mismatch (after deleting it)."""
-    missing = []
-    for name, want in pinned(pins).items():
-        path = downloads / name
-        if not path.is_file():
-            missing.append(name)
-            continue
-        got = sha256(path)
-        if got != want:
-            if delete_bad:
-                path.unlink()
-            raise NodeError(f"{path}: sha256 {got} is not the pinned {want} (opensearch/.../checksums.sha256); "
-                            "the file was deleted, run the install again")  # fmt: skip
-    return missing
-
-
-def fetch(downloads: Path, say=print, maven_args: tuple[str, ...] = (), chosen: Release | None = None,
-          pins: Pins | None = None) -> None:  # fmt: skip
-    """Download what the release's pom.xml pins (or `pins`, of that release) into `downloads` with
-    Maven, printing progress. `maven_args`: more mvn options, e.g. `-s settings.xml` for a mirror or
-    proxy. Maven checks each file against Central's checksum where Central has one (-C); ours are
-    checked after."""
-    chosen = chosen or RELEASES[DEFAULT_VERSION]
-    pins = pins or chosen.pins
-    mvn = shutil.which("mvn")
-    if not mvn:
-        raise NodeError("Maven (mvn) is needed to fetch OpenSearch from Maven Central: apt-get install -y maven")
-    downloads.mkdir(parents=True, exist_ok=True)
-    strict = ["-C"] if chosen.strict_checksums else []
-    command = [mvn, "-B", *strict, *maven_args, "-f", str(pins.pom), f"{DEPENDENCY_PLUGIN}:copy-dependencies",
-               "-DexcludeTransitive=true", f"-DoutputDirectory={downloads}"]  # fmt: skip
-    what = "ml-commons and job-scheduler" if pins == ML_PINS else "its plugins"
-    say(f"fetching OpenSearch {chosen.version}'s {what} from Maven Central into {downloads} ...")
-    wanted = set(pinned(pins))
-    errors: list[str] = []
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert process.stdout is not None
-    for line in process.stdout:
-        line = re.sub(r"\x1b\[[0-9;]*m", "", line.rstrip()).removeprefix("[INFO] ")
-        done = re.match(r"Downloaded from \S+: (\S+) \((.+)\)", line)
-        if done and Path(done.group(1)).name in wanted:
-            say(f"  {Path(done.group(1)).name}: {done.group(2)}")
-        elif line.startswith("Downloading from") and Path(line.split()[-1]).name in wanted:
-            say(f"  downloading {Path(line.split()[-1]).name} ...")
-        elif line.startswith("[ERROR]"):
-            errors.append(line)
-    if process.wait() != 0:
-        detail = "\n".join(errors[:6]) or "(no [ERROR] lines)"
-        unreachable = re.search(r"transfer|connect|resolve|UnknownHost|timed out|Network", detail, re.I)
-        head = "Maven Central is unreachable" if unreachable else "Maven could not fetch the pinned artifacts"
-        raise NodeError(f"{head} (proxy or mirror: ~/.m2/settings.xml).\n  command: {' '.join(command)}\n"
-                        f"{detail}")  # fmt: skip
+def ensure_downloaded(pins: Pins, downloads: Path, cache: Path, say=print, maven_args: tuple[str, ...] = ()) -> None:
+    """Every file of `pins` in `downloads`, checked; fetched with Maven only if one is missing."""
+    if verify(downloads, pins, maven_repository(cache)):
+        fetch(pins, downloads, maven_repository(cache), say, maven_args)
 
 
 def assemble_painless(home: Path, downloads: Path) -> None:
@@ -214,7 +152,7 @@ def assemble_painless(home: Path, downloads: Path) -> None:
     module = home / "modules" / "lang-painless"
     module.mkdir(parents=True)
     in_lib = {path.name for path in (home / "lib").glob("*.jar")}
-    for name in pinned():
+    for name in RELEASES[DEFAULT_VERSION].pins.digests():
         if name.endswith(".jar") and name not in in_lib:
             shutil.copy2(downloads / name, module / name)
     for path in PAINLESS_FILES.iterdir():
@@ -238,20 +176,16 @@ def install_node(java_home: Path, cache: Path | None = None, say=print, security
                         "node without --secure (docs/opensearch.md says what a secured cluster needs)")  # fmt: skip
     cache = cache or cache_dir()
     home = cache / f"opensearch-{version}{'-security' if security else ''}{'-ml' if ml else ''}"
-    stamp = {"version": version, "checksums": sha256(chosen.pins.checksums), "painless": _painless_digest(),
-             "security": security, "ml": sha256(ML_PINS.checksums) if ml else False}  # fmt: skip
+    stamp = {"version": version, "pins": [sha256(pins.checksums) for pins in chosen.pin_sets(security, ml)],
+             "painless": _painless_digest(), "security": security, "ml": ml}  # fmt: skip
     marker = home / MARKER
     if marker.is_file():
         recorded = json.loads(marker.read_text())
         if all(recorded.get(key, False) == value for key, value in stamp.items()):
             return Installation(home, bool(recorded.get("knn_native")), security, version, ml)
     downloads = chosen.downloads(cache)
-    for pins in (chosen.pins, ML_PINS) if ml else (chosen.pins,):
-        if verify(downloads, pins=pins):
-            fetch(downloads, say, chosen=chosen, pins=pins)
-            missing = verify(downloads, pins=pins)
-            if missing:
-                raise NodeError(f"Maven finished but these are still missing from {downloads}: {', '.join(missing)}")
+    for pins in chosen.pin_sets(security, ml):
+        ensure_downloaded(pins, downloads, cache, say)
     say(f"installing OpenSearch {version} into {home} ...")
     staging = cache / f".staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)

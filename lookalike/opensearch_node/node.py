@@ -23,6 +23,7 @@ import httpx
 from lookalike.errors import NodeError
 from lookalike.opensearch_node import ml, security
 from lookalike.opensearch_node.install import Installation
+from lookalike.opensearch_node.java import has_module
 from lookalike.resources import asset
 
 USER = "lookalike-os"
@@ -131,7 +132,7 @@ class LocalNode:
         values = {"cluster": cfg.cluster, "name": cfg.name, "data": data, "logs": logs, "http_port": cfg.http_port,
                   "transport_port": cfg.transport_port, "discovery": discovery, "heap_min": cfg.heap_min,
                   "heap_max": cfg.heap_max, "knn_native": str(installation.knn_native).lower(),
-                  "install_home": installation.home}  # fmt: skip
+                  "install_home": installation.home, "vector_module": self._vector_module()}  # fmt: skip
         templates = {"opensearch.yml": "opensearch.yml", "jvm.options": "jvm3.options" if installation.major >= 3
                      else "jvm.options"}  # fmt: skip
         for name, template in templates.items():
@@ -150,6 +151,12 @@ class LocalNode:
         if cfg.ml:
             with (conf / "opensearch.yml").open("a") as yml:
                 yml.write(ml.node_settings())
+
+    def _vector_module(self) -> str:
+        """Lucene's SIMD vector code needs jdk.incubator.vector (3.x); a runtime without it runs scalar."""
+        if self.java_home is not None and has_module(self.java_home, "jdk.incubator.vector"):
+            return "--add-modules=jdk.incubator.vector"
+        return "# jdk.incubator.vector: not in this Java runtime, so Lucene's vector code runs without SIMD"
 
     @property
     def ca_file(self) -> Path | None:

@@ -111,10 +111,8 @@ def test_node_settings_trust_loopback_model_servers_only():
     assert not re.match(pattern, "http://127.0.0.1:8081/models")  # the management API is not a predict endpoint
 
 
-def test_ml_pins_are_separate_and_refused_where_they_cannot_work(tmp_path: Path):
-    pins = install.pinned(install.ML_PINS)
-    assert set(pins) == {"opensearch-job-scheduler-2.19.1.0.zip", "opensearch-ml-plugin-2.19.1.0.zip"}
-    assert not set(pins) & set(install.pinned())  # a plain node never downloads the 363 MB zip
+def test_ml_pins_are_refused_where_they_cannot_work(tmp_path: Path):
+    """(That a plain node never fetches them: tests/opensearch_node/test_maven.py.)"""
     with pytest.raises(NodeError, match=r"no ml-commons is pinned for OpenSearch 3\.5\.0"):
         install.install_node(tmp_path, cache=tmp_path, version="3.5.0", ml=True)
     with pytest.raises(NodeError, match="not both"):

