@@ -16,11 +16,12 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from lookalike import stack
+from lookalike.api import process
 from lookalike.cli.main import main as cli_main
+from lookalike.copies import captioned, heavy_crop, screenshot
 from lookalike.ingest import sources
 from lookalike.ingest.pipeline import DEFAULT_ERRORS, Ingestor, write_errors
 from lookalike.photos import interior_photos, subject_photos
-from lookalike.relevance.protocols import captioned, heavy_crop, screenshot
 from lookalike.serving import weights
 from lookalike.settings import DEFAULT_MODEL, RUN_DIR, Settings
 
@@ -90,7 +91,7 @@ def ensure_stack() -> Settings:
         connected.close()
     write_errors(DEFAULT_ERRORS, report.errors)
     print(f"  {report.summary()}")
-    api = stack.start_api(settings)
+    api = process.start_api(settings)
     print(f"- search page: {api}/   (API: {api}, OpenAPI docs: {api}/docs)")
     return settings
 

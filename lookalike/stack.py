@@ -1,48 +1,28 @@
-"""The whole stack, assembled once: build the archive, start TorchServe, open the index, start the
-API, stop them. `lookalike demo`, `lookalike loadtest`, the benchmarks and the test fixtures all
-use these functions instead of repeating the sequence.
+"""The whole stack, assembled once: build the archive, start TorchServe, open the index, ingest, stop
+it all. `lookalike demo`, `lookalike loadtest`, the benchmarks and the test fixtures use these
+functions instead of repeating the sequence; the API's own process control is lookalike.api.process.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-import uvicorn
-
+from lookalike.api.process import stop_api
 from lookalike.index import VectorIndex, open_index
 from lookalike.ingest.pipeline import Ingestor, Report
 from lookalike.ingest.sources import Item
+from lookalike.ports import free_ports
 from lookalike.serving import archive
 from lookalike.serving.client import ModelClient, ModelInfo
 from lookalike.serving.torchserve import PORT_KEYS, TorchServe
 from lookalike.settings import MODEL_STORE, RUN_DIR, TORCHSERVE_PORTS, Settings
 
 logger = logging.getLogger(__name__)
-API_RUN_DIR = RUN_DIR / "api"
-API_PID_FILE = API_RUN_DIR / "api.pid"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def free_ports() -> dict[str, int]:
-    return {key: free_port() for key in PORT_KEYS}
 
 
 # --- model server ----------------------------------------------------------------------------------
@@ -64,7 +44,7 @@ def start_torchserve(
     **options: Any,
 ) -> TorchServe:
     """A running TorchServe serving `models` (names, or name -> .mar file). Reuses the instance
-    already running from `run_dir`; `ports=None` means the default ports, `free_ports()` fresh ones."""
+    already running from `run_dir`; `ports=None` means the default ports, `free_ports(PORT_KEYS)` fresh ones."""
     if not isinstance(models, dict):
         models = {name: f"{name}.mar" for name in models}
     server = TorchServe(models, Path(store), Path(run_dir), ports or dict(TORCHSERVE_PORTS), **options)
@@ -76,7 +56,7 @@ def start_torchserve(
 @contextmanager
 def torchserve(models: dict[str, str] | list[str], store: Path, run_dir: Path, **options: Any) -> Iterator[TorchServe]:
     """A TorchServe on free ports for the length of a `with` block (benchmarks, tests)."""
-    server = start_torchserve(models, store, run_dir, free_ports(), **options)
+    server = start_torchserve(models, store, run_dir, free_ports(PORT_KEYS), **options)
     try:
         yield server
     finally:
@@ -130,95 +110,6 @@ def ingest(settings: Settings, items: list[Item], progress: bool = False) -> Rep
         return Ingestor(settings, connected.index, connected.info).run(items, len(items), progress=progress)
     finally:
         connected.close()
-
-
-# --- API -------------------------------------------------------------------------------------------
-class ApiThread:
-    """The API (uvicorn) on a free loopback port inside this process: tests and benchmarks."""
-
-    def __init__(self, settings: Settings, port: int | None = None) -> None:
-        from lookalike.api.app import create_app
-
-        port = port or free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> ApiThread:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the API did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
-def api_pid(pid_file: Path = API_PID_FILE) -> int | None:
-    try:
-        pid = int(pid_file.read_text())
-        os.kill(pid, 0)
-        return pid
-    except (OSError, ValueError):
-        return None
-
-
-def start_api(settings: Settings, run_dir: Path = API_RUN_DIR, timeout: float = 60.0) -> str:
-    """`lookalike api` as a detached process with `settings`; its URL once /healthz answers 200.
-    Reuses the one already running from `run_dir`."""
-    url = f"http://{settings.api_host}:{settings.api_port}"
-    pid_file = run_dir / "api.pid"
-    if api_pid(pid_file):
-        return url
-    run_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **settings_environment(settings)}
-    with open(run_dir / "api.log", "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "lookalike", "api"], env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    pid_file.write_text(str(process.pid))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the API exited with {process.returncode}; see {run_dir / 'api.log'}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
-                return url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    stop_api(pid_file)
-    raise RuntimeError(f"the API did not become healthy in {timeout:.0f}s; see {run_dir / 'api.log'}")
-
-
-def stop_api(pid_file: Path = API_PID_FILE) -> bool:
-    pid = api_pid(pid_file)
-    if pid is None:
-        return False
-    os.kill(pid, signal.SIGTERM)
-    for _ in range(100):
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            break
-        time.sleep(0.1)
-    pid_file.unlink(missing_ok=True)
-    return True
-
-
-def settings_environment(settings: Settings) -> dict[str, str]:
-    """`settings` as the LOOKALIKE_* variables that make a child process read the same."""
-    env = {}
-    for name, value in vars(settings).items():
-        if value is not None:
-            env[f"LOOKALIKE_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
-    return env
 
 
 def stop_all(run_dir: Path = RUN_DIR) -> list[str]:

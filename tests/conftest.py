@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from lookalike import opensearch_node, stack
+from lookalike import opensearch_node, ports, stack
+from lookalike.api import process
 from lookalike.photos import interior_photos, subject_photos
 from lookalike.serving import archive
 from lookalike.serving.torchserve import TorchServe
@@ -167,7 +168,7 @@ def _node(request, secure: bool, version: str = opensearch_node.DEFAULT_VERSION,
                                                       with_ml=with_ml)  # fmt: skip
     home = Path(tempfile.mkdtemp(prefix="lookalike-test-opensearch-"))
     home.chmod(0o755)
-    config = opensearch_node.NodeConfig("test", home, stack.free_port(), stack.free_port(), cluster="lookalike-test",
+    config = opensearch_node.NodeConfig("test", home, ports.free_port(), ports.free_port(), cluster="lookalike-test",
                                         secure=secure, index_patterns=TEST_ALIASES, ml=with_ml)  # fmt: skip
     node = opensearch_node.LocalNode(config, installation, java_home).start()
     saved = {name: os.environ.get(name) for name in CLIENT_VARIABLES}
@@ -224,7 +225,7 @@ def os_alias(opensearch_url) -> Iterator[str]:
     drop_indices(opensearch_url, alias)
 
 
-def _api(ts_url: str, photos: dict[str, bytes], tmp_path_factory, backend: str, request) -> Iterator[stack.ApiThread]:
+def _api(ts_url: str, photos: dict[str, bytes], tmp_path_factory, backend: str, request) -> Iterator[process.ApiThread]:
     more = {"ts_url": ts_url, "model": LITE, "max_image_bytes": 1_000_000,
             "thumb_dir": tmp_path_factory.mktemp("thumbs")}  # fmt: skip
     url = node_url(request, backend)
@@ -235,7 +236,7 @@ def _api(ts_url: str, photos: dict[str, bytes], tmp_path_factory, backend: str, 
     items = stack.photo_items(photos, tmp_path_factory.mktemp("api-photos"), "subjects", named=True, tags=("sample",))
     stack.ingest(settings, items)
     try:
-        with stack.ApiThread(settings) as running:
+        with process.ApiThread(settings) as running:
             running.backend = backend
             yield running
     finally:
@@ -244,13 +245,13 @@ def _api(ts_url: str, photos: dict[str, bytes], tmp_path_factory, backend: str, 
 
 
 @pytest.fixture(scope="session")
-def search_api(server, photos, tmp_path_factory, request) -> Iterator[stack.ApiThread]:
+def search_api(server, photos, tmp_path_factory, request) -> Iterator[process.ApiThread]:
     """The API on an embedded index holding the subject photos, with real TorchServe behind it."""
     yield from _api(server.inference_url, photos, tmp_path_factory, "embedded", request)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def standin_api(standin, photos, tmp_path_factory, request) -> Iterator[stack.ApiThread]:
+def standin_api(standin, photos, tmp_path_factory, request) -> Iterator[process.ApiThread]:
     """The same API with the stand-in model server behind it (fast tier), on each index backend:
     embedded, and the real OpenSearch node."""
     yield from _api(standin.inference_url, photos, tmp_path_factory, request.param, request)

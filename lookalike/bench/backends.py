@@ -29,7 +29,8 @@ import httpx
 import numpy as np
 import psutil
 
-from lookalike import bench, opensearch_node, stack
+from lookalike import bench, opensearch_node, ports, stack
+from lookalike.api import process
 from lookalike.bench.index import dataset, measure
 from lookalike.index import VectorIndex
 from lookalike.index.documents import Doc
@@ -62,7 +63,7 @@ def fill(index: VectorIndex, xb: np.ndarray, cats: np.ndarray, model: str, batch
 
 def api_p50(settings: Settings, requests: int) -> float:
     photo = subject_photos()["coffee"]
-    with stack.ApiThread(settings) as api, httpx.Client(timeout=60) as http:
+    with process.ApiThread(settings) as api, httpx.Client(timeout=60) as http:
         times = []
         for _ in range(requests + 3):
             t0 = time.perf_counter()
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             home = tmp / "node"
             home.mkdir()
             tmp.chmod(0o755)
-            config = opensearch_node.NodeConfig("bench", home, stack.free_port(), stack.free_port(), cluster="bench")
+            config = opensearch_node.NodeConfig("bench", home, ports.free_port(), ports.free_port(), cluster="bench")
             node = opensearch_node.LocalNode(config, installation, java_home).start()
             os_url, os_pid = node.url, node.pid()
         try:

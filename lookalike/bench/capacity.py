@@ -21,10 +21,12 @@ from pathlib import Path
 
 import psutil
 
-from lookalike import bench, stack
+from lookalike import bench, ports, stack
+from lookalike.api import process
 from lookalike.loadtest.runner import LOCUSTFILE
 from lookalike.photos import all_photos
 from lookalike.serving import archive
+from lookalike.serving.torchserve import PORT_KEYS
 from lookalike.settings import REPORTS_DIR, Settings
 
 # (workers, torch threads per worker, batchSize, maxBatchDelay ms)
@@ -84,21 +86,21 @@ def main(argv: list[str] | None = None) -> int:
             archive.build("resnet50", tmp / "store", name=name, random_weights=True,
                           overrides={"minWorkers": workers, "maxWorkers": workers, "batchSize": batch,
                                      "maxBatchDelay": delay}, handler_overrides={"threads": threads})  # fmt: skip
-            ts = stack.start_torchserve([name], tmp / "store", tmp / f"ts-{name}", stack.free_ports())
+            ts = stack.start_torchserve([name], tmp / "store", tmp / f"ts-{name}", ports.free_ports(PORT_KEYS))
             api_dir = tmp / f"api-{name}"
             try:
                 settings = Settings(ts_url=ts.inference_url, model=name, data_dir=tmp / "index",
-                                    api_port=stack.free_port())  # fmt: skip
+                                    api_port=ports.free_port())  # fmt: skip
                 stack.ingest(settings, stack.photo_items(photos, tmp / "photos"))
-                api = stack.start_api(settings, api_dir)
+                api = process.start_api(settings, api_dir)
                 java = psutil.Process(ts.pid())
                 processes = {"torchserve_workers": [p for p in java.children(recursive=True)], "java": [java],
-                             "api": [psutil.Process(stack.api_pid(api_dir / "api.pid"))]}  # fmt: skip
+                             "api": [psutil.Process(process.api_pid(api_dir / "api.pid"))]}  # fmt: skip
                 out = tmp / f"locust-{name}"
                 out.mkdir()
                 results = [run_level(api, users, args.seconds, out, processes) for users in levels]
             finally:
-                stack.stop_api(api_dir / "api.pid")
+                process.stop_api(api_dir / "api.pid")
                 ts.stop()
             ok = [r for r in results if r["p95_ms"] <= 1000 and r["failures"] == 0]
             best = max(ok, key=lambda r: r["rps"]) if ok else None

@@ -29,11 +29,11 @@ from lookalike_handler.settings import HandlerSettings
 from lookalike import bench
 from lookalike.errors import ModelServerError
 from lookalike.photos import all_photos
+from lookalike.ports import free_ports
 from lookalike.serving import archive
 from lookalike.serving.client import ModelClient
-from lookalike.serving.torchserve import TorchServe
+from lookalike.serving.torchserve import PORT_KEYS, TorchServe
 from lookalike.settings import REPORTS_DIR
-from lookalike.stack import free_ports
 
 
 def percentiles(latencies: list[float]) -> tuple[float, float]:
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                                            "decode": args.decode},
                     )  # fmt: skip
                     models[name] = f"{name}.mar"
-                server = TorchServe(models, store, Path(tmp) / f"run-{precision}", free_ports())
+                server = TorchServe(models, store, Path(tmp) / f"run-{precision}", free_ports(PORT_KEYS))
             try:
                 for repeat in range(args.repeats):
                     for b in batch_sizes:

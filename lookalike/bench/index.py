@@ -33,6 +33,7 @@ import numpy as np
 
 from lookalike import bench
 from lookalike.bench import ivfpq
+from lookalike.bench.rss import current_rss_mb, peak_rss_mb
 from lookalike.bench.spectrum import Gaussian
 from lookalike.index.documents import Doc
 from lookalike.index.embedded import EmbeddedIndex
@@ -264,23 +265,6 @@ def build_and_probe(directory: Path, args, kind: str, xq: np.ndarray, truth: Tru
     for name in ("graph.faiss", "codes.faiss"):
         (directory / index_name(args.dim) / name).unlink(missing_ok=True)
     return {"build_s": build_s, "build_peak_rss_mb": build_rss, **probed}
-
-
-def _status_mb(key: str) -> float:
-    """A memory line of /proc/self/status, in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{key}:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def peak_rss_mb() -> float:
-    """This process's resident-memory high-water mark (VmHWM: unlike ru_maxrss, it starts afresh at exec)."""
-    return _status_mb("VmHWM")
-
-
-def current_rss_mb() -> float:
-    return _status_mb("VmRSS")
 
 
 def index_name(d: int) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 
 from lookalike import bench, stack
+from lookalike.api import process
 from lookalike.photos import subject_photos
 from lookalike.settings import DEFAULT_MODEL, MODEL_STORE, REPORTS_DIR, Settings
 
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             for count in (1, 2) if round_ % 2 == 0 else (2, 1):
                 urls = ",".join(server.inference_url for server in servers[:count])
                 settings = Settings(ts_url=urls, data_dir=data_dir, thumb_dir=tmp / "thumbs")
-                with stack.ApiThread(settings) as api:
+                with process.ApiThread(settings) as api:
                     load(api.url, photos["coffee"], 3, args.clients)  # warm-up
                     rate = load(api.url, photos["coffee"], args.seconds, args.clients)
                 results[count].append(rate)

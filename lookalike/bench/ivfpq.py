@@ -17,6 +17,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from lookalike.bench.rss import current_rss_mb, peak_rss_mb
+
 TRAIN = 100_000
 CANDIDATES = 100
 
@@ -29,8 +31,6 @@ def read(db: sqlite3.Connection, d: int, after: int, limit: int) -> tuple[np.nda
 
 def probe(db_file: str, d: int, xq: np.ndarray, truth: np.ndarray, nprobes: list[int], nlist: int, m: int) -> dict:
     """Build, then search; run in a fresh process so its peak RSS is the build's and the search's."""
-    from lookalike.bench.index import current_rss_mb, peak_rss_mb
-
     db = sqlite3.connect(db_file)
     started = time.perf_counter()
     index = faiss.IndexIVFPQ(faiss.IndexFlatIP(d), d, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)

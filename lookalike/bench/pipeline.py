@@ -27,6 +27,7 @@ import httpx
 import numpy as np
 
 from lookalike import bench, opensearch_node, stack
+from lookalike.api import process
 from lookalike.index import opensearch_index
 from lookalike.ml_connect.connect import Connector, ensure_index, index_body_for
 from lookalike.ml_connect.plan import Plan
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                 httpx.post(f"{node.url}/bench-site/_search", params={"search_pipeline": plan.search_pipeline},
                            json={**body, "_source": False}, timeout=60).raise_for_status()  # fmt: skip
 
-            with stack.ApiThread(settings) as api, httpx.Client(timeout=60) as http:
+            with process.ApiThread(settings) as api, httpx.Client(timeout=60) as http:
 
                 def through_api(data: bytes) -> None:
                     http.post(f"{api.url}/search", params={"k": 10}, content=data,

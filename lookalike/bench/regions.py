@@ -34,9 +34,10 @@ from lookalike_handler.regions import SCHEMES, crops
 from PIL import Image
 
 from lookalike import bench, opensearch_node, stack
-from lookalike.bench.index import Mixture, current_rss_mb
+from lookalike.bench.index import Mixture
 from lookalike.bench.ingest import unique_copies
 from lookalike.bench.opensearch_scale import vector_files
+from lookalike.bench.rss import current_rss_mb
 from lookalike.index.documents import Doc
 from lookalike.index.embedded import EmbeddedIndex
 from lookalike.index.opensearch_index import OpenSearchIndex

@@ -24,10 +24,12 @@ from pathlib import Path
 
 import psutil
 
-from lookalike import bench, stack
+from lookalike import bench, ports, stack
+from lookalike.api.process import api_pid, start_api, stop_api
 from lookalike.bench.capacity import cpu_seconds
 from lookalike.loadtest.runner import locust_command, run_headless
 from lookalike.photos import all_photos
+from lookalike.serving.torchserve import PORT_KEYS
 from lookalike.settings import DEFAULT_MODEL, MODEL_STORE, REPORTS_DIR, Settings
 
 
@@ -90,13 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     stack.ensure_archive(DEFAULT_MODEL)
     with tempfile.TemporaryDirectory(prefix="lookalike-soak-") as tmp_name:
         tmp = Path(tmp_name)
-        ts = stack.start_torchserve([DEFAULT_MODEL], MODEL_STORE, tmp / "ts", stack.free_ports())
+        ts = stack.start_torchserve([DEFAULT_MODEL], MODEL_STORE, tmp / "ts", ports.free_ports(PORT_KEYS))
         api_dir = tmp / "api"
         try:
-            settings = Settings(ts_url=ts.inference_url, data_dir=tmp / "index", api_port=stack.free_port())
+            settings = Settings(ts_url=ts.inference_url, data_dir=tmp / "index", api_port=ports.free_port())
             stack.ingest(settings, stack.photo_items(all_photos(), tmp / "photos"))
-            api = stack.start_api(settings, api_dir)
-            java, api_process = psutil.Process(ts.pid()), psutil.Process(stack.api_pid(api_dir / "api.pid"))
+            api = start_api(settings, api_dir)
+            java, api_process = psutil.Process(ts.pid()), psutil.Process(api_pid(api_dir / "api.pid"))
 
             def groups() -> dict[str, list[psutil.Process]]:
                 return {"torchserve_frontend": [java], "torchserve_workers": java.children(recursive=True),
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             samples = watch.stop()
             result = locust_totals(soak)
         finally:
-            stack.stop_api(api_dir / "api.pid")
+            stop_api(api_dir / "api.pid")
             ts.stop()
 
     first = next((s for s in samples if s["t"] >= 60), samples[0])  # after a minute of warm-up

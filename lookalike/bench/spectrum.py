@@ -79,8 +79,8 @@ def embeddings(views: int, seed: int) -> np.ndarray:
     from lookalike_handler.embedder import Embedder
     from lookalike_handler.settings import HandlerSettings
 
+    from lookalike.copies import KINDS
     from lookalike.photos import all_photos
-    from lookalike.relevance.protocols import KINDS
     from lookalike.serving.weights import resolve
 
     rng = np.random.default_rng(seed)

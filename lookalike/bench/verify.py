@@ -22,8 +22,9 @@ import httpx
 import numpy as np
 
 from lookalike import bench, stack
+from lookalike.api import process
+from lookalike.copies import heavy_crop
 from lookalike.photos import all_photos
-from lookalike.relevance.protocols import heavy_crop
 from lookalike.settings import DEFAULT_MODEL, MODEL_STORE, REPORTS_DIR, Settings
 from lookalike.verify import extract
 
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             settings = Settings(ts_url=server.inference_url, data_dir=tmp / "index", thumb_dir=tmp / "thumbs",
                                 home=tmp)  # fmt: skip
             stack.ingest(settings, stack.photo_items(photos, tmp / "photos", "photos", named=True))
-            with stack.ApiThread(settings) as api:
+            with process.ApiThread(settings) as api:
                 latencies(api.url, queries[:5], False)  # warm-up
                 latencies(api.url, queries, True)  # every indexed photo's features made once
                 for repeat in range(args.repeats):

@@ -12,6 +12,7 @@ import uvicorn
 from lookalike_handler.backbones import BACKBONES
 
 from lookalike import stack
+from lookalike.api import process
 from lookalike.cli.common import add_settings_args, guarded, settings_from_args, subparser
 from lookalike.serving import archive, weights
 from lookalike.serving.int8 import BoundMissed
@@ -131,7 +132,7 @@ def stop(args: argparse.Namespace) -> int:
 
 def status(args: argparse.Namespace) -> int:
     ts_pid = TorchServe({}, MODEL_STORE, RUN_DIR / "torchserve").pid()
-    api_pid = stack.api_pid()
+    api_pid = process.api_pid()
     print(f"TorchServe: {f'running, pid {ts_pid}' if ts_pid else 'not running'}")
     print(f"search API: {f'running, pid {api_pid}' if api_pid else 'not running'}")
     return 0 if ts_pid and api_pid else 1

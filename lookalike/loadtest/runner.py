@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lookalike.ports import free_port
 from lookalike.resources import asset
 from lookalike.settings import REPORTS_DIR
 
@@ -44,8 +45,6 @@ def run_headless(cmd: list[str], argv: list[str], prefix: Path, html: Path, work
     common = ["--headless", "--csv", str(prefix), "--html", str(html), "--only-summary", *argv]
     if not workers:
         return subprocess.call([*cmd, *common])
-    from lookalike.stack import free_port
-
     port = free_port()
     helpers = [subprocess.Popen([*cmd, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -26,6 +26,7 @@ from lookalike.opensearch_node.node import (
     health,
     port_free,
 )
+from lookalike.ports import free_port
 
 __all__ = [
     "DEFAULT_VERSION",
@@ -67,8 +68,6 @@ def local_node(home: Path | None = None, http_port: int | None = None, transport
     started; `installed` installs it on first use (needed to start it, not to stop it or ask its
     status). `secure` / `with_ml` / `version` None: as the node was made (a secured node keeps its
     secrets in `home`, a node with ml-commons its ml.ML_FILE, every node its version)."""
-    from lookalike.stack import free_port
-
     if home is None:
         home = kind_of(bool(secure), bool(with_ml), version).home
     home = home.resolve()  # the node runs in its own folder: a relative --dir would point elsewhere from there
@@ -106,8 +105,6 @@ def throwaway_node(name: str, heap: str = "1g", secure: bool = False, version: s
     """A started node of its own cluster `name` on free ports, its data in a temporary folder; stopped
     and removed on exit (benchmarks). `secure`: TLS, users and roles (security.py); its client
     settings are `security.client_environment(node.url, node.config.home)`. `with_ml`: ml-commons."""
-    from lookalike.stack import free_port
-
     with tempfile.TemporaryDirectory(prefix=f"lookalike-{name}-") as tmp_name:
         tmp = Path(tmp_name)
         tmp.chmod(0o755)  # the node runs as its own user

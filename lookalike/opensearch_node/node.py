@@ -14,7 +14,6 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from lookalike.errors import NodeError
 from lookalike.opensearch_node import ml, security
 from lookalike.opensearch_node.install import Installation
 from lookalike.opensearch_node.java import has_module
+from lookalike.ports import free_port
 from lookalike.resources import asset
 
 USER = "lookalike-os"
@@ -284,8 +284,8 @@ class LocalNode:
         return "\n".join(parts) or f"(no log under {self.config.home})"
 
 
-def cluster(installation: Installation, java_home: Path, root: Path, names: list[str], free_port: Callable[[], int],
-            managers: int = 1, name: str = "lookalike") -> list[LocalNode]:  # fmt: skip
+def cluster(installation: Installation, java_home: Path, root: Path, names: list[str], managers: int = 1,
+            name: str = "lookalike") -> list[LocalNode]:  # fmt: skip
     """Nodes of one cluster on loopback, each in root/<name>. The first `managers` are
     cluster-manager eligible (and data); the others are data nodes only."""
     root.mkdir(parents=True, exist_ok=True)

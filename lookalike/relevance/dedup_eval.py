@@ -25,9 +25,9 @@ import numpy as np
 from lookalike_handler.wire import decode_regions, decode_vector
 
 from lookalike import dedup
+from lookalike.copies import collages, copies
 from lookalike.index.documents import Doc
 from lookalike.index.embedded import EmbeddedIndex
-from lookalike.relevance.protocols import collages, copies
 from lookalike.serving.client import ModelClient
 from lookalike.verify.features import Features, extract
 from lookalike.verify.store import FeatureStore

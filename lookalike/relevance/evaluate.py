@@ -2,7 +2,7 @@
 
   (a) a labelled folder (first-level folder = class): every image queries all the others
       (held out of its own gallery); a right answer is an image of the same class;
-  (b) copy protocols (protocols.py: near-duplicate, heavy-crop, reframe, recolour, pasted into
+  (b) copy protocols (lookalike/copies.py: near-duplicate, heavy-crop, reframe, recolour, pasted into
       another photo): each photo's seeded copy queries the originals; the right answer is its original;
   (c) de-duplication (dedup_eval.py): pair precision and recall of `lookalike dedup`'s groups over
       the photos and their copies, per region scheme and threshold.
@@ -32,12 +32,12 @@ import numpy as np
 from lookalike_handler.wire import decode_regions, decode_vector
 
 from lookalike import stack
+from lookalike.copies import ALL_KINDS, PARTIAL_KINDS, copies
 from lookalike.errors import BadQuery, LookalikeError
 from lookalike.ingest.sources import from_folder
 from lookalike.photos import SAME_SCENE, interior_photos, subject_photos
 from lookalike.relevance import dedup_eval
 from lookalike.relevance.metrics import Scores, ranked_by, rankings, score
-from lookalike.relevance.protocols import ALL_KINDS, PARTIAL_KINDS, copies
 from lookalike.serving.client import ModelClient
 from lookalike.settings import MODEL_STORE, REPORTS_DIR, RUN_DIR, Settings
 from lookalike.verify import Features, extract, verify

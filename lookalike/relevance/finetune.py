@@ -40,11 +40,11 @@ from lookalike_handler.settings import HandlerSettings
 from lookalike_handler.transforms import normalize_batch
 from tqdm import tqdm
 
+from lookalike.copies import near_duplicate
 from lookalike.errors import BadQuery, LookalikeError
 from lookalike.ingest.sources import from_folder
 from lookalike.relevance.evaluate import classes
 from lookalike.relevance.metrics import rankings, score
-from lookalike.relevance.protocols import near_duplicate
 from lookalike.serving import archive
 from lookalike.serving.weights import resolve
 from lookalike.settings import DEFAULT_MODEL, MODEL_STORE, REPORTS_DIR

@@ -2,7 +2,7 @@
 by `lookalike mar` at precision auto for a backbone marked int8_auto): calibrated on augmented views
 of the bundled photos, then held to fp32's answers on the photos themselves
 (lookalike_handler.quantize: per-image cosine >= 0.99, top-10 overlap >= 0.95) and on copies of them:
-each copy protocol of `lookalike eval` (lookalike.relevance.protocols, seeds 0 and 1: 102 queries
+each copy protocol of `lookalike eval` (lookalike.copies, seeds 0 and 1: 102 queries
 per kind) must find the original at rank 1 within MAX_COPY_DROP of fp32's R@1 (both trunks see the
 same pixels: exact decoding, the centre crop). Asked for by name, a trunk that misses the bound is
 refused with its figures, and no archive is written.
@@ -38,9 +38,9 @@ from lookalike_handler.settings import HandlerSettings
 from lookalike_handler.transforms import FIT, normalize_batch
 from PIL import Image, ImageEnhance, ImageOps
 
+from lookalike.copies import ALL_KINDS, copies
 from lookalike.errors import LookalikeError
 from lookalike.photos import interior_photos, subject_photos
-from lookalike.relevance.protocols import ALL_KINDS, copies
 
 BATCH = 8
 RACE_SECONDS = 4.0  # per precision, after a warm-up

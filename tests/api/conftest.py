@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager
 import pytest
 
 from lookalike import stack
+from lookalike.api import process
 from lookalike.settings import Settings
 from tests.backends import BACKENDS, drop_indices, node_url, opensearch_settings
 
@@ -43,6 +44,6 @@ def catalogue(request, standin, photos, interiors, tmp_path_factory) -> Iterator
 
 
 @pytest.fixture
-def api(catalogue) -> Callable[..., AbstractContextManager[stack.ApiThread]]:
+def api(catalogue) -> Callable[..., AbstractContextManager[process.ApiThread]]:
     """api(**settings) -> the API over the catalogue with these settings changed (keys, CORS ...)."""
-    return lambda **changes: stack.ApiThread(catalogue.replace(**changes))
+    return lambda **changes: process.ApiThread(catalogue.replace(**changes))

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from lookalike import stack
+from lookalike.api import process
 from lookalike.settings import Settings
 from tests.api.conftest import LITE, WRITE_KEY
 
@@ -35,7 +36,7 @@ def test_every_route_answers_as_its_openapi_document_says(schemathesis, standin,
                         thumb_dir=tmp_path / "thumbs", max_image_bytes=1_000_000)  # fmt: skip
     chosen = {name: photos[name] for name in ("coffee", "chelsea", "rocket")}
     stack.ingest(settings, stack.photo_items(chosen, tmp_path / "photos", "subjects", named=True))
-    with stack.ApiThread(settings) as api:
+    with process.ApiThread(settings) as api:
         done = subprocess.run(
             [str(schemathesis), "--no-color", "--config-file", str(CONFIG), "run", f"{api.url}/openapi.json",
              "--checks", "all", "--header", f"Authorization: Bearer {WRITE_KEY}", "--seed", "1"],

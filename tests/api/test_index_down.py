@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from lookalike import stack
+from lookalike.api import process
 from tests.api.conftest import LITE, WRITE_KEY
 from tests.backends import drop_indices, opensearch_settings
 from tests.faults import FaultProxy
@@ -46,7 +47,7 @@ def behind_proxy(standin, photos, opensearch_url, tmp_path):
         chosen = {name: photos[name] for name in ("coffee", "chelsea", "rocket")}
         stack.ingest(settings, stack.photo_items(chosen, tmp_path / "photos", "subjects", named=True))
         try:  # the API gives up on a request after 1 s (and 3 more tries), so a hung node is seen fast
-            with stack.ApiThread(settings.replace(opensearch_timeout=1.0)) as api:
+            with process.ApiThread(settings.replace(opensearch_timeout=1.0)) as api:
                 yield api.url, proxy, alias
         finally:
             proxy.mode = "up"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from lookalike import stack
+from lookalike.api import process
 from lookalike.settings import REPORTS_DIR, Settings
 from tests.api.conftest import build_catalogue
 
@@ -80,7 +80,7 @@ def test_search_filter_more_like_this_per_category_and_a_text_file(site, page, p
     coffee.write_bytes(photos["coffee"])
     notes = tmp_path / "notes.txt"
     notes.write_text("not a photo\n")
-    with stack.ApiThread(settings) as running:
+    with process.ApiThread(settings) as running:
         page.goto(running.url)
         expect(page.locator("#category option")).to_have_count(3)  # all + the two categories with counts
         expect(page.locator("#category")).to_contain_text("interiors (12)")
@@ -214,7 +214,7 @@ def test_the_matching_region_is_outlined_on_its_hit(browser, standin, photos, tm
     coffee.write_bytes(photos["coffee"])
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    with stack.ApiThread(settings) as running:
+    with process.ApiThread(settings) as running:
         for name, data in (("collage", composite(photos)), ("chelsea", photos["chelsea"])):
             assert requests.put(f"{running.url}/images/{name}", data=data, timeout=60,
                                 headers={"Authorization": f"Bearer {KEY}"}).status_code == 201  # fmt: skip
@@ -249,7 +249,7 @@ def test_review_duplicates_accept_keep_another_and_not_duplicates(browser, stand
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     expect = playwright_api.expect
-    with stack.ApiThread(settings) as running:
+    with process.ApiThread(settings) as running:
         for name in ("coffee", "chelsea", "rocket"):
             img = Image.open(io.BytesIO(photos[name])).convert("RGB")
             for suffix, copy in (("", img), ("-small", img.resize((img.width // 2, img.height // 2)))):
@@ -300,7 +300,7 @@ def test_the_verify_switch_marks_verified_copies(browser, standin, photos, tmp_p
     coffee.write_bytes(photos["coffee"])
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    with stack.ApiThread(settings) as running:
+    with process.ApiThread(settings) as running:
         for name in ("coffee", "chelsea", "rocket"):
             assert requests.put(f"{running.url}/images/{name}", data=photos[name], headers=AUTH,
                                 timeout=60).status_code == 201  # fmt: skip

@@ -8,7 +8,7 @@ import io
 import requests
 from PIL import Image
 
-from lookalike import stack
+from lookalike.api import process
 from lookalike.settings import Settings
 
 KEY = "write-key"
@@ -31,7 +31,7 @@ def test_an_image_pasted_into_another_is_found_by_its_region_with_the_box(standi
     settings = Settings(ts_url=standin.inference_url, data_dir=tmp_path / "index", regions="grid2", api_key=KEY,
                         thumb_dir=tmp_path / "thumbs")  # fmt: skip
     auth = {"Authorization": f"Bearer {KEY}"}
-    with stack.ApiThread(settings) as api:
+    with process.ApiThread(settings) as api:
         for name, data in (("collage", composite(photos)), ("chelsea", photos["chelsea"])):
             put = requests.put(f"{api.url}/images/{name}", data=data, headers=auth, timeout=60)
             assert put.status_code == 201, put.text

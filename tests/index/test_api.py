@@ -10,13 +10,14 @@ import os
 
 import requests
 
-from lookalike import stack
+from lookalike import ports
+from lookalike.api import process
 from lookalike.settings import Settings
 
 LITE = "efficientnet_lite0"
 
 
-def post_coffee(api: stack.ApiThread, photos: dict[str, bytes]) -> requests.Response:
+def post_coffee(api: process.ApiThread, photos: dict[str, bytes]) -> requests.Response:
     """POST /search with the coffee photo as the raw body."""
     return requests.post(f"{api.url}/search", data=photos["coffee"], headers={"Content-Type": "image/jpeg"}, timeout=60)
 
@@ -78,8 +79,8 @@ def test_healthz_and_openapi(standin_api):
 
 
 def test_model_server_down_is_a_clear_503(tmp_path, photos):
-    settings = Settings(ts_url=f"http://127.0.0.1:{stack.free_port()}", model=LITE, data_dir=tmp_path)
-    with stack.ApiThread(settings) as api:
+    settings = Settings(ts_url=f"http://127.0.0.1:{ports.free_port()}", model=LITE, data_dir=tmp_path)
+    with process.ApiThread(settings) as api:
         response = post_coffee(api, photos)
         assert response.status_code == 503 and "model server unavailable" in response.json()["error"]
         health = requests.get(f"{api.url}/healthz", timeout=30)
@@ -90,7 +91,7 @@ def test_index_down_is_a_clear_503(standin, tmp_path, photos):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the index folder should be")
     settings = Settings(ts_url=standin.inference_url, model=LITE, data_dir=blocker)
-    with stack.ApiThread(settings) as api:
+    with process.ApiThread(settings) as api:
         response = post_coffee(api, photos)
         assert response.status_code == 503 and "cannot open the embedded index" in response.json()["error"]
         health = requests.get(f"{api.url}/healthz", timeout=30).json()
@@ -99,9 +100,9 @@ def test_index_down_is_a_clear_503(standin, tmp_path, photos):
 
 def test_opensearch_down_is_a_clear_503(standin, photos):
     settings = Settings(
-        ts_url=standin.inference_url, model=LITE, opensearch_url=f"http://127.0.0.1:{stack.free_port()}"
+        ts_url=standin.inference_url, model=LITE, opensearch_url=f"http://127.0.0.1:{ports.free_port()}"
     )
-    with stack.ApiThread(settings) as api:
+    with process.ApiThread(settings) as api:
         response = post_coffee(api, photos)
         assert response.status_code == 503 and "OpenSearch unreachable" in response.json()["error"]
 
@@ -109,11 +110,11 @@ def test_opensearch_down_is_a_clear_503(standin, photos):
 def test_the_api_sends_the_model_servers_bearer_key(token_server, photos, tmp_path):
     settings = Settings(ts_url=token_server.inference_url, model=LITE, data_dir=tmp_path,
                               ts_key_file=str(token_server.key_file))  # fmt: skip
-    with stack.ApiThread(settings) as api:
+    with process.ApiThread(settings) as api:
         response = post_coffee(api, photos)
         assert response.status_code == 200 and response.json()["hits"] == []
     unkeyed = Settings(ts_url=token_server.inference_url, model=LITE, data_dir=tmp_path)
-    with stack.ApiThread(unkeyed) as api:
+    with process.ApiThread(unkeyed) as api:
         response = post_coffee(api, photos)
         assert response.status_code == 503 and "bearer key" in response.json()["error"]
 
@@ -124,7 +125,7 @@ def test_the_api_rereads_an_expired_key_from_the_key_file(token_server, photos, 
     key_file = tmp_path / "key_file.json"
     key_file.write_text(json.dumps({**real, "inference": {**real["inference"], "key": "expired"}}))
     settings = Settings(ts_url=token_server.inference_url, model=LITE, data_dir=tmp_path, ts_key_file=str(key_file))
-    with stack.ApiThread(settings) as api:
+    with process.ApiThread(settings) as api:
         key_file.write_text(json.dumps(real))  # the rotation happens after the API read the old key
         response = post_coffee(api, photos)
         assert response.status_code == 200, response.text

@@ -30,7 +30,7 @@ def two_nodes(opensearch_installation):
     a cluster that must survive losing any node needs three manager-eligible nodes."""
     installation, java_home = opensearch_installation
     root = Path(tempfile.mkdtemp(prefix="lookalike-test-cluster-"))
-    nodes = opensearch_node.cluster(installation, java_home, root, ["manager", "data"], stack.free_port,
+    nodes = opensearch_node.cluster(installation, java_home, root, ["manager", "data"],
                                     name=f"lookalike-two-{uuid.uuid4().hex[:6]}")  # fmt: skip
     try:
         for node in nodes:

@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from lookalike import stack
+from lookalike.api import process
 from lookalike.cli.main import main
 from lookalike.index.opensearch_index import connect as os_client
 from lookalike.ml_connect.plan import Plan
@@ -145,7 +146,7 @@ def test_same_vectors_and_same_answers_as_our_ingest_and_api(connected, token_se
             ours = client.get(index=alias, id=name)["_source"]
             assert cosine(theirs["vector"], ours["vector"]) >= 0.9999, name
         queries = [*list(photos)[:3], *list(interiors)[:3]]
-        with stack.ApiThread(settings) as api:
+        with process.ApiThread(settings) as api:
             for name in queries:
                 image = docs[name]["image"]
                 for group in (None, "interiors"):

@@ -20,11 +20,11 @@ import pytest
 from PIL import Image
 
 from lookalike import dedup, search, stack
+from lookalike.copies import near_duplicate
 from lookalike.errors import BadQuery, NotFound
 from lookalike.index.embedded import EmbeddedIndex
 from lookalike.index.opensearch_index import OpenSearchIndex
 from lookalike.ingest.pipeline import Ingestor
-from lookalike.relevance.protocols import near_duplicate
 from lookalike.serving.client import ModelClient
 from lookalike.settings import Settings
 from tests.backends import NODE_FIXTURES, drop_indices, node_url, opensearch_settings

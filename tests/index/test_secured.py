@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from lookalike import stack
+from lookalike.api import process
 from lookalike.cli.main import main
 from lookalike.errors import IndexUnavailable
 from lookalike.index.opensearch_index import OpenSearchIndex, connect
@@ -58,7 +59,7 @@ def test_a_wrong_password_names_authentication_and_never_the_password(secured, s
     err = capsys.readouterr().err
     assert code == IndexUnavailable.exit_code and "refused authentication" in err and wrong not in err
     # the API: 503 naming it
-    with stack.ApiThread(settings.replace(ts_url=standin.inference_url, model=LITE, thumb_dir=tmp_path)) as api:
+    with process.ApiThread(settings.replace(ts_url=standin.inference_url, model=LITE, thumb_dir=tmp_path)) as api:
         answer = requests.post(f"{api.url}/search", data=photos["coffee"], headers={"Content-Type": "image/jpeg"},
                                timeout=60)  # fmt: skip
         health = requests.get(f"{api.url}/healthz", timeout=60)

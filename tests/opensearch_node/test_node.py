@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lookalike import opensearch_node, stack
+from lookalike import opensearch_node, ports
 from lookalike.cli.main import main
 from lookalike.errors import NodeError
 from lookalike.opensearch_node import install, java
@@ -64,7 +64,7 @@ def prepared(opensearch_installation):
 
 def node_in(root: Path, prepared, **config) -> opensearch_node.LocalNode:
     root.chmod(0o755)
-    settings = {"http_port": stack.free_port(), "transport_port": stack.free_port(), **config}
+    settings = {"http_port": ports.free_port(), "transport_port": ports.free_port(), **config}
     return opensearch_node.LocalNode(opensearch_node.NodeConfig("t", root / "node", **settings), *prepared)
 
 
@@ -98,7 +98,7 @@ def test_start_status_stop_from_the_command_line(opensearch_installation):
     """What `make opensearch` / `make opensearch-stop` run, on a free port and a folder of its own."""
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp).chmod(0o755)
-        where = ["--dir", str(Path(tmp) / "node"), "--port", str(stack.free_port())]
+        where = ["--dir", str(Path(tmp) / "node"), "--port", str(ports.free_port())]
 
         def cli(action: str) -> subprocess.CompletedProcess:
             return subprocess.run([sys.executable, "-m", "lookalike", "opensearch", action, *where],
@@ -127,7 +127,7 @@ def test_a_secured_node_from_the_command_line_and_its_client_settings(opensearch
     refuses no credentials, and the password never reaches the start's output."""
     with tempfile.TemporaryDirectory() as tmp:  # a folder the node's own user can reach
         Path(tmp).chmod(0o755)
-        secured_node_session(Path(tmp) / "node", stack.free_port())
+        secured_node_session(Path(tmp) / "node", ports.free_port())
 
 
 def secured_node_session(home: Path, port: int) -> None:
@@ -199,24 +199,24 @@ def test_a_secured_then_a_plain_node_in_their_default_folders(opensearch_install
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         home.chmod(0o755)  # the node's own user enters it
-        ports = {"secured": stack.free_port(), "plain": stack.free_port()}
+        taken = {"secured": ports.free_port(), "plain": ports.free_port()}
         try:
-            secured = lookalike_cli(home, "start", "--secure", "--port", str(ports["secured"]))
+            secured = lookalike_cli(home, "start", "--secure", "--port", str(taken["secured"]))
             assert secured.returncode == 0, secured.stderr
-            plain = lookalike_cli(home, "start", "--port", str(ports["plain"]))
+            plain = lookalike_cli(home, "start", "--port", str(taken["plain"]))
             assert plain.returncode == 0, plain.stderr
-            assert plain.stdout.strip() == f"http://127.0.0.1:{ports['plain']}"
+            assert plain.stdout.strip() == f"http://127.0.0.1:{taken['plain']}"
             assert (home / "opensearch-secure" / "secrets.json").is_file() and (home / "opensearch" / "data").is_dir()
             status = lookalike_cli(home, "status")
             assert status.returncode == 0, status.stderr
             rows = {line.split()[0]: line for line in status.stdout.splitlines()}
-            assert "running" in rows["secured"] and f"https://127.0.0.1:{ports['secured']}" in rows["secured"]
-            assert "running" in rows["plain"] and f"http://127.0.0.1:{ports['plain']}" in rows["plain"]
+            assert "running" in rows["secured"] and f"https://127.0.0.1:{taken['secured']}" in rows["secured"]
+            assert "running" in rows["plain"] and f"http://127.0.0.1:{taken['plain']}" in rows["plain"]
             env = lookalike_cli(home, "env")
             assert env.returncode != 0 and "several local nodes are running" in env.stderr and "--secure" in env.stderr
             named = lookalike_cli(home, "env", "--secure")
-            assert named.returncode == 0 and f"https://127.0.0.1:{ports['secured']}" in named.stdout
+            assert named.returncode == 0 and f"https://127.0.0.1:{taken['secured']}" in named.stdout
         finally:
             stopped = lookalike_cli(home, "stop")
         assert stopped.returncode == 0 and stopped.stderr.count("stopped") == 2, stopped.stderr
-        assert all(opensearch_node.health(f"http://127.0.0.1:{port}") is None for port in ports.values())
+        assert all(opensearch_node.health(f"http://127.0.0.1:{port}") is None for port in taken.values())

@@ -46,7 +46,7 @@ def test_each_kind_of_copy_is_seeded_and_changes_the_picture(photos):
     import numpy as np
     from PIL import Image
 
-    from lookalike.relevance.protocols import ALL_KINDS, copies
+    from lookalike.copies import ALL_KINDS, copies
 
     images = [photos[name] for name in ("coffee", "chelsea", "rocket")]
     for kind in ALL_KINDS:

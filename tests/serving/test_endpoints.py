@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from lookalike import stack
+from lookalike.api.process import ApiThread
 from lookalike.errors import ModelServerDown
 from lookalike.serving.client import ModelClient
 from lookalike.serving.endpoints import Endpoints
@@ -75,7 +76,7 @@ def test_searches_keep_succeeding_when_a_torchserve_is_killed_mid_load(store, ph
         settings = Settings(ts_url=f"{first.inference_url},{second.inference_url}", model=LITE,
                                   data_dir=tmp_path / "index", thumb_dir=tmp_path / "thumbs")  # fmt: skip
         stack.ingest(settings, stack.photo_items(photos, tmp_path / "photos", "subjects", named=True))
-        with stack.ApiThread(settings) as api:
+        with ApiThread(settings) as api:
 
             def search(_: int) -> int:
                 response = requests.post(f"{api.url}/search?k=3", data=photos["coffee"], timeout=120)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lookalike import stack
+from lookalike import ports
 from lookalike.serving.torchserve import PORT_KEYS, ServerError, TorchServe, read_properties, write_properties
 
 
@@ -29,7 +29,9 @@ def test_instance_config_overrides_only_instance_keys(tmp_path):
 def test_a_worker_that_cannot_load_fails_the_start_with_its_reason(mar_builder, tmp_path):
     """fp16 is GPU-only: on a CPU worker the handler refuses it, and start() says so within seconds."""
     mar_builder("resnet50", tmp_path, name="broken", random_weights=True, handler_overrides={"precision": "fp16"})
-    server = TorchServe({"broken": "broken.mar"}, store=tmp_path, run_dir=tmp_path / "run", ports=stack.free_ports())
+    server = TorchServe(
+        {"broken": "broken.mar"}, store=tmp_path, run_dir=tmp_path / "run", ports=ports.free_ports(PORT_KEYS)
+    )
     with pytest.raises(ServerError) as caught:
         server.start(timeout=120)
     assert "fp16 is for GPUs only" in str(caught.value)

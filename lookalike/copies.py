@@ -1,5 +1,6 @@
-"""Copy protocols: how people re-upload a photo. Each kind is a seeded function
-(bytes, rng) -> bytes; the same seed gives the same copies.
+"""Copy protocols: how people re-upload a photo. Each kind is a seeded function (bytes, rng) ->
+bytes; the same seed gives the same copies. `lookalike eval`, the int8 bound of the archive
+builder, the demo's queries and the benchmarks all draw their copies here.
 
 - near_duplicate: cropped to 70-90 %, maybe mirrored, brightness and colour jittered, rotated up
   to 10 degrees, JPEG quality 60-90 (the protocol of our relevance test);
