@@ -15,9 +15,8 @@ import httpx
 import numpy as np
 from PIL import Image, ImageOps
 
-from lookalike import stack
+from lookalike import dedup, stack
 from lookalike.api import process
-from lookalike.cli.main import main as cli_main
 from lookalike.copies import captioned, heavy_crop, screenshot
 from lookalike.ingest import sources
 from lookalike.ingest.pipeline import DEFAULT_ERRORS, Ingestor, write_errors
@@ -118,9 +117,13 @@ def main() -> int:
     print(f"\nOther interiors most like {room.source.rsplit('/', 1)[-1]} (GET /similar/{{id}}?category=interiors):\n"
           f"  {names}")  # fmt: skip
     print("\nDe-duplication, verified with local features (lookalike dedup):")
-    cli_main(
-        ["dedup", "--ts-url", settings.ts_url, "--model", settings.model, "--out", str(RUN_DIR / "duplicates.json")]
-    )
+    connected = stack.connect(settings)
+    try:
+        found = dedup.run(connected.index, settings)
+    finally:
+        connected.close()
+    for line in dedup.save(found, RUN_DIR / "duplicates.json"):
+        print(line)
     print(f"  review them: {api}/duplicates (decisions need LOOKALIKE_API_KEY)")
     print(
         "\nTry it:\n"

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 from lookalike import dedup, search
@@ -19,7 +17,6 @@ from lookalike.index.opensearch_index import connect as opensearch_client
 from lookalike.index.tuning import REREAD
 from lookalike.ingest import sources
 from lookalike.ingest.pipeline import DEFAULT_ERRORS, Ingestor, write_errors
-from lookalike.review.store import open_review
 from lookalike.serving.client import ModelClient
 from lookalike.settings import RUN_DIR
 from lookalike.verify.store import FeatureStore
@@ -177,45 +174,14 @@ def find(args: argparse.Namespace) -> int:
 
 def find_duplicates(args: argparse.Namespace) -> int:
     stack = connected(args)
-    settings = stack.settings
-    stacks: list[dict] = []
-    review = open_review(settings)
-    started = time.perf_counter()
     try:
-        decided = review.decisions()
-        if args.no_verify:
-            threshold = args.threshold or dedup.DEFAULT_THRESHOLD
-            groups = dedup.find_groups(stack.index, threshold, args.neighbours, progress=True,
-                                       by_regions=args.by_regions, decisions=decided)  # fmt: skip
-        else:
-            threshold = args.threshold or dedup.CANDIDATE_THRESHOLD
-            store = FeatureStore.of(settings)
-            try:
-                groups, stacks = dedup.find_verified(
-                    stack.index, store, threshold, args.neighbours, progress=True, keep=args.keep, decisions=decided,
-                    workers=args.workers, by_words=not args.no_words,
-                )  # fmt: skip
-            finally:
-                store.close()
-        run = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "images": stack.index.count(),
-               "verified": not args.no_verify, "words": not (args.no_verify or args.no_words),
-               "threshold": threshold, "neighbours": args.neighbours,
-               "keep": args.keep, "groups": len(groups), "stacks": len(stacks),
-               "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
-        review.save_run(run, groups, stacks)  # for GET /duplicates and the review page
+        found = dedup.run(stack.index, stack.settings, verify=not args.no_verify, threshold=args.threshold,
+                          neighbours=args.neighbours, keep=args.keep, workers=args.workers,
+                          by_words=not args.no_words, by_regions=args.by_regions)  # fmt: skip
     finally:
-        review.close()
         stack.close()
-    dedup.write(groups, args.out)
-    dupes = sum(len(group["duplicates"]) for group in groups)
-    done = sum(1 for group in groups if group.get("decision"))
-    how = "verified" if not args.no_verify else "by cosine alone"
-    print(f"{len(groups)} groups ({done} decided before), {dupes} duplicates ({how}; candidates at cosine >= "
-          f"{threshold}): {args.out}")  # fmt: skip
-    if not args.no_verify:
-        beside = args.out.with_name(f"{args.out.stem}.stacks.json")
-        beside.write_text(json.dumps(stacks, indent=2))
-        print(f"{len(stacks)} stacks of other shots of one scene: {beside}")
+    for line in dedup.save(found, args.out):
+        print(line)
     print("review them at /duplicates on the API (lookalike api)")
     return 0
 

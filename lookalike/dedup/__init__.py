@@ -1,0 +1,112 @@
+"""Duplicate groups over the whole index -> JSON or CSV.
+
+    lookalike dedup --out duplicates.json            # verified (the default): groups, and stacks beside
+    lookalike dedup --no-verify --threshold 0.85     # cosine only
+
+Verified (`find_verified`, verified.py): each image's neighbours at cosine >= CANDIDATE_THRESHOLD,
+and the images it shares the most visual words with, are judged by lookalike.verify
+(candidates.py, judge.py); a group is the largest picture (pixels, then earliest ingested) and
+every image verified as a copy or a part of it - never an image linked only through others, but
+for one hop through a sure copy (grouping.py, rules.py); images judged another shot of the same
+scene (`same_scene`) are reported as stacks, apart from the groups. In an index with region
+vectors the candidates are found by region scores too; verification keeps out the false pairs
+they bring.
+
+Cosine only (`find_groups`, cosine.py): connected components of "cosine >= threshold"; each group
+keeps its earliest-ingested document. Two images are scored whole against whole, even in an index
+with region vectors (`by_regions=True` turns region scores on).
+
+`run` is the whole job, as `lookalike dedup` and the demo do it: decisions honoured, the run kept
+for the review page, the groups written. What each rule and threshold measured: docs/relevance.md.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from lookalike.dedup.boxes import content, holds
+from lookalike.dedup.cosine import DEFAULT_THRESHOLD, find_groups
+from lookalike.dedup.grouping import KEEPERS
+from lookalike.dedup.output import write
+from lookalike.dedup.rules import holds_another, holds_copy, through_copy
+from lookalike.dedup.verified import CANDIDATE_THRESHOLD, find_verified
+from lookalike.index import VectorIndex
+from lookalike.review.store import open_review
+from lookalike.settings import Settings
+from lookalike.verify.store import FeatureStore
+
+__all__ = [
+    "CANDIDATE_THRESHOLD",
+    "DEFAULT_THRESHOLD",
+    "KEEPERS",
+    "Found",
+    "content",
+    "find_groups",
+    "find_verified",
+    "holds",
+    "holds_another",
+    "holds_copy",
+    "run",
+    "save",
+    "through_copy",
+    "write",
+]
+
+
+@dataclass
+class Found:
+    """One de-duplication run: its groups, its same-scene stacks (verified runs) and its record."""
+
+    groups: list[dict]
+    stacks: list[dict] = field(default_factory=list)
+    record: dict = field(default_factory=dict)
+
+
+def run(index: VectorIndex, settings: Settings, *, verify: bool = True, threshold: float | None = None,
+        neighbours: int = 10, keep: str = "largest", workers: int | None = None, by_words: bool = True,
+        by_regions: bool = False, progress: bool = True) -> Found:  # fmt: skip
+    """De-duplicate `index` as `lookalike dedup` does: earlier review decisions honoured, and the run
+    kept for the review page (GET /duplicates). `by_regions` applies to cosine-only runs."""
+    review = open_review(settings)
+    started = time.perf_counter()
+    try:
+        decided = review.decisions()
+        if not verify:
+            threshold = threshold or DEFAULT_THRESHOLD
+            found = Found(find_groups(index, threshold, neighbours, progress=progress, by_regions=by_regions,
+                                      decisions=decided))  # fmt: skip
+        else:
+            threshold = threshold or CANDIDATE_THRESHOLD
+            store = FeatureStore.of(settings)
+            try:
+                found = Found(*find_verified(index, store, threshold, neighbours, progress=progress, keep=keep,
+                                             decisions=decided, workers=workers, by_words=by_words))  # fmt: skip
+            finally:
+                store.close()
+        found.record = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "images": index.count(),
+                        "verified": verify, "words": verify and by_words, "threshold": threshold,
+                        "neighbours": neighbours, "keep": keep, "groups": len(found.groups),
+                        "stacks": len(found.stacks), "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+        review.save_run(found.record, found.groups, found.stacks)  # for GET /duplicates and the review page
+    finally:
+        review.close()
+    return found
+
+
+def save(found: Found, out: Path) -> list[str]:
+    """Write the groups to `out` (and a verified run's stacks beside it); the lines that say so."""
+    write(found.groups, out)
+    dupes = sum(len(group["duplicates"]) for group in found.groups)
+    done = sum(1 for group in found.groups if group.get("decision"))
+    how = "verified" if found.record.get("verified") else "by cosine alone"
+    lines = [f"{len(found.groups)} groups ({done} decided before), {dupes} duplicates ({how}; candidates at cosine "
+             f">= {found.record.get('threshold')}): {out}"]  # fmt: skip
+    if found.record.get("verified"):
+        beside = out.with_name(f"{out.stem}.stacks.json")
+        beside.write_text(json.dumps(found.stacks, indent=2))
+        lines.append(f"{len(found.stacks)} stacks of other shots of one scene: {beside}")
+    return lines

@@ -1,0 +1,76 @@
+"""Verdicts on pairs of indexed images, from their stored features, with a cache in front."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+
+from lookalike.verify.features import Features
+from lookalike.verify.store import FeatureStore
+from lookalike.verify.verdict import Verdict, verify
+
+FEATURE_CACHE = 1024  # features of this many images kept in memory during a verified run (~70 KB each)
+
+
+class Judge:
+    """Verdicts on pairs of indexed images, from their stored features (a cache in front). Safe to
+    call from several threads: OpenCV releases the GIL, so judging scales with the cores."""
+
+    def __init__(self, store: FeatureStore) -> None:
+        self.store, self.cache = store, OrderedDict[str, Features | None]()
+        self.kept: dict[tuple[str, str], tuple[str, Verdict]] = {}  # (which was `a`, verdict): all but different
+        self.pairs = 0
+        self._lock = threading.Lock()
+
+    def features(self, doc_id: str, source: str | None) -> Features | None:
+        with self._lock:
+            if doc_id in self.cache:
+                self.cache.move_to_end(doc_id)
+                return self.cache[doc_id]
+        found, _ = self.store.get(doc_id, source)  # made from its source on first need (slow: outside the lock)
+        with self._lock:
+            self.cache[doc_id] = found
+            while len(self.cache) > FEATURE_CACHE:
+                self.cache.popitem(last=False)
+        return found
+
+    def all(self, pairs: list[tuple], pool: ThreadPoolExecutor) -> list[tuple[tuple, Verdict]]:
+        """(pair, verdict) for pairs (a, a_source, b, b_source, cosine), judged on the pool's threads,
+        each image's features read once."""
+        wanted = {a: a_source for a, a_source, *_ in pairs} | {b: b_source for _, _, b, b_source, _ in pairs}
+        self.prefetch(wanted, pool)
+        return list(zip(pairs, pool.map(lambda pair: self.judge(*pair), pairs), strict=True))
+
+    def linked(self, a: str, b: str) -> bool:
+        """Whether a and b were judged a copy or a part, one of the other, either way round."""
+        found = self.kept.get((a, b) if a < b else (b, a))
+        return found is not None and found[1].verdict in ("copy", "part")
+
+    def copies(self, a: str, b: str) -> bool:
+        """Whether a and b were judged copies of each other (either way round)."""
+        found = self.kept.get((a, b) if a < b else (b, a))
+        return found is not None and found[1].verdict == "copy"
+
+    def prefetch(self, wanted: dict[str, str | None], pool: ThreadPoolExecutor) -> None:
+        """Have the features of `wanted` (id -> source) in the cache, each made or read once."""
+        with self._lock:
+            missing = [(doc_id, source) for doc_id, source in wanted.items() if doc_id not in self.cache]
+        list(pool.map(lambda item: self.features(*item), missing))
+
+    def judge(self, a: str, a_source: str | None, b: str, b_source: str | None, cosine: float,
+              directed: bool = False) -> Verdict:  # fmt: skip
+        """What `a` is to `b`. `directed`: its box must be where a lies in b (a verdict kept the other
+        way round is judged again)."""
+        key = (a, b) if a < b else (b, a)
+        if key in self.kept and (not directed or self.kept[key][0] == a):
+            return self.kept[key][1]
+        fa, fb = self.features(a, a_source), self.features(b, b_source)
+        if fa is None or fb is None:
+            return Verdict("different", "no features: a source cannot be read")
+        verdict = verify(fa, fb, cosine=cosine)
+        with self._lock:
+            self.pairs += 1
+            if verdict.verdict != "different":
+                self.kept[key] = (a, verdict)
+        return verdict
