@@ -44,14 +44,11 @@ KINDS = (
 
 
 def kind_of(secure: bool = False, ml: bool = False, version: str | None = None) -> Kind:
-    """The kind the start flags ask for; combinations we do not build are refused by the installer."""
+    """The kind the start flags ask for. A combination we do not build (--secure --ml, --secure with
+    3.5) gets its version's plain folder here; the installer refuses it with the reason."""
     version = version or DEFAULT_VERSION
-    for kind in KINDS:
-        if (kind.secure, kind.ml, kind.version) == (secure, ml, version):
-            return kind
-    base = next(kind for kind in KINDS if kind.version == version)
-    return Kind(f"{base.name}{'-secured' if secure else ''}{'-ml' if ml else ''}", base.folder, base.port, secure, ml,
-                version)  # fmt: skip
+    made = [kind for kind in KINDS if kind.version == version]
+    return next((kind for kind in made if (kind.secure, kind.ml) == (secure, ml)), made[0])
 
 
 def existing() -> list[Kind]:
