@@ -22,15 +22,16 @@ PER_CATEGORY_MAX = 100  # hits per category
 
 
 def by_vector(
-    index: VectorIndex, vector: np.ndarray, k: int = 10, category: str | None = None, tags: Iterable[str] = (),
-    min_similarity: float | None = None, exclude_ids: Iterable[str] = (), max_k: int = Settings.max_k,
+    index: VectorIndex, vector: np.ndarray, k: int = 10, *, category: str | None = None, tags: Iterable[str] = (),
+    exclude_ids: Iterable[str] = (), min_similarity: float | None = None, max_k: int = Settings.max_k,
 ) -> list[Hit]:  # fmt: skip
     """The `k` nearest of `vector` (float32 `[D]`, L2-normalised) that pass the filters."""
     if not 1 <= k <= max_k:
         raise BadQuery(f"k must be between 1 and {max_k}")
     if min_similarity is not None and not -1.0 <= min_similarity <= 1.0:
         raise BadQuery("min_similarity is a cosine: between -1 and 1")
-    return index.search(vector, k, category, list(tags), list(exclude_ids), min_similarity)
+    return index.search(vector, k, category=category, tags=list(tags), exclude_ids=list(exclude_ids),
+                        min_similarity=min_similarity)  # fmt: skip
 
 
 def verified(index: VectorIndex, store: FeatureStore, image: bytes, vector: np.ndarray, k: int = 10, *,
@@ -69,7 +70,8 @@ def per_category(index: VectorIndex, vector: np.ndarray, n: int = 3, exclude_ids
     if len(categories) > max_categories:
         raise BadQuery(f"per_category searches each category, and this index has {len(categories)}; the limit is "
                        f"{max_categories} (LOOKALIKE_MAX_CATEGORIES). Search with ?category= instead")  # fmt: skip
-    return {category: index.search(vector, n, category, [], list(exclude_ids), None) for category in categories}
+    return {category: index.search(vector, n, category=category, exclude_ids=list(exclude_ids))
+            for category in categories}  # fmt: skip
 
 
 def format_table(hits: list[Hit]) -> str:

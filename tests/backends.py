@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from lookalike.index.opensearch_index import connect
+from lookalike.index.opensearch_client import connect
 from lookalike.settings import Settings
 
 # The real OpenSearch nodes, by backend name -> the session fixture that starts one (conftest.py):

@@ -28,7 +28,7 @@ import numpy as np
 
 from lookalike import bench, opensearch_node, stack
 from lookalike.api import process
-from lookalike.index import opensearch_index
+from lookalike.index import opensearch_client, opensearch_index
 from lookalike.ml_connect.connect import Connector, ensure_index, index_body_for
 from lookalike.ml_connect.plan import Plan
 from lookalike.photos import all_photos
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                 opensearch_node.throwaway_node("bench-ml", with_ml=True) as node:  # fmt: skip
             settings = Settings(opensearch_url=node.url, alias="bench-ours", ts_url=server.inference_url,
                                 thumb_dir=tmp / "thumbs", home=tmp)  # fmt: skip
-            client = opensearch_index.connect(settings)
+            client = opensearch_client.connect(settings)
             plan = Plan(server.inference_url, DEFAULT_MODEL)
             connector = Connector(client, plan, print)
             outcome = connector.apply()

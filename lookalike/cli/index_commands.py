@@ -12,8 +12,8 @@ from lookalike import dedup, search
 from lookalike.cli.common import add_settings_args, connected, guarded, settings_from_args, subparser
 from lookalike.errors import BadQuery
 from lookalike.index import open_index, recall
+from lookalike.index.opensearch_client import connect as opensearch_client
 from lookalike.index.opensearch_index import OpenSearchIndex, create_index, swap_alias
-from lookalike.index.opensearch_index import connect as opensearch_client
 from lookalike.index.tuning import REREAD
 from lookalike.ingest import sources
 from lookalike.ingest.pipeline import DEFAULT_ERRORS, Ingestor, write_errors

@@ -15,6 +15,11 @@ from pathlib import Path
 from lookalike import opensearch_node as osn
 from lookalike.cli.common import guarded, subparser
 from lookalike.errors import NodeError, SettingsError
+from lookalike.index import opensearch_client, opensearch_index
+from lookalike.ml_connect import connect
+from lookalike.ml_connect.plan import Plan
+from lookalike.photos import subject_photos
+from lookalike.serving.client import ModelClient, read_key_file
 from lookalike.settings import Settings
 
 
@@ -172,12 +177,6 @@ def every_node(action: str, say) -> int:
 
 def ml_connect(args: argparse.Namespace, say) -> int:
     """`lookalike opensearch connect`: see lookalike/ml_connect/."""
-    from lookalike.index import opensearch_index
-    from lookalike.ml_connect import connect
-    from lookalike.ml_connect.plan import Plan
-    from lookalike.photos import subject_photos
-    from lookalike.serving.client import ModelClient, read_key_file
-
     settings = Settings.from_env(model=args.model)
     token = settings.ts_token or (read_key_file(settings.ts_key_file) if settings.ts_key_file else None)
     plan = Plan(args.model_server_url or settings.ts_url, settings.model, token, args.name, args.ingest_pipeline,
@@ -196,7 +195,7 @@ def ml_connect(args: argparse.Namespace, say) -> int:
         assert info is not None
         if not settings.opensearch_url:
             raise SettingsError("connect needs the cluster: set LOOKALIKE_OPENSEARCH_URL (and its user and password)")
-        client = opensearch_index.connect(settings)
+        client = opensearch_client.connect(settings)
         connector = connect.Connector(client, plan, say)
         outcome = connector.apply()
         if args.create_index:

@@ -240,7 +240,7 @@ class EmbeddedIndex:
         return doc
 
     def search(
-        self, vector: np.ndarray, k: int = 10, category: str | None = None, tags: Iterable[str] = (),
+        self, vector: np.ndarray, k: int = 10, *, category: str | None = None, tags: Iterable[str] = (),
         exclude_ids: Iterable[str] = (), min_similarity: float | None = None, by_regions: bool = True,
         ef_search: int | None = None,
     ) -> list[Hit]:  # fmt: skip

@@ -21,7 +21,7 @@ from typing import Protocol
 from opensearchpy import OpenSearch, helpers
 
 from lookalike.errors import IndexUnavailable
-from lookalike.index.opensearch_index import connect, every_call_translated
+from lookalike.index.opensearch_client import connect, every_call_translated
 from lookalike.review.decisions import Decision
 from lookalike.settings import Settings
 

@@ -17,7 +17,8 @@ import pytest
 from opensearchpy.exceptions import NotFoundError
 
 from lookalike.cli.main import main
-from lookalike.index.opensearch_index import OpenSearchIndex, connect
+from lookalike.index.opensearch_client import connect
+from lookalike.index.opensearch_index import OpenSearchIndex
 from tests.backends import BACKENDS, drop_indices, is_opensearch, node_url, opensearch_settings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ import requests
 from lookalike import stack
 from lookalike.api import process
 from lookalike.cli.main import main
-from lookalike.index.opensearch_index import connect as os_client
+from lookalike.index.opensearch_client import connect as os_client
 from lookalike.ml_connect.plan import Plan
 from lookalike.serving.client import ModelClient
 from tests.backends import drop_indices, opensearch_settings

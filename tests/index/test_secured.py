@@ -22,7 +22,8 @@ from lookalike import stack
 from lookalike.api import process
 from lookalike.cli.main import main
 from lookalike.errors import IndexUnavailable
-from lookalike.index.opensearch_index import OpenSearchIndex, connect
+from lookalike.index.opensearch_client import connect
+from lookalike.index.opensearch_index import OpenSearchIndex
 from lookalike.opensearch_node import security
 from tests.backends import drop_indices, opensearch_settings
 

@@ -16,7 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from lookalike.errors import IndexUnavailable, SettingsError
-from lookalike.index.opensearch_index import OpenSearchIndex, connect
+from lookalike.index.opensearch_client import connect
+from lookalike.index.opensearch_index import OpenSearchIndex
 from lookalike.settings import Settings
 
 KEY_ID = "AKIDLOOKALIKETEST"
