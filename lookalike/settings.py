@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lookalike_handler.regions import SCHEMES
+
 from lookalike.errors import SettingsError
 
 ENV_PREFIX = "LOOKALIKE_"
@@ -153,8 +155,6 @@ class Settings:
         if self.quantization is not None and self.quantization not in QUANTIZATIONS:
             raise SettingsError(f"LOOKALIKE_QUANTIZATION must be one of {', '.join(QUANTIZATIONS)}, "
                                 f"not {self.quantization!r}")  # fmt: skip
-        from lookalike_handler.regions import SCHEMES
-
         if self.regions not in SCHEMES:
             raise SettingsError(f"LOOKALIKE_REGIONS must be one of {', '.join(SCHEMES)}, not {self.regions!r}")
         for name in ("ts_url", "opensearch_url"):

@@ -75,7 +75,9 @@ def summary(eigenvalues: np.ndarray) -> dict:
 
 def embeddings(views: int, seed: int) -> np.ndarray:
     """Lite0 vectors [photos x (views + 1), D] of every bundled photo and `views` seeded copies of
-    each, made by the copy protocols (all but pasted), embedded in-process as the served model does."""
+    each, made by the copy protocols (all but pasted), embedded in-process as the served model does.
+    Imported here, not at the top: only --refit embeds, and the embedder brings torch, which the
+    benchmarks that merely draw from the shipped statistics (bench index) do not need."""
     from lookalike_handler.embedder import Embedder
     from lookalike_handler.settings import HandlerSettings
 

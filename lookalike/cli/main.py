@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 
+from lookalike import demo
 from lookalike.cli import index_commands, opensearch_commands, serving_commands
 from lookalike.cli.common import subparser
 
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     p = subparser(sub, "demo", "the whole stack on real photos: build, serve, ingest, start the API, search",
                   "lookalike demo", "LOOKALIKE_OPENSEARCH_URL=http://127.0.0.1:9200 lookalike demo")  # fmt: skip
-    p.set_defaults(run=lambda args: importlib.import_module("lookalike.demo").main())
+    p.set_defaults(run=lambda args: demo.main())
     serving_commands.add(sub)
     index_commands.add(sub)
     opensearch_commands.add(sub)
@@ -53,19 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
                   "lookalike eval --folder shop-photos/ --models efficientnet_lite0,resnet50",
                   "lookalike eval --help")  # fmt: skip
     p.add_argument("args", nargs=argparse.REMAINDER, help="the evaluation's own options (lookalike eval --help)")
-    p.set_defaults(run=lambda args: importlib.import_module("lookalike.relevance.evaluate").main(args.args))
     p = subparser(sub, "finetune", "triplet fine-tuning of a projection head on a folder; exports a .mar",
                   "lookalike finetune shop-photos/ --name shop-v1 --dim 256", "lookalike finetune --help")  # fmt: skip
     p.add_argument("args", nargs=argparse.REMAINDER, help="its own options (lookalike finetune --help)")
     p = subparser(sub, "loadtest", "start what is not running, then a bounded headless Locust run (or --ui)",
                   "lookalike loadtest --shape ramp -u 8 -t 60s", "lookalike loadtest --ui")  # fmt: skip
     p.add_argument("args", nargs=argparse.REMAINDER, help="options for locust (and our loadtest/locustfile.py)")
-    p.set_defaults(run=lambda args: importlib.import_module("lookalike.loadtest.runner").main(args.args))
     return parser
 
 
 # Commands whose options belong to another parser (ours for eval, Locust's for loadtest): everything
-# after the command name goes to it as given (argparse would take a leading --option as its own).
+# after the command name goes to it as given (argparse would take a leading --option as its own), so
+# `main` hands them over before parsing; build_parser lists them only for `lookalike --help`.
 PASS_THROUGH = {
     "eval": "lookalike.relevance.evaluate",
     "finetune": "lookalike.relevance.finetune",

@@ -13,6 +13,7 @@ from lookalike_handler.backbones import BACKBONES
 
 from lookalike import stack
 from lookalike.api import process
+from lookalike.api.app import create_app
 from lookalike.cli.common import add_settings_args, guarded, settings_from_args, subparser
 from lookalike.serving import archive, weights
 from lookalike.serving.int8 import BoundMissed
@@ -139,8 +140,6 @@ def status(args: argparse.Namespace) -> int:
 
 
 def api(args: argparse.Namespace) -> int:
-    from lookalike.api.app import create_app
-
     settings = settings_from_args(args, api_host=args.host, api_port=args.port)
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning")
     return 0

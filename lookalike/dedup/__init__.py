@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from lookalike.dedup.boxes import content, holds
 from lookalike.dedup.cosine import DEFAULT_THRESHOLD, find_groups
@@ -64,6 +65,7 @@ class Found:
     groups: list[dict]
     stacks: list[dict] = field(default_factory=list)
     record: dict = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)  # verified: id -> why it has no features (not judged)
 
 
 def run(index: VectorIndex, settings: Settings, *, verify: bool = True, threshold: float | None = None,
@@ -81,16 +83,19 @@ def run(index: VectorIndex, settings: Settings, *, verify: bool = True, threshol
                                       decisions=decided))  # fmt: skip
         else:
             threshold = threshold or CANDIDATE_THRESHOLD
-            store = FeatureStore.of(settings)
+            store, stats = FeatureStore.of(settings), dict[str, Any]()
             try:
                 found = Found(*find_verified(index, store, threshold, neighbours, progress=progress, keep=keep,
-                                             decisions=decided, workers=workers, by_words=by_words))  # fmt: skip
+                                             decisions=decided, workers=workers, by_words=by_words,
+                                             stats=stats))  # fmt: skip
             finally:
                 store.close()
+            found.missing = stats["missing"]
         found.record = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "images": index.count(),
                         "verified": verify, "words": verify and by_words, "threshold": threshold,
                         "neighbours": neighbours, "keep": keep, "groups": len(found.groups),
-                        "stacks": len(found.stacks), "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+                        "stacks": len(found.stacks), "without_features": len(found.missing),
+                        "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
         review.save_run(found.record, found.groups, found.stacks)  # for GET /duplicates and the review page
     finally:
         review.close()
@@ -109,4 +114,8 @@ def save(found: Found, out: Path) -> list[str]:
         beside = out.with_name(f"{out.stem}.stacks.json")
         beside.write_text(json.dumps(found.stacks, indent=2))
         lines.append(f"{len(found.stacks)} stacks of other shots of one scene: {beside}")
+    if found.missing:
+        named = ", ".join(f"{doc_id} ({why})" for doc_id, why in list(found.missing.items())[:5])
+        more = f" and {len(found.missing) - 5} more" if len(found.missing) > 5 else ""
+        lines.append(f"{len(found.missing)} images were not judged, having no features: {named}{more}")
     return lines

@@ -21,6 +21,7 @@ class Judge:
         self.store, self.cache = store, OrderedDict[str, Features | None]()
         self.kept: dict[tuple[str, str], tuple[str, Verdict]] = {}  # (which was `a`, verdict): all but different
         self.pairs = 0
+        self.missing: dict[str, str] = {}  # id -> why it has no features (never judged)
         self._lock = threading.Lock()
 
     def features(self, doc_id: str, source: str | None) -> Features | None:
@@ -28,8 +29,10 @@ class Judge:
             if doc_id in self.cache:
                 self.cache.move_to_end(doc_id)
                 return self.cache[doc_id]
-        found, _ = self.store.get(doc_id, source)  # made from its source on first need (slow: outside the lock)
+        found, why = self.store.get(doc_id, source)  # made from its source on first need (slow: outside the lock)
         with self._lock:
+            if found is None:
+                self.missing[doc_id] = why or "no features"
             self.cache[doc_id] = found
             while len(self.cache) > FEATURE_CACHE:
                 self.cache.popitem(last=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,8 @@ from lookalike.index import VectorIndex
 from lookalike.progress import Progress
 from lookalike.review.decisions import Apart, Decision, apply_all
 from lookalike.verify.store import FeatureStore
+
+logger = logging.getLogger(__name__)
 
 CANDIDATE_THRESHOLD = 0.4  # neighbours at or above this cosine are judged (docs/relevance.md)
 
@@ -32,7 +35,8 @@ def find_verified(
     `keep` (KEEPERS) says which image of a group is kept. `decisions` (lookalike.review) are
     honoured: two images someone said are not duplicates are never linked, a chosen keeper is
     kept, and decided groups say so. Pairs are judged CHUNK images at a time on `workers` threads
-    (default: every core). `stats`, if given, gets the pairs judged."""
+    (default: every core). `stats`, if given, gets the pairs judged and the images that have no
+    features (id -> why: no stored features and a source that cannot be read), never judged."""
     keeper_order = KEEPERS[keep]
     index.refresh()
     judge, copies, scenes, apart = Judge(store), Linked(), Linked(), Apart(list(decisions))
@@ -49,8 +53,12 @@ def find_verified(
                     elif verdict.verdict == "same_scene":
                         scenes.link(a, b)
                 shown.update(len(chunk), pairs=judge.pairs, grouped=len(copies.parent))
+    if judge.missing:
+        logger.warning("%d images have no features and were not judged (e.g. %s: %s)", len(judge.missing),
+                       *next(iter(judge.missing.items())))  # fmt: skip
     if stats is not None:
         stats["pairs"] = judge.pairs
+        stats["missing"] = dict(judge.missing)
     groups = [group for ids in copies.components()
               for group in verified_groups(index, judge, ids, keeper_order, apart)]  # fmt: skip
     groups = apply_all(sorted(groups, key=lambda made: -len(made["duplicates"])), list(decisions))

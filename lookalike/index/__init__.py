@@ -6,6 +6,10 @@ from __future__ import annotations
 from typing import Protocol
 
 from lookalike.index.documents import Doc, Hit
+
+# the backends import lookalike.index.documents only, so importing them here makes no circle
+from lookalike.index.embedded import EmbeddedIndex
+from lookalike.index.opensearch_index import OpenSearchIndex
 from lookalike.settings import Settings
 
 
@@ -42,11 +46,7 @@ class VectorIndex(Protocol):
 
 def open_index(settings: Settings, model: str, dimension: int) -> VectorIndex:
     if settings.opensearch_url:
-        from lookalike.index.opensearch_index import OpenSearchIndex
-
         return OpenSearchIndex(settings, model, dimension)
-    from lookalike.index.embedded import EmbeddedIndex
-
     return EmbeddedIndex(settings.data_dir, settings.alias, model, dimension, settings.m, settings.ef_construction,
                          settings.ef_search, quantization=settings.quantization or "sq8",
                          regions=settings.regions, rerank=settings.rerank)  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -10,6 +11,8 @@ from datetime import UTC, datetime
 import numpy as np
 from lookalike_handler.regions import SCHEMES
 from PIL import Image
+
+logger = logging.getLogger(__name__)
 
 Region = tuple[tuple[float, float, float, float], np.ndarray]  # (left, top, right, bottom) in fractions, [D]
 
@@ -38,13 +41,21 @@ class Doc:
                  category: str | None, tags: list[str], region_scheme: str = "none",
                  regions: list[Region] | None = None) -> Doc:  # fmt: skip
         """The document for an image just embedded: its pixel size read from the bytes, stamped now."""
-        try:
-            width, height = Image.open(io.BytesIO(image)).size
-        except Exception:
-            width, height = None, None
+        width, height = pixel_size(image, doc_id)
         return cls(id=doc_id, vector=vector, model=model, source=source, category=category, tags=tags,
                    width=width, height=height, ingested_at=datetime.now(UTC).isoformat(),
                    region_scheme=region_scheme, regions=regions or [])  # fmt: skip
+
+
+def pixel_size(image: bytes, doc_id: str) -> tuple[int | None, int | None]:
+    """(width, height) read from the image's header; (None, None), logged, when it cannot be read
+    (the model server decoded it, so this is rare: the document is kept, its size unknown, and
+    ingest counts it)."""
+    try:
+        return Image.open(io.BytesIO(image)).size
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        logger.warning("the pixel size of %s cannot be read (%s): indexed without it", doc_id, exc)
+        return None, None
 
 
 def scheme_mismatch(doc: Doc, scheme: str) -> str | None:

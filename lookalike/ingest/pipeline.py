@@ -43,6 +43,7 @@ class Report:
     indexed: int = 0
     unchanged: int = 0
     failed: int = 0
+    unsized: int = 0  # indexed, but their pixel size could not be read (documents.pixel_size)
     errors: list[tuple[str, str, str]] = field(default_factory=list)  # (source, id, reason)
     seconds: float = 0.0
 
@@ -56,6 +57,8 @@ class Report:
                 f"in {self.seconds:.1f} s ({rate:.1f} img/s)")  # fmt: skip
         if self.indexed == 0 and self.failed == 0:
             text += f" - nothing new: all {self.unchanged} images were already indexed"
+        if self.unsized:
+            text += f"; {self.unsized} indexed without their pixel size (unreadable header; logged)"
         return text
 
 
@@ -143,6 +146,7 @@ class Ingestor:
                 report.unchanged += 1
             else:
                 buffer[outcome.doc.id] = outcome.doc
+                report.unsized += outcome.doc.width is None
             if len(buffer) >= self.chunk:
                 since_flush += self._write(buffer, report)
             if since_flush >= self.flush_every:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lookalike.demo import ensure_stack
 from lookalike.ports import free_port
 from lookalike.resources import asset
 from lookalike.settings import REPORTS_DIR
@@ -61,8 +62,6 @@ def run_headless(cmd: list[str], argv: list[str], prefix: Path, html: Path, work
 
 
 def main(argv: list[str]) -> int:
-    from lookalike.demo import ensure_stack
-
     if {"-h", "--help"} & set(argv):  # Locust's options (ours included), without starting anything
         return subprocess.call([str(Path(sys.executable).with_name("locust")), "-f", str(LOCUSTFILE), "--help"])
     workers = 0

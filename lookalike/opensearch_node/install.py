@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,9 +237,3 @@ def _readable(root: Path) -> None:
     for path in [root, *root.rglob("*")]:
         if not path.is_symlink():
             path.chmod(path.stat().st_mode | (0o555 if path.is_dir() else 0o444))
-
-
-if __name__ == "__main__":  # pragma: no cover - a quick manual check
-    from lookalike.opensearch_node.java import find_java
-
-    print(install_node(find_java(), say=lambda text: print(text, file=sys.stderr)))

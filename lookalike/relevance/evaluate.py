@@ -255,10 +255,10 @@ def evaluate(argv: list[str] | None = None) -> int:
                     thresholds = [float(t) for t in args.thresholds.split(",")]
                     deduplicated[model] = dedup_eval.evaluate(client, images, kinds, schemes, seeds, thresholds,
                                                               verified=args.verify > 0, scenes=scenes)  # fmt: skip
-                elif args.regions:
+                elif args.regions:  # with --dedup, --regions names the schemes its index is built with
                     for scheme in args.regions.split(","):
                         by_copy[f"{model} {scheme}"] = partial_duplicates(client, images, scheme, seeds, kinds)
-                elif args.near_duplicates:
+                if args.near_duplicates:  # beside --dedup or --regions too: each protocol asked for runs
                     by_copy[model] = near_duplicates(client, images, gallery, seeds, kinds, args.verify)
             finally:
                 client.close()

@@ -117,6 +117,7 @@ def test_eval_dedup_over_the_standin(standin, tmp_path, capsys):
     assert "De-duplication" in capsys.readouterr().out
     results = json.loads(out.read_text())["dedup"]["efficientnet_lite0"]
     assert set(results) == {"none", "grid2"}
+    assert "near_duplicates" not in json.loads(out.read_text())  # not asked for
     for by_threshold in results.values():
         assert set(by_threshold) == {"0.5", "0.99"}
         loose, strict = by_threshold["0.5"], by_threshold["0.99"]
@@ -161,3 +162,15 @@ def test_same_scene_pairs_are_negatives_and_precision_is_reported_per_kind():
     scores = pair_scores(found, truth, ["rotated"], scenes)
     assert scores["scene_pairs_grouped"] == 1 and scores["scene_pairs"] == 4
     assert scores["precision_by_kind"]["rotated"] == 0.5 and scores["recall_by_kind"]["rotated"] == 0.5
+
+
+def test_near_duplicates_run_beside_dedup_when_asked(standin, tmp_path):
+    """--near-duplicates is not dropped when --dedup (or --regions) is given too."""
+    out = tmp_path / "eval.json"
+    cmd = ["eval", "--ts-url", standin.inference_url, "--models", "efficientnet_lite0", "--dedup",
+           "--near-duplicates", "--seeds", "0", "--kinds", "heavy-crop", "--photos", "4", "--thresholds", "0.5",
+           "--out", str(out)]  # fmt: skip
+    assert main(cmd) == 0
+    report = json.loads(out.read_text())
+    assert set(report["dedup"]["efficientnet_lite0"]) == {"none"}
+    assert set(report["near_duplicates"]["efficientnet_lite0"]) == {"heavy-crop seed 0"}

@@ -267,3 +267,18 @@ def test_a_collage_joins_a_group_by_holding_one_of_its_sure_copies():
     assert dedup.holds_copy(doc, keep, members, Recorded(holds_it, "crop"), never) is None
     assert dedup.holds_copy(doc, keep, members, Recorded(members[0][2], "plain"), never) is None
     assert dedup.holds_copy(doc, keep, members, Recorded(holds_it, "plain"), lambda a, b: True) is None
+
+
+def test_images_without_features_are_counted_and_named_not_passed_over(photos, tmp_path):
+    """A verified run whose images have no stored features and no readable source says how many and
+    which (they were never judged), rather than reporting no groups as if there were none."""
+    index, store = index_of({"coffee": photos["coffee"], "chelsea": photos["chelsea"]}, tmp_path)
+    gone = tmp_path / "gone.jpg"  # its features were never stored, and its source is not there any more
+    doc = Doc(id="gone", vector=standin_vector(photos["coffee"], 1280), model="standin", source=str(gone))
+    assert index.upsert([doc])[0] == 1
+    stats: dict = {}
+    dedup.find_verified(index, store, threshold=-1.0, neighbours=10, stats=stats)
+    assert set(stats["missing"]) == {"gone"} and "cannot be read" in stats["missing"]["gone"]
+    found = dedup.Found([], record={"verified": True, "threshold": -1.0}, missing=stats["missing"])
+    lines = dedup.save(found, tmp_path / "out" / "duplicates.json")
+    assert lines[-1].startswith("1 images were not judged, having no features: gone (its source cannot be read")
