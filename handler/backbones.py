@@ -27,13 +27,12 @@ class Backbone:
     build: Callable[[str | None], nn.Module]
     weights_file: str  # the file name torch's hub cache / the package uses
     # Rows per forward pass on a CPU (0: the whole batch). Lite0's depthwise layers are bound by
-    # memory, not arithmetic: 4 rows at a time keep its activations in cache (measured on 2 cores,
-    # one thread: 73 rows/s in passes of 4, 50 of 16, 25 of 80); ResNet50 is bound by arithmetic
-    # and gains nothing from slicing (15-17 rows/s at 4 to 32 rows).
+    # memory, not arithmetic: a few rows at a time keep its activations in cache; ResNet50 is bound
+    # by arithmetic and gains nothing from slicing (docs/constants.md).
     cpu_rows: int = 0
-    # Whether `lookalike mar` (precision auto) tries an int8 trunk for it: ResNet50 yes (3.2x bf16,
-    # cosine 0.9996); Lite0 no (int8 ran at 7 img/s against bf16's 200, cosine 0.65: its depthwise
-    # layers do not quantize per tensor), though --precision int8 may still ask (and be refused).
+    # Whether `lookalike mar` (precision auto) tries an int8 trunk for it: ResNet50 yes; Lite0 no
+    # (its depthwise layers do not quantize per tensor), though --precision int8 may still ask (and be
+    # refused). The figures: docs/constants.md.
     int8_auto: bool = False
 
 

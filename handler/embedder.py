@@ -39,6 +39,7 @@ def cpu_cores() -> int:
 
 # torch's own default before anyone changes it: the physical cores (hyper-threads slow convolutions).
 TORCH_DEFAULT_THREADS = torch.get_num_threads()
+MAX_DECODE_THREADS = 8  # decode threads per worker at most (more ran no faster: docs/constants.md)
 
 
 def thread_budget(
@@ -47,13 +48,12 @@ def thread_budget(
     """(torch intra-op threads, decode threads) for one of `workers` workers on one machine.
 
     0 in the settings means automatic, the worker's share: of torch's default (physical cores) for
-    the model, of all `cores` for decoding, at least 1 and at most 8 decode threads (more measured
-    no faster on 16 cores).
+    the model, of all `cores` for decoding, at least 1 and at most MAX_DECODE_THREADS decode threads.
     """
     workers = max(1, workers)
     return (
         settings.threads or max(1, torch_cores // workers),
-        settings.decode_threads or max(1, min(8, cores // workers)),
+        settings.decode_threads or max(1, min(MAX_DECODE_THREADS, cores // workers)),
     )
 
 

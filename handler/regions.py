@@ -48,10 +48,9 @@ def crops(img: Image.Image, scheme: str, short_side: int | None = None) -> list[
 
     With `short_side` (the size the model's resize brings a region's short side to), the regions
     are cut from one copy of `img` reduced by the largest whole factor that keeps every region's
-    short side at or above it: one pass over the full image instead of one per region (on ~5
-    megapixel photos win2's regions took 14 ms instead of 47, win2+3's 23 instead of 98; their
-    vectors keep cosine >= 0.98 to those of full-resolution cuts), and the model's antialiased
-    resize still does the last step.
+    short side at or above it: one pass over the full image instead of one per region (what that
+    saves, and how close the vectors stay: docs/relevance.md), and the model's antialiased resize
+    still does the last step.
     """
     found = boxes(scheme)
     if not found:

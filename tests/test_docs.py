@@ -6,6 +6,7 @@ snippets' imports import. Offline and in-process, so it runs in the fast tier.""
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import re
 from pathlib import Path
 
@@ -97,3 +98,29 @@ def test_python_snippets_import_what_exists():
     for block in re.findall(r"```python\n(.*?)```", text(), re.S):
         imports = "\n".join(line for line in block.splitlines() if re.match(r"(from \S+ )?import ", line))
         exec(compile(imports, "<docs>", "exec"), {})  # an ImportError fails the test, naming it
+
+
+def constant(path: str) -> object:
+    """`package.module.NAME` (or further attributes and dict keys after NAME), imported."""
+    parts = path.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for part in parts[cut:]:
+            found = found[part] if isinstance(found, dict) else getattr(found, part)
+        return found
+    raise AssertionError(f"{path} names no module")
+
+
+CONSTANTS = re.findall(r"^\| `([\w.]+)` \| ([^|]+) \|", (REPO / "docs" / "constants.md").read_text(), re.M)
+
+
+@pytest.mark.parametrize(("path", "value"), CONSTANTS, ids=[path for path, _ in CONSTANTS])
+def test_every_value_docs_constants_gives_is_the_codes(path, value):
+    assert constant(path) == float(value.strip()), f"docs/constants.md says {path} = {value.strip()}"
+
+
+def test_docs_constants_names_the_constants_measured():
+    assert len(CONSTANTS) >= 15

@@ -28,6 +28,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+SEARCH_THREADS = 1  # OpenMP threads per FAISS search (one_thread)
+
 logger = logging.getLogger(__name__)
 
 CODECS = {"fp16": faiss.ScalarQuantizer.QT_fp16, "sq8": faiss.ScalarQuantizer.QT_8bit}  # and none: float32
@@ -239,10 +241,10 @@ def ids_array(ids) -> np.ndarray:
 
 @contextmanager
 def one_thread() -> Iterator[None]:
-    """Run FAISS on one OpenMP thread: one query gains nothing from more, and when TorchServe keeps
-    the cores busy an idle OpenMP thread waits for one, measured at +8 ms per search on 2 cores."""
+    """Run FAISS on SEARCH_THREADS OpenMP threads: one query gains nothing from more, and when
+    TorchServe keeps the cores busy an idle OpenMP thread waits for one (docs/constants.md)."""
     threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
+    faiss.omp_set_num_threads(SEARCH_THREADS)
     try:
         yield
     finally:

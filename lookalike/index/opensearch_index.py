@@ -66,7 +66,7 @@ def choose_engine(client: OpenSearch, wanted: str) -> str:
 
 def derived_source(client: OpenSearch) -> bool:
     """k-NN 2.19+ can rebuild a vector in _source from the vector itself instead of storing its
-    JSON text a second time (~3x less disk per document, measured); older clusters reject the setting."""
+    JSON text a second time (docs/constants.md); older clusters reject the setting."""
     major, minor = (int(part) for part in client.info()["version"]["number"].split(".")[:2])
     return (major, minor) >= (2, 19)
 

@@ -14,11 +14,7 @@ when it met the bound and ran at least MIN_GAIN x the default; precision auto th
 with int8 instructions (lookalike_handler.precision.int8_chosen). With seeded random weights the
 neighbour order means little (every vector is alike): the bound is checked and recorded all the
 same, and an explicit `--precision int8` archive is still written (plumbing and speed only).
-
-Measured (in-process, batch 8, 2 cores, this machine's Xeon with AMX): ResNet50 fp32 30 img/s,
-bf16 98, int8 230 (314 traced and frozen, as shipped): 3.2x bf16. EfficientNet-Lite0 int8 runs at
-7 img/s (bf16 200) and its vectors are 0.65 from fp32's (its depthwise layers do not quantize
-per tensor): the bound refuses it.
+What int8 gains, and why Lite0's trunk is refused: docs/constants.md, docs/performance.md.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@ side (a pale picture searched again at a lower contrast: PALE), and a gray pictu
 a side for comparing aligned pixels.
 
 SIFT is not mirror-invariant, but a mirrored image's descriptors are the original's with the
-4 x 4 grid's rows reversed and each orientation bin b sent to -b (measured: 713 of 752 keypoints of
-a photo match its mirror so, 19 without), so one extraction serves both orientations.
+4 x 4 grid's rows reversed and each orientation bin b sent to -b, so one extraction serves both
+orientations (how well: docs/constants.md).
 
 Storage: ~ 136 B per keypoint (128 B descriptor, 8 B position) + the gray picture as PNG.
 """
@@ -21,15 +21,12 @@ from PIL import Image, ImageOps
 
 from lookalike.errors import UnsupportedMedia
 
-FRAME = 512  # longest side features are found on (SIFT ~25 ms per image on one core)
+FRAME = 512  # longest side features are found on (its cost: docs/constants.md)
 THUMB = 256  # longest side of the gray picture kept for aligned comparison
 MAX_KEYPOINTS = 600  # the strongest are kept
 CONTRAST = 0.02  # SIFT's contrast threshold (OpenCV's default 0.04 finds almost nothing in pale interiors)
 # A picture with fewer than PALE keypoints at CONTRAST (a pale room, a white wall, a soft gradient)
-# is searched again at PALE_CONTRAST. Measured on lookalike eval --dedup's collection (2 seeds):
-# pair recall 0.867 -> 0.876 at the same precision (0.9955) and same-scene pairs grouped (11).
-# PALE_CONTRAST for every image: recall 0.877, but its weak keypoints matched other shots of a
-# scene (precision 0.990, same-scene pairs grouped 42); PALE 300: 0.878, 0.991 and 32.
+# is searched again at PALE_CONTRAST (both values chosen by measurement: docs/constants.md).
 PALE = 150
 PALE_CONTRAST = 0.005
 _DECODING = threading.Lock()

@@ -120,10 +120,10 @@ def inside(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
 
 def agreeing_share(a: Features, b: Features, found: Fit, a_in_b: np.ndarray, b_in_a: np.ndarray) -> float:
     """Of the keypoints each picture has where the two overlap, the share that agree on the transform
-    (over the picture with fewer there). Two copies agree on much of what they share (1 % of copy
-    pairs of the bundled photos below 0.17); two different photos that carry the same caption band,
-    frame or app UI agree only on that overlay (0.04-0.12 measured). `a_in_b`, `b_in_a`: each
-    picture's outline in the other's frame (`outlines`)."""
+    (over the picture with fewer there). Two copies agree on much of what they share; two different
+    photos that carry the same caption band, frame or app UI agree only on that overlay (the
+    measured spread: docs/constants.md, OVERLAY_SHARE). `a_in_b`, `b_in_a`: each picture's outline
+    in the other's frame (`outlines`)."""
     shared = min(int(inside(a.xy, b_in_a).sum()), int(inside(b.xy, a_in_b).sum()))
     return found.count / max(shared, 1)
 
@@ -153,8 +153,8 @@ def covered(polygon: np.ndarray, frame: tuple[int, int]) -> float:
 def plain_surround(f: Features, polygon: np.ndarray) -> float:
     """How plain `f`'s picture is outside `polygon` (its frame): the share of those pixels that fall
     in its three most common of 64 gray levels. A border, caption band or app UI is a few flat
-    colours (measured: >= 0.63 for 90 % of screenshots, 0.87 captions, 1.0 borders); another photo
-    around it is not (<= 0.59 for 90 % of collages). 1.0 when nothing lies outside."""
+    colours; another photo around it is not (docs/constants.md, PLAIN_SURROUND). 1.0 when nothing
+    lies outside."""
     scale = f.thumb.shape[1] / f.frame[0]
     region = np.zeros(f.thumb.shape, np.uint8)
     cv2.fillConvexPoly(region, np.round(polygon * scale).astype(np.int32), 1)

@@ -11,13 +11,14 @@
    below MATCHED_CORRELATION within the agreeing keypoints' hull (or below LEAST_CORRELATION
    overall), they are another shot of the same scene (another angle, another moment, a burst):
    same_scene. The second test passes a photo compared across two different surrounds (a
-   screenshot's UI against a caption band): copy pairs passing rose from 0.92 to 0.94 of the
-   bundled photos' copies, other shots of one scene unchanged.
-5. Otherwise one picture holds the other. How much of each one's content lies in the part they
-   share decides: each keeps at least COPY_SHARE of its keypoints there (a resized, recoloured,
-   mildly cropped, framed, captioned, rotated or mirrored copy: a frame, band or UI adds few
-   keypoints) - copy; else the smaller is only a part of the larger (a heavy crop, a photo pasted
+   screenshot's UI against a caption band).
+5. Otherwise one picture holds the other. Each covering at least COPY_COVER of the other (a
+   resized, recoloured, mildly cropped, rotated or mirrored copy) - copy; else, when what surrounds
+   the smaller one is plain (at least PLAIN_SURROUND in three gray levels: a frame, a caption band,
+   an app UI) - copy; else the smaller is only a part of the larger (a heavy crop, a photo pasted
    into another) - part.
+
+Why each threshold has its value: docs/constants.md.
 """
 
 from __future__ import annotations

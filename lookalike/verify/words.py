@@ -3,8 +3,8 @@ cannot propose (a photo pasted small into a collage is far from the collage by c
 keypoints are in it).
 
 Each SIFT descriptor is replaced by its nearest word of a vocabulary drawn from the collection's
-own descriptors (WORDS of them at random: measured on `lookalike eval --dedup`'s collection, as good
-as k-means words of the same size and free to make); an image becomes the set of its words,
+own descriptors (WORDS of them at random: as good as k-means words, and free to make;
+docs/constants.md); an image becomes the set of its words,
 weighted by how rare each word is (idf); two images score the cosine of those weighted sets. Each
 image's best NEIGHBOURS by that score, at MIN_SCORE or more, are candidates for the verifier, beside
 its cosine neighbours. Words never decide: lookalike.verify does.
@@ -25,8 +25,9 @@ import scipy.sparse as sp
 
 from lookalike.verify.features import Features
 
-WORDS = 16384  # vocabulary size (4096: candidate recall 0.84; 16384: 0.87; 65536: no better, 5x slower)
-PER_WORD = 11  # descriptors per word at least (the measured 16384 words had 11 each)
+WORDS = 16384  # vocabulary size
+PER_WORD = 11  # descriptors per word at least
+WORD_EF_SEARCH = 16  # HNSW candidate list of the nearest-word search
 NEIGHBOURS = 10  # candidates per image by shared words
 MIN_SCORE = 0.02  # weighted-word cosine below which two images are not candidates
 BLOCK = 1 << 26  # scores held at once (256 MB of float32): rows scored together x images
@@ -47,7 +48,7 @@ class Vocabulary:
         size = max(1, min(WORDS, len(sample) // PER_WORD))
         words = sample[rng.choice(len(sample), size, replace=False)].astype(np.float32)
         index = faiss.IndexHNSWFlat(128, 32)
-        index.hnsw.efSearch = 16  # measured: the same pairs found as at 64, 4.3 ms per image instead of 12
+        index.hnsw.efSearch = WORD_EF_SEARCH
         index.add(words)
         return cls(index)
 
