@@ -68,9 +68,10 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float,
                    help=f"cosine at or above which a pair is judged ({dedup.CANDIDATE_THRESHOLD}), or with --no-verify "
                         f"is a duplicate ({dedup.DEFAULT_THRESHOLD})")  # fmt: skip
-    p.add_argument("--keep", choices=sorted(dedup.KEEPERS), default="largest",
+    p.add_argument("--keep", choices=sorted(dedup.KEEPERS),
                    help="which image of a group is kept: the largest picture (then the earliest ingested), or the "
-                        "earliest ingested (default largest)")  # fmt: skip
+                        "earliest ingested (then the largest); default largest when verified, earliest with "
+                        "--no-verify")  # fmt: skip
     p.add_argument(
         "--no-verify",
         action="store_true",

@@ -31,7 +31,7 @@ from typing import Any
 
 from lookalike.dedup.boxes import content, holds
 from lookalike.dedup.cosine import DEFAULT_THRESHOLD, find_groups
-from lookalike.dedup.grouping import KEEPERS
+from lookalike.dedup.keepers import KEEPERS
 from lookalike.dedup.output import write
 from lookalike.dedup.rules import holds_another, holds_copy, through_copy
 from lookalike.dedup.verified import CANDIDATE_THRESHOLD, find_verified
@@ -69,20 +69,21 @@ class Found:
 
 
 def run(index: VectorIndex, settings: Settings, *, verify: bool = True, threshold: float | None = None,
-        neighbours: int = 10, keep: str = "largest", workers: int | None = None, by_words: bool = True,
+        neighbours: int = 10, keep: str | None = None, workers: int | None = None, by_words: bool = True,
         by_regions: bool = False, progress: bool = True) -> Found:  # fmt: skip
     """De-duplicate `index` as `lookalike dedup` does: earlier review decisions honoured, and the run
-    kept for the review page (GET /duplicates). `by_regions` applies to cosine-only runs."""
+    kept for the review page (GET /duplicates). `keep` (KEEPERS): the largest picture when verified,
+    the earliest ingested by cosine alone, unless given. `by_regions` applies to cosine-only runs."""
     review = open_review(settings)
     started = time.perf_counter()
     try:
         decided = review.decisions()
         if not verify:
-            threshold = threshold or DEFAULT_THRESHOLD
+            threshold, keep = threshold or DEFAULT_THRESHOLD, keep or "earliest"
             found = Found(find_groups(index, threshold, neighbours, progress=progress, by_regions=by_regions,
-                                      decisions=decided))  # fmt: skip
+                                      decisions=decided, keep=keep))  # fmt: skip
         else:
-            threshold = threshold or CANDIDATE_THRESHOLD
+            threshold, keep = threshold or CANDIDATE_THRESHOLD, keep or "largest"
             store, stats = FeatureStore.of(settings), dict[str, Any]()
             try:
                 found = Found(*find_verified(index, store, threshold, neighbours, progress=progress, keep=keep,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lookalike.dedup.records import Member
+
 HOLDS = 0.8  # share of a keeper's area an image must cover to be listed in that keeper's group too
 
 
@@ -14,11 +16,11 @@ def holds(box: tuple | None, extent: tuple = (0.0, 0.0, 1.0, 1.0)) -> bool:
     return box is None or shares(box, extent, HOLDS * area(extent))
 
 
-def content(members: list[tuple]) -> tuple:
+def content(members: list[Member]) -> tuple:
     """Where a keeper's picture lies in it: its copies' outlines, side by side median (a letterboxed
     keeper's photo, not its border; a tilted copy's corners reach past it), or all of it when none is
     a copy."""
-    boxes = [entry[2].box for entry in members if entry[2].verdict == "copy" and entry[2].box is not None]
+    boxes = [member.verdict.box for member in members if member.verdict.is_copy and member.verdict.box is not None]
     if not boxes:
         return (0.0, 0.0, 1.0, 1.0)
     return tuple(float(side) for side in np.median(np.array(boxes), axis=0))

@@ -1,16 +1,18 @@
 """De-duplication by cosine alone (`lookalike dedup --no-verify`): connected components of
-"cosine >= threshold"; each group keeps its earliest-ingested document (ties: smallest id), the
-others listed with their cosine to it."""
+"cosine >= threshold"; each group keeps the image `keep` (keepers.py) puts first - the earliest
+ingested by default - the others listed with their cosine to it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from lookalike.dedup.keepers import KEEPERS, earliest_first
 from lookalike.dedup.linked import Linked
 from lookalike.dedup.output import described
 from lookalike.index import VectorIndex
+from lookalike.index.documents import Doc
 from lookalike.progress import Progress
 from lookalike.review.decisions import Apart, Decision, apply_all
 
@@ -19,7 +21,7 @@ DEFAULT_THRESHOLD = 0.85  # pair precision at this cut: docs/relevance.md
 
 def find_groups(
     index: VectorIndex, threshold: float = DEFAULT_THRESHOLD, neighbours: int = 10, progress: bool = False,
-    by_regions: bool = False, decisions: Sequence[Decision] = (),
+    by_regions: bool = False, decisions: Sequence[Decision] = (), keep: str = "earliest",
 ) -> list[dict]:  # fmt: skip
     """Connected components of the "cosine >= threshold" graph over each doc's nearest neighbours
     (scored whole against whole; `by_regions`: against the other's best vector, as search scores).
@@ -36,18 +38,18 @@ def find_groups(
                 if not apart(doc.id, hit.id):
                     linked.link(hit.id, doc.id)
             shown.update(1, linked=len(linked.parent))
-    groups = [made for ids in linked.components() if (made := group(index, ids)) is not None]
+    groups = [made for ids in linked.components() if (made := group(index, ids, KEEPERS[keep])) is not None]
     groups.sort(key=lambda made: -len(made["duplicates"]))
     return apply_all(groups, list(decisions))
 
 
-def group(index: VectorIndex, ids: list[str]) -> dict | None:
-    """`{keep, duplicates}` for linked ids: the earliest ingested is kept (ties: smallest id); None
-    when fewer than two of them are still indexed."""
+def group(index: VectorIndex, ids: list[str], keeper_order: Callable[[Doc], tuple] = earliest_first) -> dict | None:
+    """`{keep, duplicates}` for linked ids: the first by `keeper_order` is kept; None when fewer than
+    two of them are still indexed."""
     docs = [doc for doc in (index.get(doc_id) for doc_id in ids) if doc is not None]
     if len(docs) < 2:
         return None
-    docs.sort(key=lambda doc: (doc.ingested_at or "", doc.id))
+    docs.sort(key=keeper_order)
     keep = docs[0]
     duplicates = [{**described(doc), "similarity": round(float(np.dot(keep.vector, doc.vector)), 6)}
                   for doc in docs[1:]]  # fmt: skip

@@ -48,12 +48,12 @@ class Judge:
     def linked(self, a: str, b: str) -> bool:
         """Whether a and b were judged a copy or a part, one of the other, either way round."""
         found = self.kept.get((a, b) if a < b else (b, a))
-        return found is not None and found[1].verdict in ("copy", "part")
+        return found is not None and found[1].joins
 
     def copies(self, a: str, b: str) -> bool:
         """Whether a and b were judged copies of each other (either way round)."""
         found = self.kept.get((a, b) if a < b else (b, a))
-        return found is not None and found[1].verdict == "copy"
+        return found is not None and found[1].is_copy
 
     def prefetch(self, wanted: dict[str, str | None], pool: ThreadPoolExecutor) -> None:
         """Have the features of `wanted` (id -> source) in the cache, each made or read once."""
@@ -74,6 +74,6 @@ class Judge:
         verdict = verify(fa, fb, cosine=cosine)
         with self._lock:
             self.pairs += 1
-            if verdict.verdict != "different":
+            if verdict.joins or verdict.is_same_scene:  # all but different
                 self.kept[key] = (a, verdict)
         return verdict

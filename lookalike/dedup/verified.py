@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from lookalike.dedup.candidates import CHUNK, batched, candidates, shared_words
-from lookalike.dedup.grouping import KEEPERS, verified_groups
+from lookalike.dedup.grouping import verified_groups
 from lookalike.dedup.judge import Judge
+from lookalike.dedup.keepers import KEEPERS
 from lookalike.dedup.linked import Linked
-from lookalike.dedup.output import described
+from lookalike.dedup.output import stack_out
 from lookalike.index import VectorIndex
 from lookalike.progress import Progress
 from lookalike.review.decisions import Apart, Decision, apply_all
@@ -48,9 +49,9 @@ def find_verified(
                          for pair in candidates(index, doc, threshold, neighbours, by_regions, sharing.get(doc.id, ()))
                          if not apart(pair[0], pair[2])]  # fmt: skip
                 for (a, _, b, _, _), verdict in judge.all(pairs, pool):
-                    if verdict.verdict in ("copy", "part"):
+                    if verdict.joins:
                         copies.link(a, b)
-                    elif verdict.verdict == "same_scene":
+                    elif verdict.is_same_scene:
                         scenes.link(a, b)
                 shown.update(len(chunk), pairs=judge.pairs, grouped=len(copies.parent))
     if judge.missing:
@@ -66,6 +67,5 @@ def find_verified(
     for ids in scenes.components():
         docs = [doc for doc in (index.get(doc_id) for doc_id in ids) if doc is not None]
         if len(docs) >= 2:
-            stacks.append({"images": [described(doc) for doc in sorted(docs, key=keeper_order)],
-                           "verdict": "same_scene"})  # fmt: skip
+            stacks.append(stack_out(sorted(docs, key=keeper_order)))
     return groups, stacks

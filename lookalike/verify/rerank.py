@@ -5,6 +5,8 @@ query lies in it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from lookalike.index.documents import Hit
 from lookalike.verify.features import Features
 from lookalike.verify.store import FeatureStore
@@ -13,7 +15,7 @@ from lookalike.verify.verdict import verify
 FIRST = {"copy": 0, "part": 1}  # verdicts ranked ahead of everything else, in this order
 
 
-def order(verdicts: list[str]) -> list[int]:
+def order(verdicts: Sequence[str]) -> list[int]:
     """Positions of candidates already in cosine order, re-ranked: copies, then parts, then the rest,
     each group keeping its cosine order."""
     return sorted(range(len(verdicts)), key=lambda at: (FIRST.get(verdicts[at], len(FIRST)), at))

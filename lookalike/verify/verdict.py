@@ -24,6 +24,7 @@ Why each threshold has its value: docs/constants.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from lookalike.verify.features import Features
 from lookalike.verify.geometry import (
@@ -47,17 +48,35 @@ LEAST_CORRELATION = 0.2
 COPY_COVER = 0.5  # each covers at least this much of the other: a copy (a mild crop at most)
 PLAIN_SURROUND = 0.6  # what surrounds the smaller one is this plain (geometry.plain_surround): a frame
 FLAT_COPY_COSINE = 0.95
-VERDICTS = ("copy", "part", "same_scene", "different")
+Kind = Literal["copy", "part", "same_scene", "different"]
+VERDICTS: tuple[Kind, ...] = get_args(Kind)
 
 
 @dataclass
 class Verdict:
-    verdict: str  # one of VERDICTS
+    verdict: Kind
     reason: str
     inliers: int = 0
     correlation: float | None = None
     transform: dict | None = None  # a -> b: scale, rotation (degrees), mirrored
     box: tuple[float, float, float, float] | None = None  # where a lies in b: fractions of b (left, top, right, bottom)
+
+    @property
+    def is_copy(self) -> bool:
+        return self.verdict == "copy"
+
+    @property
+    def is_part(self) -> bool:
+        return self.verdict == "part"
+
+    @property
+    def joins(self) -> bool:
+        """A copy or a part: the two images belong in one group."""
+        return self.verdict in ("copy", "part")
+
+    @property
+    def is_same_scene(self) -> bool:
+        return self.verdict == "same_scene"
 
     def to_dict(self) -> dict:
         out: dict = {"verdict": self.verdict, "reason": self.reason, "inliers": self.inliers}
@@ -98,7 +117,7 @@ def verify(a: Features, b: Features, cosine: float | None = None) -> Verdict:
     correlation, where_matched = aligned_correlation(seen, b, found)
     where = box(a_in_b, b.frame)
 
-    def judged(verdict: str, reason: str) -> Verdict:
+    def judged(verdict: Kind, reason: str) -> Verdict:
         return Verdict(verdict, reason, found.count, correlation, transform, where)
 
     photo_matches = where_matched >= MATCHED_CORRELATION and correlation >= LEAST_CORRELATION

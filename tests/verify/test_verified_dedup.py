@@ -10,6 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from lookalike import dedup
+from lookalike.dedup.records import Member
 from lookalike.index.documents import Doc
 from lookalike.index.embedded import EmbeddedIndex
 from lookalike.verify import extract
@@ -176,18 +177,21 @@ def test_a_copy_vouches_for_an_image_the_keeper_could_not_align(photos, tmp_path
             return self.kept[("d", "m")][1]
 
     never = lambda a, b: False  # noqa: E731
-    entry = dedup.through_copy(doc, keep, [(member, 1.0, sure)], Recorded(sure), never)
-    assert entry is not None and entry[2].verdict == "copy" and entry[2].box == sure.box
-    assert "judged against m, a copy of k" in entry[2].reason
+    entry = dedup.through_copy(doc, keep, [Member(member, 1.0, sure)], Recorded(sure), never)
+    assert entry is not None and entry.verdict.verdict == "copy" and entry.verdict.box == sure.box
+    assert "judged against m, a copy of k" in entry.verdict.reason
     unsure = Verdict("copy", "the same picture", 40, 0.65)
-    assert dedup.through_copy(doc, keep, [(member, 1.0, sure)], Recorded(unsure), never) is None
+    assert dedup.through_copy(doc, keep, [Member(member, 1.0, sure)], Recorded(unsure), never) is None
     part = Verdict("part", "a crop", 40, 0.95, None, (0.1, 0.1, 0.3, 0.3))
-    assert dedup.through_copy(doc, keep, [(member, 1.0, part)], Recorded(sure), never) is None
-    assert dedup.through_copy(doc, keep, [(member, 1.0, sure)], Recorded(sure), lambda a, b: True) is None
+    assert dedup.through_copy(doc, keep, [Member(member, 1.0, part)], Recorded(sure), never) is None
+    assert dedup.through_copy(doc, keep, [Member(member, 1.0, sure)], Recorded(sure), lambda a, b: True) is None
 
 
 def test_a_collage_holds_a_letterboxed_keepers_photo_not_its_border():
-    copies = [(None, 1.0, type("V", (), {"verdict": "copy", "box": box})()) for box in
+    from lookalike.verify import Verdict
+
+    someone = Doc(id="c", vector=np.ones(4, np.float32) / 2, model="m")
+    copies = [Member(someone, 1.0, Verdict("copy", "the same picture", 80, 0.9, None, box)) for box in
               [(0.3, 0.0, 0.7, 1.0), (0.31, 0.0, 0.69, 1.0), (0.1, 0.0, 0.9, 1.0)]]  # fmt: skip
     photo = dedup.content(copies)
     assert photo == pytest.approx((0.3, 0.0, 0.7, 1.0))  # the median: a tilted copy's corners reach past it
@@ -245,9 +249,9 @@ def test_a_collage_joins_a_group_by_holding_one_of_its_sure_copies():
 
     keep, plain, resized, crop, doc = (Doc(id=name, vector=np.ones(4, np.float32) / 2, model="m")
                                        for name in ("k", "plain", "resized", "crop", "d"))  # fmt: skip
-    members = [(plain, 1.0, Verdict("copy", "the same picture", 80, 0.9, None, (0.1, 0.1, 0.9, 0.9))),
-               (resized, 1.0, Verdict("copy", "the same picture", 70, 0.85, None, (0.12, 0.1, 0.9, 0.92))),
-               (crop, 1.0, Verdict("copy", "the same picture", 80, 0.9, None, (0.1, 0.1, 0.5, 0.5)))]  # fmt: skip
+    members = [Member(plain, 1.0, Verdict("copy", "the same picture", 80, 0.9, None, (0.1, 0.1, 0.9, 0.9))),
+               Member(resized, 1.0, Verdict("copy", "the same picture", 70, 0.85, None, (0.12, 0.1, 0.9, 0.92))),
+               Member(crop, 1.0, Verdict("copy", "the same picture", 80, 0.9, None, (0.1, 0.1, 0.5, 0.5)))]  # fmt: skip
     holds_it = Verdict("part", "the second is part of the first", 60, 0.8, None, (0.0, 0.0, 1.0, 1.0))
 
     class Recorded:
@@ -262,10 +266,10 @@ def test_a_collage_joins_a_group_by_holding_one_of_its_sure_copies():
 
     never = lambda a, b: False  # noqa: E731
     found = dedup.holds_copy(doc, keep, members, Recorded(holds_it, "plain"), never)
-    assert found is not None and found[1].verdict == "part" and found[1].box == members[0][2].box
-    assert "judged against plain, a copy of k" in found[1].reason
+    assert found is not None and found.verdict.verdict == "part" and found.verdict.box == members[0].verdict.box
+    assert "judged against plain, a copy of k" in found.verdict.reason
     assert dedup.holds_copy(doc, keep, members, Recorded(holds_it, "crop"), never) is None
-    assert dedup.holds_copy(doc, keep, members, Recorded(members[0][2], "plain"), never) is None
+    assert dedup.holds_copy(doc, keep, members, Recorded(members[0].verdict, "plain"), never) is None
     assert dedup.holds_copy(doc, keep, members, Recorded(holds_it, "plain"), lambda a, b: True) is None
 
 
