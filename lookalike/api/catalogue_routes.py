@@ -7,6 +7,7 @@ from fastapi.responses import FileResponse
 from lookalike_handler.wire import decode_regions
 from starlette.concurrency import run_in_threadpool
 
+from lookalike.api.answers import ImageOut, PutAnswer
 from lookalike.api.contract import UPLOAD_ERRORS, errors, image_body
 from lookalike.api.security import require_read, require_write
 from lookalike.api.service import read_upload, service_of
@@ -25,7 +26,8 @@ def found(index: VectorIndex, doc_id: str) -> Doc:
     return doc
 
 
-@router.get("/{doc_id}", dependencies=[Depends(require_read)], responses=errors(401, 404, 503),
+@router.get("/{doc_id}", dependencies=[Depends(require_read)], response_model=ImageOut,
+            response_model_exclude_unset=True, responses=errors(401, 404, 503),
             summary="An indexed image's metadata")  # fmt: skip
 async def get_image(request: Request, doc_id: str) -> dict:
     doc = await service_of(request).indexed(found, doc_id)
@@ -44,7 +46,9 @@ async def get_thumbnail(request: Request, doc_id: str) -> FileResponse:
 
 
 @router.put("/{doc_id}", openapi_extra=image_body("category", "tags", "source"), dependencies=[Depends(require_write)],
-            responses={201: {"description": "added (200: replaced)"}, **errors(401, 403, *UPLOAD_ERRORS)},
+            response_model=PutAnswer, response_model_exclude_unset=True,
+            responses={201: {"model": PutAnswer, "description": "added (200: replaced)"},
+                       **errors(401, 403, *UPLOAD_ERRORS)},
             summary="Add or replace an image: multipart `image` + category, tags, source (or raw body)")  # fmt: skip
 async def put_image(
     request: Request,

@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from lookalike.api.answers import DecisionsAnswer, DuplicatesPage
 from lookalike.api.contract import errors
 from lookalike.api.security import require_read, require_write
 from lookalike.api.service import service_of
@@ -58,7 +59,7 @@ class DecisionsIn(BaseModel):
 
 
 @router.get("", dependencies=[Depends(require_read)], response_model=None,
-            responses={200: {"content": {"application/json": {}, "text/html": {}},
+            responses={200: {"model": DuplicatesPage, "content": {"text/html": {}},
                              "description": "the groups as JSON; the review page to a browser (Accept: text/html)"},
                        **errors(401, 503)},
             summary="The last de-duplication run's copy groups, with the decisions taken on them, paged")  # fmt: skip
@@ -89,7 +90,8 @@ async def get_duplicates(
             "per_page": per_page, "groups": shown}  # fmt: skip
 
 
-@router.post("/decisions", dependencies=[Depends(require_write)], responses=errors(400, 401, 403, 404, 422, 503),
+@router.post("/decisions", dependencies=[Depends(require_write)], response_model=DecisionsAnswer,
+             response_model_exclude_unset=True, responses=errors(400, 401, 403, 404, 422, 503),
              summary="Record decisions on groups: keep one, not duplicates, or resolved (each replaces an "
                      "earlier decision about the same ids)")  # fmt: skip
 async def post_decisions(request: Request, body: DecisionsIn) -> dict:

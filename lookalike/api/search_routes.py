@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from lookalike import search
+from lookalike.api.answers import Categories, Health, SearchAnswer, SimilarAnswer
 from lookalike.api.contract import UPLOAD_ERRORS, errors, image_body
 from lookalike.api.security import require_read
 from lookalike.api.service import read_upload, service_of
@@ -24,7 +25,7 @@ def filters(
 
 
 @router.post("/search", openapi_extra=image_body(), dependencies=[Depends(require_read)],
-             responses=errors(401, *UPLOAD_ERRORS),
+             response_model=SearchAnswer, response_model_exclude_unset=True, responses=errors(401, *UPLOAD_ERRORS),
              summary="Find indexed images that look like the uploaded one")  # fmt: skip
 async def post_search(
     request: Request,
@@ -65,7 +66,8 @@ async def post_search(
     return {**answer, "took_ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
-@router.get("/similar/{doc_id}", dependencies=[Depends(require_read)], responses=errors(400, 401, 404, 422, 503),
+@router.get("/similar/{doc_id}", dependencies=[Depends(require_read)], response_model=SimilarAnswer,
+            response_model_exclude_unset=True, responses=errors(400, 401, 404, 422, 503),
             summary="Find indexed images that look like an indexed one (itself excluded)")  # fmt: skip
 async def get_similar(
     request: Request,
@@ -83,7 +85,7 @@ async def get_similar(
             "hits": [hit.to_dict() for hit in hits]}  # fmt: skip
 
 
-@router.get("/categories", dependencies=[Depends(require_read)], responses=errors(401, 503),
+@router.get("/categories", dependencies=[Depends(require_read)], response_model=Categories, responses=errors(401, 503),
             summary="Category names and image counts")  # fmt: skip
 async def get_categories(request: Request) -> dict:
     counts = await service_of(request).indexed(lambda index: index.categories())
@@ -91,8 +93,9 @@ async def get_categories(request: Request) -> dict:
 
 
 @router.get("/healthz", summary="Model server and index both checked (open to load balancers)",
-            responses={200: {"description": "both answer"},
-                       503: {"description": "the model server or the index does not answer: its field says why"}},
+            responses={200: {"model": Health, "description": "both answer"},
+                       503: {"model": Health,
+                             "description": "the model server or the index does not answer: its field says why"}},
             )  # fmt: skip
 async def healthz(request: Request) -> JSONResponse:
     healthy, report = await service_of(request).health()

@@ -16,6 +16,7 @@ import pytest
 
 from lookalike import stack
 from lookalike.api import process
+from lookalike.api.app import create_app
 from lookalike.settings import Settings
 from tests.api.conftest import LITE, WRITE_KEY
 
@@ -45,3 +46,19 @@ def test_every_route_answers_as_its_openapi_document_says(schemathesis, standin,
     summary = done.stdout[-6000:]
     assert done.returncode == 0, summary
     assert "Tested: 10" in done.stdout and " passed" in done.stdout and "failure" not in done.stdout, summary
+
+
+def test_every_json_answer_is_described_by_a_model(tmp_path):
+    """Each route's success answers carry a schema in /openapi.json (fast: the document only), so the
+    contract test above checks response shapes too, not only statuses."""
+    spec = create_app(Settings(data_dir=tmp_path / "index")).openapi()
+    described = {}
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            for code, response in operation["responses"].items():
+                if code.startswith("2") and code != "204":
+                    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+                    described[f"{method.upper()} {path} {code}"] = schema.get("$ref")
+    described.pop("GET /images/{doc_id}/thumbnail 200")  # a JPEG
+    assert described and all(described.values()), {route: ref for route, ref in described.items() if not ref}
+    assert described["POST /search 200"] == "#/components/schemas/SearchAnswer"
