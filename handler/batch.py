@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .embedder import StageTimes
 from .errors import ImageError
 
 
@@ -18,3 +19,4 @@ class Batch:
     schemes: list[str] = field(default_factory=list)  # region scheme per decoded image
     errors: dict[int, ImageError] = field(default_factory=dict)  # request index -> refusal
     vectors: torch.Tensor | None = None  # float32 [sum of 1+R over rows, D] after inference
+    times: StageTimes = field(default_factory=StageTimes)  # ms per stage, for the worker's metrics

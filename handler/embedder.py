@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -62,6 +64,16 @@ def worker_device(gpu_id: int | str | None) -> torch.device:
     if gpu_id is not None and torch.cuda.is_available():
         return torch.device("cuda", int(gpu_id))
     return torch.device("cpu")
+
+
+@dataclass
+class StageTimes:
+    """Milliseconds a batch spent in each stage of the worker's path, summed over its images (the
+    decode threads overlap, so decode + preprocess may exceed the batch's wall time)."""
+
+    decode: float = 0.0
+    preprocess: float = 0.0
+    inference: float = 0.0
 
 
 class Embedder:
@@ -185,19 +197,37 @@ class Embedder:
     ) -> list[torch.Tensor | ImageError]:
         """Decode + resize + crop each upload (in parallel threads): a uint8 `[1+R,3,S,S]` (the whole
         image, then the R regions of its scheme in `schemes`, none by default) or its ImageError."""
+        return self.prepare_timed(blobs, limits, schemes)[0]
 
-        def one(data: bytes, scheme: str) -> torch.Tensor | ImageError:
+    def prepare_timed(
+        self, blobs: Sequence[bytes], limits: Limits = DEFAULT_LIMITS, schemes: Sequence[str] | None = None
+    ) -> tuple[list[torch.Tensor | ImageError], StageTimes]:
+        """`prepare`, and the milliseconds its stages took, summed over the uploads (decode: the
+        bytes to an RGB image; preprocess: regions cut, resized and cropped to uint8 pixels)."""
+
+        def one(data: bytes, scheme: str) -> tuple[torch.Tensor | ImageError, float, float]:
+            started = time.perf_counter()
             try:
                 img = decode_image(data, limits, self.draft_short_side)
-                regions = crops(img, scheme, self.backbone.spec.resize)
-                return torch.stack([self.pixels(img)] + [self.pixels(region) for region in regions])
             except ImageError as exc:
-                return exc
+                return exc, time.perf_counter() - started, 0.0
+            decoded = time.perf_counter()
+            try:
+                regions = crops(img, scheme, self.backbone.spec.resize)
+                pixels: torch.Tensor | ImageError = torch.stack(
+                    [self.pixels(img)] + [self.pixels(region) for region in regions]
+                )
+            except ImageError as exc:
+                pixels = exc
+            return pixels, decoded - started, time.perf_counter() - decoded
 
         wanted = list(schemes) if schemes is not None else ["none"] * len(blobs)
         if self.pool is None or len(blobs) < 2:
-            return [one(data, scheme) for data, scheme in zip(blobs, wanted, strict=True)]
-        return list(self.pool.map(one, blobs, wanted))
+            done = [one(data, scheme) for data, scheme in zip(blobs, wanted, strict=True)]
+        else:
+            done = list(self.pool.map(one, blobs, wanted))
+        times = StageTimes(decode=1000 * sum(item[1] for item in done), preprocess=1000 * sum(item[2] for item in done))
+        return [item[0] for item in done], times
 
     def embed_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 `[N,3,S,S]` -> float32 `[N,D]` L2-normalised, on the CPU, `forward_rows` rows per pass."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 import torch
 from lookalike_handler.batch import Batch
@@ -20,11 +21,15 @@ from lookalike_handler.payload import image_bytes, option
 from lookalike_handler.regions import boxes
 from lookalike_handler.settings import HandlerSettings
 from lookalike_handler.wire import ENCODINGS, encode_error, encode_vector
+from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
 
 logger = logging.getLogger(__name__)
 
 ENCODING_HEADER = "X-Lookalike-Encoding"
+# TorchServe metric name -> stage (StageTimes field)
+STAGE_METRICS = {"LookalikeDecodeMs": "decode", "LookalikePreprocessMs": "preprocess",
+                 "LookalikeInferenceMs": "inference"}  # fmt: skip
 REGIONS_HEADER = "X-Lookalike-Regions"
 
 
@@ -60,7 +65,7 @@ class EmbeddingHandler(BaseHandler):
                 continue
             found.append((idx, encoding, scheme))
         # Decoding runs in parallel threads; a bad image comes back as its own ImageError.
-        prepared = self.embedder.prepare(blobs, self.limits, [scheme for _, _, scheme in found])
+        prepared, batch.times = self.embedder.prepare_timed(blobs, self.limits, [scheme for _, _, scheme in found])
         for (idx, encoding, scheme), item in zip(found, prepared, strict=True):
             if isinstance(item, ImageError):
                 batch.errors[idx] = item
@@ -71,6 +76,15 @@ class EmbeddingHandler(BaseHandler):
                 batch.pixels.append(item)
         return batch
 
+    def _record(self, batch: Batch) -> None:
+        """Each stage's milliseconds and the images decoded, as counters on TorchServe's /metrics
+        (model_metrics_auto_detect registers them): rate(LookalikeDecodeMs) / rate(LookalikeImages) is
+        the mean decode time of an image, and so on; a slow stage names itself."""
+        metrics = self.context.metrics
+        for name, ms in STAGE_METRICS.items():
+            metrics.add_time(name, round(getattr(batch.times, ms), 3), unit="ms", metric_type=MetricTypes.COUNTER)
+        metrics.add_counter("LookalikeImages", len(batch.rows))
+
     def _header(self, idx: int, name: str) -> str | None:
         """A request header by case-insensitive name (TorchServe keeps the sender's case)."""
         for key, value in self.context.get_all_request_header(idx).items():
@@ -80,10 +94,13 @@ class EmbeddingHandler(BaseHandler):
 
     def inference(self, batch: Batch, *args, **kwargs) -> Batch:
         if batch.pixels:
+            started = time.perf_counter()
             batch.vectors = self.embedder.embed_pixels(torch.cat(batch.pixels))
+            batch.times.inference = 1000 * (time.perf_counter() - started)
         return batch
 
     def postprocess(self, batch: Batch) -> list[bytes]:
+        self._record(batch)
         answers: list[bytes] = [b""] * batch.size
         for idx, exc in batch.errors.items():
             logger.info("request %d refused with %d: %s", idx, exc.status, exc.reason)

@@ -14,6 +14,7 @@ from lookalike.index import VectorIndex
 from lookalike.index.documents import Hit
 from lookalike.serving.client import ModelClient
 from lookalike.settings import Settings
+from lookalike.timing import Stages
 from lookalike.verify.features import extract
 from lookalike.verify.rerank import rerank
 from lookalike.verify.store import FeatureStore
@@ -35,11 +36,16 @@ def by_vector(
 
 
 def verified(index: VectorIndex, store: FeatureStore, image: bytes, vector: np.ndarray, k: int = 10, *,
-             candidates: int = Settings.verify_candidates, **filters) -> list[Hit]:  # fmt: skip
+             candidates: int = Settings.verify_candidates, stages: Stages | None = None,
+             **filters) -> list[Hit]:  # fmt: skip
     """The best `k` after verification: the nearest max(k, `candidates`) by cosine are each judged
-    against `image` (lookalike.verify), verified copies and parts first."""
-    hits = by_vector(index, vector, max(k, candidates), **filters)
-    return rerank(hits, extract(image), store)[:k]
+    against `image` (lookalike.verify), verified copies and parts first. `stages` times the k-NN
+    query (knn) and the judging (verify) apart."""
+    stages = stages or Stages()
+    with stages.timed("knn"):
+        hits = by_vector(index, vector, max(k, candidates), **filters)
+    with stages.timed("verify"):
+        return rerank(hits, extract(image), store)[:k]
 
 
 def by_image(index: VectorIndex, client: ModelClient, image: bytes, **filters) -> list[Hit]:

@@ -22,7 +22,9 @@ class Metrics:
                                 ["route", "method", "status"], registry=self.registry)  # fmt: skip
         self.latency = Histogram("lookalike_api_request_seconds", "Whole request time by route template",
                                  ["route"], buckets=BUCKETS, registry=self.registry)  # fmt: skip
-        self.stages = Histogram("lookalike_api_stage_seconds", "Time inside a request: embed (TorchServe) or index",
+        self.stages = Histogram("lookalike_api_stage_seconds", "Time inside a request by stage: embed (TorchServe), "
+                                "knn (the k-NN query of a search), verify (judging its candidates), index (other "
+                                "index calls)",
                                 ["stage"], buckets=BUCKETS, registry=self.registry)  # fmt: skip
         self.documents = Gauge("lookalike_index_documents", "Images in the index (read at scrape time)",
                                registry=self.registry)  # fmt: skip
@@ -31,13 +33,16 @@ class Metrics:
         self.requests.labels(route, method, str(status)).inc()
         self.latency.labels(route).observe(seconds)
 
+    def observe_stage(self, name: str, seconds: float) -> None:
+        self.stages.labels(name).observe(seconds)
+
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         started = time.perf_counter()
         try:
             yield
         finally:
-            self.stages.labels(name).observe(time.perf_counter() - started)
+            self.observe_stage(name, time.perf_counter() - started)
 
     def render(self, count: Callable[[], int] | None) -> bytes:
         if count is not None:

@@ -52,16 +52,17 @@ async def post_search(
     doc, vector = await service.embed(image)
     answer: dict = {"model": doc["model"], "dimension": int(doc["dimension"])}
     if per_category:
-        groups = await service.indexed(search.per_category, vector, per_category,
+        groups = await service.indexed(search.per_category, vector, per_category, stage="knn",
                                        max_categories=service.settings.max_categories)  # fmt: skip
         answer["per_category"] = {name: [hit.to_dict() for hit in hits] for name, hits in groups.items()}
     else:
         chosen = filters(service.settings, k, category, tags, min_similarity)
         if verify:
-            hits = await service.indexed(search.verified, service.features, image, vector,
-                                         candidates=service.settings.verify_candidates, **chosen)  # fmt: skip
+            hits = await service.indexed(search.verified, service.features, image, vector, stage=None,
+                                         candidates=service.settings.verify_candidates, stages=service.stages(),
+                                         **chosen)  # fmt: skip
         else:
-            hits = await service.indexed(search.by_vector, vector, **chosen)
+            hits = await service.indexed(search.by_vector, vector, stage="knn", **chosen)
         answer["hits"] = [hit.to_dict() for hit in hits]
     return {**answer, "took_ms": round((time.perf_counter() - started) * 1000, 1)}
 
@@ -80,7 +81,7 @@ async def get_similar(
     service = service_of(request)
     started = time.perf_counter()
     chosen = filters(service.settings, k, category, tags, min_similarity)
-    hits = await service.indexed(search.more_like_this, doc_id, **chosen)
+    hits = await service.indexed(search.more_like_this, doc_id, stage="knn", **chosen)
     return {"id": doc_id, "took_ms": round((time.perf_counter() - started) * 1000, 1),
             "hits": [hit.to_dict() for hit in hits]}  # fmt: skip
 

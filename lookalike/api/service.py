@@ -17,6 +17,7 @@ from lookalike.index import VectorIndex, open_index
 from lookalike.review.store import ReviewStore, open_review
 from lookalike.serving.client import AsyncModelClient, ModelInfo
 from lookalike.settings import Settings
+from lookalike.timing import Stages
 from lookalike.verify.store import FeatureStore
 
 T = TypeVar("T")
@@ -66,11 +67,18 @@ class Service:
         self.precision = doc.get("precision", self.precision)
         return doc, vector
 
-    async def indexed(self, call: Callable[..., T], *args, **kwargs) -> T:
-        """`call(index, *args, **kwargs)` in the thread pool, timed as index time."""
+    async def indexed(self, call: Callable[..., T], *args, stage: str | None = "index", **kwargs) -> T:
+        """`call(index, *args, **kwargs)` in the thread pool, timed as `stage` (index time; knn for a
+        k-NN query; None: the call times its own stages, given `stages=self.stages()`)."""
         index = await self.ready_index()
-        with self.metrics.stage("index"):
+        if stage is None:
             return await run_in_threadpool(call, index, *args, **kwargs)
+        with self.metrics.stage(stage):
+            return await run_in_threadpool(call, index, *args, **kwargs)
+
+    def stages(self) -> Stages:
+        """A request's stage timer whose every stage lands on /metrics (lookalike_api_stage_seconds)."""
+        return Stages(self.metrics.observe_stage)
 
     async def health(self) -> tuple[bool, dict]:
         report: dict = {"model_server": await self.model.ping()}

@@ -19,6 +19,7 @@ from lookalike.ingest import sources
 from lookalike.ingest.pipeline import DEFAULT_ERRORS, Ingestor, write_errors
 from lookalike.serving.client import ModelClient
 from lookalike.settings import RUN_DIR
+from lookalike.timing import Stages
 from lookalike.verify.store import FeatureStore
 
 
@@ -139,17 +140,20 @@ def find(args: argparse.Namespace) -> int:
     if doc_id is None and (args.image is None) == (args.url is None):
         raise BadQuery("give an IMAGE file or --url (one of them)")
     stack = connected(args)
+    stages = Stages()
     try:
         if doc_id:
             vector = search.stored_vector(stack.index, doc_id)
         else:
             limit = stack.settings.max_image_bytes
             data = Path(args.image).read_bytes() if args.image else sources.fetch_url(args.url, limit)
-            vector = stack.client.embed(data)
+            with stages.timed("embed"):
+                vector = stack.client.embed(data)
         exclude = [doc_id] if doc_id else []
         if args.per_category:
-            groups = search.per_category(stack.index, vector, args.per_category, exclude,
-                                         max_categories=stack.settings.max_categories)  # fmt: skip
+            with stages.timed("knn"):
+                groups = search.per_category(stack.index, vector, args.per_category, exclude,
+                                             max_categories=stack.settings.max_categories)  # fmt: skip
             result: object = {category: [hit.to_dict() for hit in hits] for category, hits in groups.items()}
             text = "\n\n".join(f"[{category}]\n{search.format_table(hits)}" for category, hits in groups.items())
         else:
@@ -161,15 +165,18 @@ def find(args: argparse.Namespace) -> int:
                 store = FeatureStore.of(settings)
                 try:
                     hits = search.verified(stack.index, store, data, vector, k, candidates=settings.verify_candidates,
-                                           **chosen)  # fmt: skip
+                                           stages=stages, **chosen)  # fmt: skip
                 finally:
                     store.close()
             else:
-                hits = search.by_vector(stack.index, vector, k, **chosen)
+                with stages.timed("knn"):
+                    hits = search.by_vector(stack.index, vector, k, **chosen)
             result, text = [hit.to_dict() for hit in hits], search.format_table(hits)
     finally:
         stack.close()
     print(json.dumps(result, indent=2) if args.json else text)
+    if args.verbose:
+        print(f"stages: {stages.summary()}", file=sys.stderr)
     return 0
 
 

@@ -136,16 +136,20 @@ def test_cors_is_closed_unless_origins_are_configured(api, origins):
         assert allowed == ("https://shop.example" if origins else None)
 
 
-def test_metrics_count_requests_and_time_embedding_and_index_apart(api, photos, catalogue):
+def test_metrics_count_requests_and_time_each_stage_apart(api, photos, catalogue):
+    """embed, the k-NN query and verification are timed apart; other index calls as index."""
     with api() as running:
         for _ in range(3):
             search(running, photos["coffee"], k=3)
+        search(running, photos["coffee"], k=3, verify="true")
         requests.get(f"{running.url}/images/unknown", timeout=30)
         text = requests.get(f"{running.url}/metrics", timeout=30).text
-    assert 'lookalike_api_requests_total{method="POST",route="/search",status="200"} 3.0' in text
+    assert 'lookalike_api_requests_total{method="POST",route="/search",status="200"} 4.0' in text
     assert 'lookalike_api_requests_total{method="GET",route="/images/{doc_id}",status="404"} 1.0' in text
-    assert 'lookalike_api_stage_seconds_count{stage="embed"} 3.0' in text
-    assert 'lookalike_api_stage_seconds_count{stage="index"}' in text
+    assert 'lookalike_api_stage_seconds_count{stage="embed"} 4.0' in text
+    assert 'lookalike_api_stage_seconds_count{stage="knn"} 4.0' in text
+    assert 'lookalike_api_stage_seconds_count{stage="verify"} 1.0' in text
+    assert 'lookalike_api_stage_seconds_count{stage="index"} 1.0' in text
     assert 'lookalike_api_request_seconds_bucket{le="0.25",route="/search"}' in text
     assert f"lookalike_index_documents {float(len(photos) + 12)}" in text
 

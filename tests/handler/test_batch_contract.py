@@ -15,8 +15,23 @@ import pytest
 from lookalike_handler.ts_handler import EmbeddingHandler
 
 
+class MockMetrics:
+    """Records what the handler adds to TorchServe's metrics: name -> (sum, type)."""
+
+    def __init__(self) -> None:
+        self.added: dict[str, float] = {}
+
+    def add_time(self, name: str, value: float, idx=None, unit: str = "ms", dimensions=None, metric_type=None) -> None:
+        assert unit == "ms" and str(metric_type).endswith("COUNTER"), (name, unit, metric_type)
+        self.added[name] = self.added.get(name, 0.0) + value
+
+    def add_counter(self, name: str, value: float, idx=None, dimensions=None) -> None:
+        self.added[name] = self.added.get(name, 0.0) + value
+
+
 class MockContext:
     def __init__(self, model_dir: str) -> None:
+        self.metrics = MockMetrics()
         self.system_properties = {"model_dir": model_dir, "gpu_id": None}
         self.model_yaml_config = {"maxWorkers": 1, "handler": {"backbone": "resnet50", "weights": "random"}}
         self.manifest: dict = {"model": {}}
@@ -105,3 +120,13 @@ def test_region_vectors_are_asked_for_per_request_and_a_bad_scheme_fails_only_it
     # Each region is its own crop (random weights make every vector alike, but not equal).
     assert float(np.abs(vectors - decode_vector(plain)).max()) > 1e-3
     assert float(np.abs(vectors[0] - vectors[8]).max()) > 1e-3
+
+
+def test_each_stage_reports_its_time_and_the_images_it_saw(handler, photos):
+    """decode, preprocess and inference each add their milliseconds to a counter, and the images
+    decoded to another (a refused upload counts for decode only)."""
+    handler.context.metrics.added.clear()
+    run(handler, [{"body": photos["coffee"]}, {"body": b"not an image"}, {"body": photos["rocket"]}])
+    added = handler.context.metrics.added
+    assert added["LookalikeImages"] == 2
+    assert all(added[name] > 0 for name in ("LookalikeDecodeMs", "LookalikePreprocessMs", "LookalikeInferenceMs"))

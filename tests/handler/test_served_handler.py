@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -192,6 +193,8 @@ def test_prometheus_metrics_are_exposed(server, coffee):
     raw(server, LITE, coffee)
     text = requests.get(f"{server.metrics_url}/metrics", timeout=10).text
     assert "ts_inference_requests_total" in text
+    for stage in ("LookalikeDecodeMs", "LookalikePreprocessMs", "LookalikeInferenceMs", "LookalikeImages"):
+        assert re.search(rf"^{stage}\{{.*ModelName=\"{LITE}\".*\}} [0-9.]+$", text, re.M), stage  # per stage
 
 
 def test_logs_stay_quiet_per_request(server, coffee):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -144,9 +145,10 @@ def test_search_cli_prints_json_hits(gallery, tmp_path):
     where = (["--opensearch-url", index.settings.opensearch_url, "--alias", index.alias]
              if isinstance(index, OpenSearchIndex) else ["--data-dir", str(index.path.parent)])  # fmt: skip
     cmd = [sys.executable, "-m", "lookalike", "search", str(image), "-k", "3", "--json", "--ts-url",
-           ts_url, "--model", LITE, *where]  # fmt: skip
+           ts_url, "--model", LITE, "-v", *where]  # fmt: skip
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+    assert re.search(r"^stages: embed [0-9.]+ ms, knn [0-9.]+ ms$", result.stderr, re.M), result.stderr  # -v
     hits = json.loads(result.stdout)
     assert hits[0]["id"] == "rocket" and hits[0]["similarity"] > 0.99
     assert set(hits[0]) >= {"id", "similarity", "distance", "source", "category", "tags", "width", "height"}
