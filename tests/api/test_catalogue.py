@@ -9,6 +9,7 @@ import pytest
 import requests
 from PIL import Image
 
+from lookalike import search as search_module
 from tests.api.conftest import WRITE_KEY
 
 AUTH = {"Authorization": f"Bearer {WRITE_KEY}"}
@@ -155,8 +156,6 @@ def test_metrics_count_requests_and_time_each_stage_apart(api, photos, catalogue
 
 
 def test_an_unexpected_failure_is_a_500_in_the_same_shape(api, photos, monkeypatch):
-    from lookalike import search as search_module
-
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 

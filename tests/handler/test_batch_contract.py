@@ -12,7 +12,9 @@ import json
 
 import numpy as np
 import pytest
+from lookalike_handler.regions import SCHEMES
 from lookalike_handler.ts_handler import EmbeddingHandler
+from lookalike_handler.wire import decode_regions, decode_vector
 
 
 class MockMetrics:
@@ -98,9 +100,6 @@ def test_the_list_encoding_is_chosen_per_request(handler, photos):
 
 
 def test_region_vectors_are_asked_for_per_request_and_a_bad_scheme_fails_only_itself(handler, photos):
-    from lookalike_handler.regions import SCHEMES
-    from lookalike_handler.wire import decode_regions, decode_vector
-
     handler.context.status.clear()
     handler.context.request_headers = {2: {"X-Lookalike-Regions": "grid2"}}
     data = [{"body": photos["coffee"], "regions": b"win2"}, {"body": photos["coffee"]}, {"body": photos["rocket"]},

@@ -11,6 +11,7 @@ from lookalike_handler.errors import ConfigError
 from lookalike_handler.settings import HandlerSettings
 from lookalike_handler.transforms import resize_full
 
+from lookalike.serving.client import ModelClient
 from lookalike.serving.weights import resolve
 
 LITE = "efficientnet_lite0"
@@ -62,7 +63,6 @@ def test_the_model_id_names_the_fit_and_bad_fits_are_refused(lite0):
 def test_a_full_fit_archive_serves_its_own_vector_space(server, photos):
     """Real TorchServe: the archive built with --fit full answers as `efficientnet_lite0+full`, with
     the in-process full-fit vectors."""
-    from lookalike.serving.client import ModelClient
 
     client = ModelClient(server.inference_url, "lite0-full")
     try:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from lookalike_handler import quantize
+from lookalike_handler.backbones import get_backbone
 from lookalike_handler.embedder import Embedder
 from lookalike_handler.errors import ConfigError
 from lookalike_handler.precision import cpu_has_bf16, int8_chosen, resolve_precision
@@ -18,6 +19,7 @@ from lookalike_handler.wire import encode_vector
 from torch import nn
 
 from lookalike.cli.main import main
+from lookalike.serving import int8 as build
 
 
 def test_the_bound_holds_for_the_same_vectors_and_names_what_noise_breaks():
@@ -108,9 +110,6 @@ def test_the_copy_protocols_check_catches_a_trunk_that_loses_copies(photos):
     """lookalike.serving.int8's copy check, on a small network and six photos (the real trunks are
     checked when archives are built): the same network keeps every R@1; one whose vectors are
     mostly noise loses copies, and the miss names the protocol."""
-    from lookalike_handler.backbones import get_backbone
-
-    from lookalike.serving import int8 as build
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 8, 5, stride=4), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten()).eval()
@@ -137,7 +136,6 @@ def test_the_race_times_the_workers_whole_path_at_both_precisions(store, photos,
     """The build-time race, on the int8 trunk of the session's int8 archive (random weights)."""
     import zipfile
 
-    from lookalike.serving import int8 as build
     from tests.conftest import INT8_MODEL
 
     with zipfile.ZipFile(store / f"{INT8_MODEL}.mar") as mar:

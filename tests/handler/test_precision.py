@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from lookalike_handler.embedder import worker_device
 from lookalike_handler.errors import ConfigError
 from lookalike_handler.precision import cpu_flags, cpu_has_bf16, resolve_precision
 
@@ -44,8 +45,6 @@ def test_cpu_flags_parse(tmp_path):
 
 
 def test_worker_device_falls_back_to_cpu_without_cuda(monkeypatch):
-    from lookalike_handler.embedder import worker_device
-
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert worker_device(0) == CPU
     assert worker_device(None) == CPU

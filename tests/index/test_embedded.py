@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lookalike.index import embedded
 from lookalike.index.documents import Doc
 from lookalike.index.embedded import EmbeddedIndex
 
@@ -82,7 +83,6 @@ def test_lists_of_ids_longer_than_sqlites_parameter_limit_are_chunked(tmp_path):
 def test_a_filter_too_large_for_the_exact_path_searches_the_graph_within_it(tmp_path, monkeypatch):
     """Past EXACT_LIMIT matching documents the graph is searched with the filter as an id selector:
     only matching documents come back, never an excluded or deleted one."""
-    from lookalike.index import embedded
 
     monkeypatch.setattr(embedded, "EXACT_LIMIT", 10)
     xb = unit(np.random.default_rng(6), 120, 16)

@@ -17,6 +17,7 @@ from lookalike.cli.main import main
 from lookalike.index import recall
 from lookalike.index.documents import Doc
 from lookalike.index.embedded import EmbeddedIndex
+from lookalike.index.opensearch_index import OpenSearchIndex
 
 LITE = "efficientnet_lite0"
 
@@ -98,7 +99,6 @@ def test_the_estimate_on_a_real_opensearch_node_matches_a_brute_force_truth(open
     """The same estimate through OpenSearch (scroll for the exact truth, efSearch sent per request)."""
     import uuid
 
-    from lookalike.index.opensearch_index import OpenSearchIndex
     from tests.backends import drop_indices, opensearch_settings
 
     alias = f"t-{uuid.uuid4().hex[:10]}"
@@ -124,7 +124,6 @@ def test_a_recorded_ef_search_lives_in_the_opensearch_mapping_and_is_sent_after_
     and a fresh process's searches send it."""
     import uuid
 
-    from lookalike.index.opensearch_index import OpenSearchIndex
     from tests.backends import drop_indices, opensearch_settings
 
     settings = opensearch_settings(opensearch_url, f"t-{uuid.uuid4().hex[:10]}")

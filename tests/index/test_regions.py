@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 from lookalike_handler.regions import SCHEMES
 
+from lookalike import dedup
 from lookalike.errors import IndexMismatch
 from lookalike.index.documents import Doc
 from lookalike.index.embedded import EmbeddedIndex
+from lookalike.index.opensearch_index import OpenSearchIndex
 
 D = 16
 
@@ -118,7 +120,6 @@ def test_an_index_made_before_region_vectors_opens_as_one_without_regions(tmp_pa
 @pytest.mark.opensearch
 def test_on_the_opensearch_node_nested_region_vectors_give_one_hit_per_image(opensearch_url):
     """Regions as nested knn_vector documents on the real node (Lucene engine)."""
-    from lookalike.index.opensearch_index import OpenSearchIndex
     from tests.backends import drop_indices, opensearch_settings
 
     alias = "t-regions"
@@ -159,7 +160,6 @@ def test_on_the_opensearch_node_nested_region_vectors_give_one_hit_per_image(ope
 
 def test_dedup_groups_by_whole_images_unless_asked_for_region_scores(index):
     """A crop (its whole vector is a region of another image) is grouped only with by_regions=True."""
-    from lookalike import dedup
 
     rng = np.random.default_rng(7)
     docs = [doc(f"d{i}", rng) for i in range(20)]

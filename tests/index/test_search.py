@@ -23,6 +23,7 @@ from PIL import Image
 from lookalike import dedup, search, stack
 from lookalike.copies import near_duplicate
 from lookalike.errors import BadQuery, NotFound
+from lookalike.index.documents import Doc
 from lookalike.index.embedded import EmbeddedIndex
 from lookalike.index.opensearch_index import OpenSearchIndex
 from lookalike.ingest.pipeline import Ingestor
@@ -122,7 +123,6 @@ def test_dedup_groups_a_reencoded_copy_with_its_original(gallery, tmp_path):
     copy = Image.open(io.BytesIO(everything["chelsea"]))
     buffer = io.BytesIO()
     copy.save(buffer, format="PNG")
-    from lookalike.index.documents import Doc
 
     index.upsert([Doc(id="chelsea-copy", vector=client.embed(buffer.getvalue()), model=LITE, source="copy.png",
                       ingested_at="9999-01-01T00:00:00+00:00")])  # fmt: skip

@@ -7,7 +7,7 @@ import inspect
 from opensearchpy.exceptions import ConnectionError, ConnectionTimeout, NotFoundError, TransportError
 
 from lookalike.errors import IndexUnavailable
-from lookalike.index.opensearch_client import unavailable
+from lookalike.index.opensearch_client import shown_url, unavailable
 from lookalike.index.opensearch_index import OpenSearchIndex
 from lookalike.settings import Settings
 
@@ -42,7 +42,5 @@ def test_every_public_method_goes_through_the_translator():
 
 
 def test_a_password_written_into_the_url_is_masked_in_errors():
-    from lookalike.index.opensearch_client import shown_url
-
     assert shown_url("https://admin:s3cret@a:9200,https://b:9200") == "https://admin:***@a:9200,https://b:9200"
     assert shown_url("http://127.0.0.1:9200") == "http://127.0.0.1:9200" and shown_url(None) == ""

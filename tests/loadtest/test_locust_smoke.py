@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lookalike.loadtest.runner import locust_command, run_headless
 from tests.conftest import LITE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,8 +58,6 @@ def test_wrong_answers_are_counted_as_failures_with_their_reason(search_api, ser
 
 def test_distributed_mode_with_two_worker_processes(search_api, server, tmp_path):
     """`lookalike loadtest --workers 2`: a master and two workers on this machine, one report."""
-    from lookalike.loadtest.runner import locust_command, run_headless
-
     cmd = locust_command(search_api.url, server.inference_url, LITE)
     code = run_headless(cmd, ["--shape", "ramp", "-u", "4", "-t", "12s", "--max-fail-ratio", "0"],
                         tmp_path / "dist", tmp_path / "dist.html", workers=2)  # fmt: skip

@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 from lookalike.cli.main import main
+from lookalike.copies import ALL_KINDS, copies
+from lookalike.relevance.dedup_eval import collection, group_pairs, pair_scores, scene_pairs, true_pairs
+from lookalike.relevance.evaluate import MODES, set_similarity
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -46,8 +49,6 @@ def test_each_kind_of_copy_is_seeded_and_changes_the_picture(photos):
     import numpy as np
     from PIL import Image
 
-    from lookalike.copies import ALL_KINDS, copies
-
     images = [photos[name] for name in ("coffee", "chelsea", "rocket")]
     for kind in ALL_KINDS:
         first = copies(images, kind, np.random.default_rng(3))
@@ -59,8 +60,6 @@ def test_each_kind_of_copy_is_seeded_and_changes_the_picture(photos):
 
 def test_region_scoring_takes_the_best_pair_of_vectors():
     import numpy as np
-
-    from lookalike.relevance.evaluate import MODES, set_similarity
 
     e = np.eye(4, dtype=np.float32)
     copy = [np.stack([e[0], e[1]]), np.stack([e[2], e[3]])]  # whole, then one region
@@ -86,8 +85,6 @@ def test_eval_with_region_vectors_over_the_standin(standin, tmp_path):
 def test_dedup_pairs_count_what_a_group_claims_against_what_the_pictures_show(photos):
     """A collage shows two photos; a group predicts all its pairs; recall is also split per kind."""
     import numpy as np
-
-    from lookalike.relevance.dedup_eval import collection, group_pairs, pair_scores, true_pairs
 
     images = [photos[name] for name in ("coffee", "chelsea", "rocket")]
     items = collection(images, ["heavy-crop", "pasted"], seed=0)
@@ -149,7 +146,6 @@ def test_eval_dedup_with_verification_over_the_standin(standin, tmp_path):
 def test_same_scene_pairs_are_negatives_and_precision_is_reported_per_kind():
     """Photos 0 and 1 show one scene: neither they nor their copies are a true pair, and grouping
     them is counted; precision per kind counts the pairs with a copy of that kind on one side."""
-    from lookalike.relevance.dedup_eval import pair_scores, scene_pairs, true_pairs
 
     items = [("original-0", b"", frozenset([0])), ("original-1", b"", frozenset([1])),
              ("original-2", b"", frozenset([2])), ("rotated-0", b"", frozenset([0])),

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageOps
 
 from lookalike.errors import UnsupportedMedia
-from lookalike.verify import Features, extract, verify
+from lookalike.verify import Features, extract, features, geometry, verify
+from lookalike.verify.verdict import MIN_KEYPOINTS
 
 
 def jpeg(img: Image.Image, quality: int = 85) -> bytes:
@@ -136,9 +137,6 @@ def test_a_pale_photo_is_searched_again_at_a_lower_contrast_and_its_crop_verifie
     left to the flat-image cosine rule. A textured photo keeps its first-pass keypoints."""
     import cv2
 
-    from lookalike.verify import features
-    from lookalike.verify.verdict import MIN_KEYPOINTS
-
     room = interiors["pexels-3062948"]
     first = cv2.SIFT_create(nfeatures=features.MAX_KEYPOINTS, contrastThreshold=features.CONTRAST)
     frame = features.gray(Image.open(io.BytesIO(room)), features.FRAME)
@@ -161,7 +159,6 @@ def test_a_fit_that_shrinks_a_crop_to_a_point_is_fitted_again_one_to_one(interio
     """A 45 % crop of an interior (the eval's heavy crop, seed 1): 61 ratio-tested matches land on 20
     keypoints of the photo, and RANSAC's best model maps the crop to a point (scale ~ 0). Fitted
     again with each keypoint of the photo matched once, it is the crop's place in the photo."""
-    from lookalike.verify import geometry
 
     photo = interiors["pexels-7303782"]
     crop, whole = extract(jpeg(opened(photo).crop((638, 166, 1512, 1477)), 71)), extract(photo)

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from lookalike import dedup
+from lookalike import dedup, stack
 from lookalike.dedup.records import Member
+from lookalike.index import open_index
 from lookalike.index.documents import Doc
 from lookalike.index.embedded import EmbeddedIndex
-from lookalike.verify import extract
+from lookalike.settings import Settings
+from lookalike.verify import Verdict, extract, words
 from lookalike.verify.store import FeatureStore
 from tests.standin import standin_vector
 
@@ -94,9 +96,6 @@ def test_in_an_index_with_region_vectors_a_pasted_photo_is_found_by_its_window(s
     of a larger rocket photo (the collage has the most pixels, so it is the keeper whatever order
     ingest writes them in). Whole against whole their cosine is under the candidate threshold; the
     collage's window finds the photo, and verification says it is a part of the collage."""
-    from lookalike import stack
-    from lookalike.index import open_index
-    from lookalike.settings import Settings
 
     settings = Settings(ts_url=standin.inference_url, data_dir=tmp_path / "index", regions="grid2", home=tmp_path)
     canvas = Image.open(io.BytesIO(photos["rocket"])).convert("RGB").resize((800, 534))  # more pixels than coffee
@@ -139,7 +138,6 @@ def test_visual_words_propose_the_collage_and_its_pasted_photo(photos):
     runs one draw): the collage's best neighbour is always its host photo, and the collage and the
     photo pasted into it are among each other's three best (either side: de-duplication judges a
     pair proposed by either) in at least 6 draws; no image is its own neighbour."""
-    from lookalike.verify import words
 
     canvas = Image.open(io.BytesIO(photos["astronaut"])).convert("RGB").resize((900, 900))
     canvas.paste(Image.open(io.BytesIO(photos["chelsea"])).convert("RGB").resize((300, 200)), (40, 650))
@@ -161,7 +159,6 @@ def test_a_copy_vouches_for_an_image_the_keeper_could_not_align(photos, tmp_path
     test): an image whose keypoints agree with the keeper but whose pixels did not is grouped when
     it was verified a copy of one of the keeper's copies - only by a sure copy, and never through
     a part."""
-    from lookalike.verify import Verdict
 
     keep, member, doc = (Doc(id=name, vector=np.ones(4, np.float32) / 2, model="m") for name in ("k", "m", "d"))
     sure = Verdict("copy", "the same picture", 80, 0.9, None, (0.2, 0.0, 0.8, 1.0))
@@ -188,8 +185,6 @@ def test_a_copy_vouches_for_an_image_the_keeper_could_not_align(photos, tmp_path
 
 
 def test_a_collage_holds_a_letterboxed_keepers_photo_not_its_border():
-    from lookalike.verify import Verdict
-
     someone = Doc(id="c", vector=np.ones(4, np.float32) / 2, model="m")
     copies = [Member(someone, 1.0, Verdict("copy", "the same picture", 80, 0.9, None, box)) for box in
               [(0.3, 0.0, 0.7, 1.0), (0.31, 0.0, 0.69, 1.0), (0.1, 0.0, 0.9, 1.0)]]  # fmt: skip
@@ -245,7 +240,6 @@ def test_a_collage_joins_a_group_by_holding_one_of_its_sure_copies():
     is the photo tilted on a large canvas) joins, placed where that copy lies in the keeper; a crop
     of the keeper is no witness (another shot of the scene holds it too), an image that is only a
     copy of the witness does not join this way, and neither does one marked apart from it."""
-    from lookalike.verify import Verdict
 
     keep, plain, resized, crop, doc = (Doc(id=name, vector=np.ones(4, np.float32) / 2, model="m")
                                        for name in ("k", "plain", "resized", "crop", "d"))  # fmt: skip
