@@ -72,22 +72,8 @@ def allowed_methods(app: FastAPI, path: str) -> list[str]:
     return sorted(methods)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings.from_env()
-    metrics = Metrics()
-    map_large_buffers()  # uploads go back to the OS when their request ends (lookalike.malloc)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.service = Service(settings, metrics)
-        yield
-        await app.state.service.close()
-
-    app = FastAPI(title="Lookalike search by image", version=__version__, lifespan=lifespan)
-    origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
-    if origins:
-        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PUT", "DELETE"],
-                           allow_headers=["Authorization", "Content-Type"])  # fmt: skip
+def answer_errors(app: FastAPI) -> None:
+    """Every failure answers in one shape, {"error": reason, "status": code} (contract.Problem)."""
 
     @app.exception_handler(LookalikeError)
     async def lookalike_error(request: Request, exc: LookalikeError) -> JSONResponse:
@@ -109,6 +95,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unexpected error on %s %s", request.method, request.url.path)
         return error(500, f"internal error ({type(exc).__name__}); the API log has the details")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    metrics = Metrics()
+    map_large_buffers()  # uploads go back to the OS when their request ends (lookalike.malloc)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.service = Service(settings, metrics)
+        yield
+        await app.state.service.close()
+
+    app = FastAPI(title="Lookalike search by image", version=__version__, lifespan=lifespan)
+    origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
+    if origins:
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PUT", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type"])  # fmt: skip
+
+    answer_errors(app)
 
     @app.middleware("http")
     async def count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
