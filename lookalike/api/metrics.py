@@ -4,9 +4,8 @@ one process (tests, benchmarks) never collide."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -34,15 +33,8 @@ class Metrics:
         self.latency.labels(route).observe(seconds)
 
     def observe_stage(self, name: str, seconds: float) -> None:
+        """One stage of a request took `seconds` (lookalike.timing.Stages reports here)."""
         self.stages.labels(name).observe(seconds)
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.observe_stage(name, time.perf_counter() - started)
 
     def render(self, count: Callable[[], int] | None) -> bytes:
         if count is not None:

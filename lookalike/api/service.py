@@ -62,7 +62,7 @@ class Service:
     async def embed(self, image: bytes, regions: str = "none"):
         """(TorchServe's document, the float32 vector) for `image`, timed as embedding time; the
         document holds the region vectors of scheme `regions`."""
-        with self.metrics.stage("embed"):
+        with self.stages().timed("embed"):
             doc, vector = await self.model.embed(image, regions)
         self.precision = doc.get("precision", self.precision)
         return doc, vector
@@ -73,7 +73,7 @@ class Service:
         index = await self.ready_index()
         if stage is None:
             return await run_in_threadpool(call, index, *args, **kwargs)
-        with self.metrics.stage(stage):
+        with self.stages().timed(stage):
             return await run_in_threadpool(call, index, *args, **kwargs)
 
     def stages(self) -> Stages:
