@@ -6,6 +6,7 @@ The CLI (`lookalike search`, `lookalike similar`) and the API both call these fu
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -15,7 +16,7 @@ from lookalike.index.documents import Hit
 from lookalike.serving.client import ModelClient
 from lookalike.settings import Settings
 from lookalike.timing import Stages
-from lookalike.verify.features import extract
+from lookalike.verify.features import Features
 from lookalike.verify.rerank import rerank
 from lookalike.verify.store import FeatureStore
 
@@ -35,17 +36,17 @@ def by_vector(
                         min_similarity=min_similarity)  # fmt: skip
 
 
-def verified(index: VectorIndex, store: FeatureStore, image: bytes, vector: np.ndarray, k: int = 10, *,
+def verified(index: VectorIndex, store: FeatureStore, query: Features, vector: np.ndarray, k: int = 10, *,
              candidates: int = Settings.verify_candidates, stages: Stages | None = None,
-             **filters) -> list[Hit]:  # fmt: skip
+             pool: ThreadPoolExecutor | None = None, **filters) -> list[Hit]:  # fmt: skip
     """The best `k` after verification: the nearest max(k, `candidates`) by cosine are each judged
-    against `image` (lookalike.verify), verified copies and parts first. `stages` times the k-NN
-    query (knn) and the judging (verify) apart."""
+    against the query's features (lookalike.verify; on `pool`'s threads when given), verified
+    copies and parts first. `stages` times the k-NN query (knn) and the judging (verify) apart."""
     stages = stages or Stages()
     with stages.timed("knn"):
         hits = by_vector(index, vector, max(k, candidates), **filters)
     with stages.timed("verify"):
-        return rerank(hits, extract(image), store)[:k]
+        return rerank(hits, query, store, pool)[:k]
 
 
 def by_image(index: VectorIndex, client: ModelClient, image: bytes, **filters) -> list[Hit]:

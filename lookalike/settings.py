@@ -115,6 +115,8 @@ class Settings:
     max_k: int = 1000
     default_k: int = 10
     verify_candidates: int = 20  # search with verification judges this many of the nearest (at least k)
+    verify_threads: int = 2  # a search judges its candidates on this many threads (OpenCV releases the GIL)
+    feature_cache: int = 1024  # images whose local features are kept decoded in memory (~140 KB each)
     max_categories: int = 100  # per_category runs one k-NN query per category: refused past this many
     # The local OpenSearch node's downloads (lookalike opensearch start); None: a system or user cache
     opensearch_cache: Path | None = None
@@ -168,7 +170,8 @@ class Settings:
         if self.replicas < 0:
             raise SettingsError(f"{ENV_PREFIX}REPLICAS must be 0 or more, not {self.replicas}")
         positive = ("m", "ef_construction", "ef_search", "rerank", "shards", "max_image_bytes", "max_k", "default_k",
-                    "api_port", "max_categories", "opensearch_timeout", "ts_timeout", "verify_candidates")  # fmt: skip
+                    "api_port", "max_categories", "opensearch_timeout", "ts_timeout", "verify_candidates",
+                    "verify_threads", "feature_cache")  # fmt: skip
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be positive, not {getattr(self, name)}")

@@ -22,8 +22,8 @@ class Metrics:
         self.latency = Histogram("lookalike_api_request_seconds", "Whole request time by route template",
                                  ["route"], buckets=BUCKETS, registry=self.registry)  # fmt: skip
         self.stages = Histogram("lookalike_api_stage_seconds", "Time inside a request by stage: embed (TorchServe), "
-                                "knn (the k-NN query of a search), verify (judging its candidates), index (other "
-                                "index calls)",
+                                "extract (the query's local features, beside embed), knn (the k-NN query of a "
+                                "search), verify (judging its candidates), index (other index calls)",
                                 ["stage"], buckets=BUCKETS, registry=self.registry)  # fmt: skip
         self.documents = Gauge("lookalike_index_documents", "Images in the index (read at scrape time)",
                                registry=self.registry)  # fmt: skip

@@ -34,9 +34,9 @@ async def post_search(
     tags: list[str] | None = Query(None, description="only images with all these tags (repeat or comma-separate)"),
     min_similarity: float | None = Query(None, ge=-1, le=1, description="drop hits below this cosine"),
     verify: bool = Query(
-        False,
-        description="judge the nearest LOOKALIKE_VERIFY_CANDIDATES with local features: "
-        "verified copies, then parts, first; each hit gets its verdict and box",
+        True,
+        description="judge the nearest LOOKALIKE_VERIFY_CANDIDATES with local features: verified copies, then "
+        "parts, first; each hit gets its verdict and box. false: cosine order, no verdicts",
     ),
     per_category: int | None = Query(
         None,
@@ -49,7 +49,7 @@ async def post_search(
     service = service_of(request)
     started = time.perf_counter()
     image, _ = await read_upload(request, service.settings.max_image_bytes)
-    doc, vector = await service.embed(image)
+    doc, vector, query = await service.embed_and_extract(image, extract=verify and not per_category)
     answer: dict = {"model": doc["model"], "dimension": int(doc["dimension"])}
     if per_category:
         groups = await service.indexed(search.per_category, vector, per_category, stage="knn",
@@ -57,10 +57,10 @@ async def post_search(
         answer["per_category"] = {name: [hit.to_dict() for hit in hits] for name, hits in groups.items()}
     else:
         chosen = filters(service.settings, k, category, tags, min_similarity)
-        if verify:
-            hits = await service.indexed(search.verified, service.features, image, vector, stage=None,
+        if query is not None:
+            hits = await service.indexed(search.verified, service.features, query, vector, stage=None,
                                          candidates=service.settings.verify_candidates, stages=service.stages(),
-                                         **chosen)  # fmt: skip
+                                         pool=service.judges, **chosen)  # fmt: skip
         else:
             hits = await service.indexed(search.by_vector, vector, stage="knn", **chosen)
         answer["hits"] = [hit.to_dict() for hit in hits]

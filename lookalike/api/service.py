@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+import numpy as np
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
@@ -18,6 +20,8 @@ from lookalike.review.store import ReviewStore, open_review
 from lookalike.serving.client import AsyncModelClient, ModelInfo
 from lookalike.settings import Settings
 from lookalike.timing import Stages
+from lookalike.verify import features
+from lookalike.verify.features import Features
 from lookalike.verify.store import FeatureStore
 
 T = TypeVar("T")
@@ -33,6 +37,7 @@ class Service:
         self.settings, self.metrics = settings, metrics
         self.thumbnails = Thumbnails(settings.thumb_dir, settings.thumb_size)
         self.features = FeatureStore.of(settings)
+        self.judges = ThreadPoolExecutor(settings.verify_threads, thread_name_prefix="verify")  # search.verified
         # No retries: a search answers at once; ingest is where overload is waited out.
         self.model = AsyncModelClient.from_settings(settings, retries=0)
         self.info: ModelInfo | None = None
@@ -67,6 +72,23 @@ class Service:
         self.precision = doc.get("precision", self.precision)
         return doc, vector
 
+    async def embed_and_extract(self, image: bytes, extract: bool = True) -> tuple[dict, np.ndarray, Features | None]:
+        """`embed`, and with `extract` the image's local features too, made from the same bytes on
+        another core while the model server embeds them (timed as stage `extract`); else None."""
+        if not extract:
+            return (*await self.embed(image), None)
+        extracting = asyncio.ensure_future(self._extracted(image))
+        try:
+            doc, vector = await self.embed(image)
+        except BaseException:
+            extracting.cancel()
+            raise
+        return doc, vector, await extracting
+
+    async def _extracted(self, image: bytes) -> Features:
+        with self.stages().timed("extract"):
+            return await run_in_threadpool(features.extract, image)
+
     async def indexed(self, call: Callable[..., T], *args, stage: str | None = "index", **kwargs) -> T:
         """`call(index, *args, **kwargs)` in the thread pool, timed as `stage` (index time; knn for a
         k-NN query; None: the call times its own stages, given `stages=self.stages()`)."""
@@ -95,6 +117,7 @@ class Service:
 
     async def close(self) -> None:
         await self.model.aclose()
+        self.judges.shutdown(wait=True)
         self.features.close()
         if self.review is not None:
             await run_in_threadpool(self.review.close)

@@ -20,6 +20,7 @@ from lookalike.ingest.pipeline import DEFAULT_ERRORS, Ingestor, write_errors
 from lookalike.serving.client import ModelClient
 from lookalike.settings import RUN_DIR
 from lookalike.timing import Stages
+from lookalike.verify.features import extract
 from lookalike.verify.store import FeatureStore
 
 
@@ -56,9 +57,10 @@ def add(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--min-similarity", type=float, help="drop hits below this cosine")
         p.add_argument("--per-category", type=int, metavar="N", help="the best N in each category instead")
         if name == "search":
-            p.add_argument("--verify", action="store_true",
-                           help="judge the nearest LOOKALIKE_VERIFY_CANDIDATES (20) with local features: verified "
-                                "copies, then parts, first, each with its verdict (docs/relevance.md)")  # fmt: skip
+            p.add_argument("--no-verify", action="store_true",
+                           help="cosine order, no verdicts (by default the nearest LOOKALIKE_VERIFY_CANDIDATES, 20, "
+                                "are judged with local features: verified copies, then parts, first, each with its "
+                                "verdict: docs/relevance.md)")  # fmt: skip
         p.add_argument("--json", action="store_true", help="JSON instead of a table")
         add_settings_args(p)
         p.set_defaults(run=guarded(find))
@@ -70,9 +72,9 @@ def add(sub: argparse._SubParsersAction) -> None:
                    help=f"cosine at or above which a pair is judged ({dedup.CANDIDATE_THRESHOLD}), or with --no-verify "
                         f"is a duplicate ({dedup.DEFAULT_THRESHOLD})")  # fmt: skip
     p.add_argument("--keep", choices=sorted(dedup.KEEPERS),
-                   help="which image of a group is kept: the largest picture (then the earliest ingested), or the "
-                        "earliest ingested (then the largest); default largest when verified, earliest with "
-                        "--no-verify")  # fmt: skip
+                   help="which image of a group is kept: best, the copy showing the most pixels of the picture (then "
+                        "the one with nothing added around it, the sharpest, the earliest ingested); or earliest, the "
+                        "earliest ingested (then the largest); default best when verified, earliest with --no-verify")  # fmt: skip
     p.add_argument(
         "--no-verify",
         action="store_true",
@@ -160,11 +162,13 @@ def find(args: argparse.Namespace) -> int:
             k = args.k or stack.settings.default_k
             chosen = {"category": args.category, "tags": args.tag, "min_similarity": args.min_similarity,
                       "exclude_ids": exclude, "max_k": stack.settings.max_k}  # fmt: skip
-            if getattr(args, "verify", False):
+            if doc_id is None and not args.no_verify:
                 settings = stack.settings
                 store = FeatureStore.of(settings)
                 try:
-                    hits = search.verified(stack.index, store, data, vector, k, candidates=settings.verify_candidates,
+                    with stages.timed("extract"):
+                        query = extract(data)
+                    hits = search.verified(stack.index, store, query, vector, k, candidates=settings.verify_candidates,
                                            stages=stages, **chosen)  # fmt: skip
                 finally:
                     store.close()

@@ -5,8 +5,10 @@
 
 Verified (`find_verified`, verified.py): each image's neighbours at cosine >= CANDIDATE_THRESHOLD,
 and the images it shares the most visual words with, are judged by lookalike.verify
-(candidates.py, judge.py); a group is the largest picture (pixels, then earliest ingested) and
-every image verified as a copy or a part of it - never an image linked only through others, but
+(candidates.py, judge.py); a group forms around the largest picture (pixels, then earliest
+ingested) and keeps the best copy of it (keepers.best_copy: the most pixels of the picture, then
+nothing added around it, then the sharpest, then the earliest), with every image verified as a
+copy or a part of it - never an image linked only through others, but
 for one hop through a sure copy (grouping.py, rules.py); images judged another shot of the same
 scene (`same_scene`) are reported as stacks, apart from the groups. In an index with region
 vectors the candidates are found by region scores too; verification keeps out the false pairs
@@ -72,7 +74,7 @@ def run(index: VectorIndex, settings: Settings, *, verify: bool = True, threshol
         neighbours: int = 10, keep: str | None = None, workers: int | None = None, by_words: bool = True,
         by_regions: bool = False, progress: bool = True) -> Found:  # fmt: skip
     """De-duplicate `index` as `lookalike dedup` does: earlier review decisions honoured, and the run
-    kept for the review page (GET /duplicates). `keep` (KEEPERS): the largest picture when verified,
+    kept for the review page (GET /duplicates). `keep` (KEEPERS): the best copy when verified,
     the earliest ingested by cosine alone, unless given. `by_regions` applies to cosine-only runs."""
     review = open_review(settings)
     started = time.perf_counter()
@@ -83,7 +85,7 @@ def run(index: VectorIndex, settings: Settings, *, verify: bool = True, threshol
             found = Found(find_groups(index, threshold, neighbours, progress=progress, by_regions=by_regions,
                                       decisions=decided, keep=keep))  # fmt: skip
         else:
-            threshold, keep = threshold or CANDIDATE_THRESHOLD, keep or "largest"
+            threshold, keep = threshold or CANDIDATE_THRESHOLD, keep or "best"
             store, stats = FeatureStore.of(settings), dict[str, Any]()
             try:
                 found = Found(*find_verified(index, store, threshold, neighbours, progress=progress, keep=keep,

@@ -6,7 +6,7 @@ import numpy as np
 
 from lookalike.dedup.boxes import content, holds
 from lookalike.dedup.judge import Judge
-from lookalike.dedup.keepers import largest_first
+from lookalike.dedup.keepers import best_copy, largest_first
 from lookalike.dedup.output import groups_out
 from lookalike.dedup.records import Group, Member
 from lookalike.dedup.rules import consistent, holds_another, holds_copy, seen_in_copies, through_copy
@@ -49,11 +49,15 @@ def judged(judge: Judge, doc: Doc, keep: Doc, apart) -> tuple[float, Verdict | N
 
 
 def formed(docs: list[Doc], judge: Judge, keeper_order, apart) -> list[Group]:
-    """Keepers in turn, each with the images verified against it (see verified_groups)."""
+    """Keepers in turn, each with the images verified against it (see verified_groups). With the
+    `best` keeper, a group whose copy shows its picture better (keepers.best_copy: more of its
+    pixels, or nothing added around it) is formed again around that copy."""
     demoted: set[str] = set()  # keepers that only held another photo (holds_another): chosen last
+    promoted: list[str] = []  # better copies found, judged first from then on
+    improve = keeper_order is largest_first
 
     def order(doc: Doc) -> tuple:
-        return (doc.id in demoted, keeper_order(doc))
+        return (doc.id in demoted, doc.id not in promoted, keeper_order(doc))
 
     rest = sorted(docs, key=order)
     made: list[Group] = []
@@ -79,6 +83,11 @@ def formed(docs: list[Doc], judge: Judge, keeper_order, apart) -> list[Group]:
         strays += unseen
         if keep.id not in demoted and holds_another(members, judge):
             demoted.add(keep.id)
+            rest = sorted(rest, key=order)
+            continue
+        better = best_copy(keep, members, lambda doc: judge.features(doc.id, doc.source)) if improve else keep
+        if better is not keep and better.id not in promoted:
+            promoted.append(better.id)
             rest = sorted(rest, key=order)
             continue
         if members:

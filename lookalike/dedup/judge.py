@@ -1,41 +1,32 @@
-"""Verdicts on pairs of indexed images, from their stored features, with a cache in front."""
+"""Verdicts on pairs of indexed images, from their stored features (the store keeps the most recent
+decoded in memory)."""
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 from lookalike.verify.features import Features
 from lookalike.verify.store import FeatureStore
 from lookalike.verify.verdict import Verdict, verify
 
-FEATURE_CACHE = 1024  # features of this many images kept in memory during a verified run (~70 KB each)
-
 
 class Judge:
-    """Verdicts on pairs of indexed images, from their stored features (a cache in front). Safe to
+    """Verdicts on pairs of indexed images, from their stored features. Safe to
     call from several threads: OpenCV releases the GIL, so judging scales with the cores."""
 
     def __init__(self, store: FeatureStore) -> None:
-        self.store, self.cache = store, OrderedDict[str, Features | None]()
+        self.store = store
         self.kept: dict[tuple[str, str], tuple[str, Verdict]] = {}  # (which was `a`, verdict): all but different
         self.pairs = 0
         self.missing: dict[str, str] = {}  # id -> why it has no features (never judged)
         self._lock = threading.Lock()
 
     def features(self, doc_id: str, source: str | None) -> Features | None:
-        with self._lock:
-            if doc_id in self.cache:
-                self.cache.move_to_end(doc_id)
-                return self.cache[doc_id]
-        found, why = self.store.get(doc_id, source)  # made from its source on first need (slow: outside the lock)
-        with self._lock:
-            if found is None:
+        found, why = self.store.get(doc_id, source)  # made from its source on first need
+        if found is None:
+            with self._lock:
                 self.missing[doc_id] = why or "no features"
-            self.cache[doc_id] = found
-            while len(self.cache) > FEATURE_CACHE:
-                self.cache.popitem(last=False)
         return found
 
     def all(self, pairs: list[tuple], pool: ThreadPoolExecutor) -> list[tuple[tuple, Verdict]]:
@@ -56,10 +47,8 @@ class Judge:
         return found is not None and found[1].is_copy
 
     def prefetch(self, wanted: dict[str, str | None], pool: ThreadPoolExecutor) -> None:
-        """Have the features of `wanted` (id -> source) in the cache, each made or read once."""
-        with self._lock:
-            missing = [(doc_id, source) for doc_id, source in wanted.items() if doc_id not in self.cache]
-        list(pool.map(lambda item: self.features(*item), missing))
+        """Have the features of `wanted` (id -> source) made or read, on the pool's threads."""
+        list(pool.map(lambda item: self.features(*item), wanted.items()))
 
     def judge(self, a: str, a_source: str | None, b: str, b_source: str | None, cosine: float,
               directed: bool = False) -> Verdict:  # fmt: skip

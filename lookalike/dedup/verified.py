@@ -25,7 +25,7 @@ CANDIDATE_THRESHOLD = 0.4  # neighbours at or above this cosine are judged (docs
 
 def find_verified(
     index: VectorIndex, store: FeatureStore, threshold: float = CANDIDATE_THRESHOLD, neighbours: int = 10,
-    progress: bool = False, *, keep: str = "largest", decisions: Sequence[Decision] = (), workers: int | None = None,
+    progress: bool = False, *, keep: str = "best", decisions: Sequence[Decision] = (), workers: int | None = None,
     stats: dict | None = None, by_regions: bool = True, by_words: bool = True,
 ) -> tuple[list[dict], list[dict]]:  # fmt: skip
     """(copy groups, same-scene stacks). Each image's `neighbours` nearest at cosine >= `threshold`

@@ -30,7 +30,7 @@ from lookalike.index.documents import Doc
 from lookalike.index.embedded import EmbeddedIndex
 from lookalike.serving.client import ModelClient
 from lookalike.verify.features import Features, extract
-from lookalike.verify.store import FeatureStore
+from lookalike.verify.store import SqliteFeatures
 
 Pair = tuple[str, str]
 
@@ -116,7 +116,7 @@ def groups_per_threshold(docs: list[Doc], scheme: str, thresholds: list[float], 
             index.upsert(docs)
             if features is None:
                 return {t: dedup.find_groups(index, t, neighbours, by_regions=scheme != "none") for t in thresholds}
-            store = FeatureStore(Path(tmp) / "features", "dedup-eval", 1)
+            store = SqliteFeatures(Path(tmp) / "features", "dedup-eval", 1)
             for doc_id, found in features.items():
                 store.put(doc_id, found)
             try:

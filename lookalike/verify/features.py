@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -48,7 +49,11 @@ class Features:
         return len(self.xy)
 
     def mirrored(self) -> Features:
-        """The features of the image flipped left to right, without extracting again."""
+        """The features of the image flipped left to right, without extracting again (made once)."""
+        return self._mirror
+
+    @cached_property
+    def _mirror(self) -> Features:
         grid = self.desc.reshape(-1, 4, 4, 8)[:, ::-1, :, :]
         desc = grid[:, :, :, (-np.arange(8)) % 8].reshape(-1, 128)
         xy = self.xy.copy()

@@ -24,6 +24,8 @@ FLAT = 4.0  # gray levels: a pixel whose neighbourhood varies less has no textur
 MIN_COMMON = 400  # pixels (20 x 20) the pictures must share to be compared
 DEGENERATE = 1e-3  # a fitted scale below this maps a to a point (fit)
 MAX_BLUR = 16.0  # sigma bound: a wild transform must not ask for a blur kernel of gigabytes
+SCREEN_EVERY = 4  # screened(): every 4th keypoint is matched first
+SCREEN_MATCHES = 3  # ... and a pair whose screen finds fewer matches is not matched further
 _matcher = cv2.BFMatcher(cv2.NORM_L2)
 
 
@@ -52,8 +54,35 @@ def ratio_tested(a: Features, b: Features) -> list[cv2.DMatch]:
     """Each keypoint of a with its nearest of b, where that is clearly nearer than the second."""
     if a.count < 2 or b.count < 2:
         return []
-    pairs = _matcher.knnMatch(a.desc.astype(np.float32), b.desc.astype(np.float32), k=2)
+    return nearest(a.desc, b)
+
+
+def nearest(desc: np.ndarray, b: Features) -> list[cv2.DMatch]:
+    """The ratio test for descriptors `desc` (uint8 [n, 128]) against b's; queryIdx counts in `desc`."""
+    if len(desc) == 0:
+        return []
+    pairs = _matcher.knnMatch(desc.astype(np.float32), b.desc.astype(np.float32), k=2)
     return [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
+
+
+def screened(a: Features, b: Features) -> list[cv2.DMatch] | None:
+    """`ratio_tested(a, b)`, or None as soon as every SCREEN_EVERY-th keypoint of a finds fewer than
+    SCREEN_MATCHES matches: the pair has too little in common to be judged further. The ratio test of
+    one keypoint depends only on b, so the screen's matches are part of the full set, not work lost;
+    and a pair with nothing in common (most of a search's candidates) costs a quarter of a match.
+    SCREEN_MATCHES keeps every copy and part (docs/constants.md)."""
+    if a.count < 2 or b.count < 2:
+        return []
+    picked = np.zeros(a.count, bool)
+    picked[::SCREEN_EVERY] = True
+    first = nearest(a.desc[picked], b)
+    if len(first) < SCREEN_MATCHES:
+        return None
+    at_picked, at_rest = np.flatnonzero(picked), np.flatnonzero(~picked)
+    rest = nearest(a.desc[at_rest], b)
+    merged = [cv2.DMatch(int(at[m.queryIdx]), m.trainIdx, m.distance)
+              for at, found in ((at_picked, first), (at_rest, rest)) for m in found]  # fmt: skip
+    return sorted(merged, key=lambda m: m.queryIdx)  # ratio_tested's order: RANSAC samples by position
 
 
 def one_to_one(good: list[cv2.DMatch]) -> list[cv2.DMatch]:
@@ -72,12 +101,13 @@ def located(a: Features, b: Features, good: list[cv2.DMatch]) -> tuple[np.ndarra
     return a.xy[[m.queryIdx for m in good]], b.xy[[m.trainIdx for m in good]]
 
 
-def fit(a: Features, b: Features) -> Fit | None:
-    """The similarity transform from a's frame to b's most matches agree on, or None. A fit that
-    shrinks a to a point (many of a's keypoints matched to a few of b's: seen on a 45 % crop of an
-    interior, 61 matches onto 20 keypoints, scale 4e-20, judged `different`) is fitted again with
-    each keypoint of b matched once (the same matches, not matched again)."""
-    good = ratio_tested(a, b)
+def fit(a: Features, b: Features, good: list[cv2.DMatch] | None = None) -> Fit | None:
+    """The similarity transform from a's frame to b's most matches agree on, or None; `good`: the
+    ratio-tested matches when already found. A fit that shrinks a to a point (many of a's keypoints
+    matched to a few of b's: seen on a 45 % crop of an interior, 61 matches onto 20 keypoints, scale
+    4e-20, judged `different`) is fitted again with each keypoint of b matched once (the same
+    matches, not matched again)."""
+    good = ratio_tested(a, b) if good is None else good
     for attempt in (good, one_to_one(good)):
         xa, xb = located(a, b, attempt)
         if len(xa) < 3:

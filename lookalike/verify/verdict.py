@@ -28,6 +28,8 @@ from typing import Literal, get_args
 
 from lookalike.verify.features import Features
 from lookalike.verify.geometry import (
+    SCREEN_EVERY,
+    SCREEN_MATCHES,
     Fit,
     agreeing_share,
     aligned_correlation,
@@ -36,6 +38,7 @@ from lookalike.verify.geometry import (
     fit,
     outlines,
     plain_surround,
+    screened,
 )
 
 MIN_KEYPOINTS = 25
@@ -94,10 +97,18 @@ def verify(a: Features, b: Features, cosine: float | None = None) -> Verdict:
     if min(a.count, b.count) < MIN_KEYPOINTS:
         return flat(a, b, cosine)
     best: tuple[bool, Fit, Features] | None = None
+    screened_out = 0
     for mirrored, seen in ((False, a), (True, a.mirrored())):
-        found = fit(seen, b)
+        good = screened(seen, b)
+        if good is None:
+            screened_out += 1
+            continue
+        found = fit(seen, b, good)
         if found is not None and (best is None or found.count > best[1].count):
             best = (mirrored, found, seen)
+    if screened_out == 2:
+        return Verdict("different", f"nothing in common: fewer than {SCREEN_MATCHES} of every {SCREEN_EVERY}th "
+                       "keypoint match, either way round")  # fmt: skip
     if best is None or best[1].count < MIN_INLIERS:
         agree = 0 if best is None else best[1].count
         return Verdict("different", f"{agree} matched keypoints agree on one transform (fewer than {MIN_INLIERS})",

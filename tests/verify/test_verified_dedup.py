@@ -16,7 +16,7 @@ from lookalike.index.documents import Doc
 from lookalike.index.embedded import EmbeddedIndex
 from lookalike.settings import Settings
 from lookalike.verify import Verdict, extract, words
-from lookalike.verify.store import FeatureStore
+from lookalike.verify.store import FeatureStore, SqliteFeatures
 from tests.standin import standin_vector
 
 
@@ -28,7 +28,7 @@ def jpeg(img: Image.Image) -> bytes:
 
 def index_of(images: dict[str, bytes], tmp_path) -> tuple[EmbeddedIndex, FeatureStore]:
     index = EmbeddedIndex(tmp_path / "index", "t", "standin", 1280)
-    store = FeatureStore(tmp_path / "features", "t", 10_000_000)
+    store = SqliteFeatures(tmp_path / "features", "t", 10_000_000)
     docs = []
     for n, (name, data) in enumerate(images.items()):
         width, height = Image.open(io.BytesIO(data)).size
@@ -39,7 +39,7 @@ def index_of(images: dict[str, bytes], tmp_path) -> tuple[EmbeddedIndex, Feature
     return index, store
 
 
-def test_copies_and_parts_group_under_the_largest_and_other_shots_stack_apart(photos, tmp_path):
+def test_copies_and_parts_group_under_the_best_copy_and_other_shots_stack_apart(photos, tmp_path):
     coffee = Image.open(io.BytesIO(photos["coffee"])).convert("RGB")
     meme = Image.new("RGB", (coffee.width, coffee.height + 160), "white")
     meme.paste(coffee, (0, 80))
@@ -53,14 +53,35 @@ def test_copies_and_parts_group_under_the_largest_and_other_shots_stack_apart(ph
     groups, stacks = dedup.find_verified(index, store, threshold=-1.0, neighbours=10)
     assert len(groups) == 1, groups
     group = groups[0]
-    assert group["keep"]["id"] == "meme"  # the most pixels
+    assert group["keep"]["id"] == "coffee"  # the meme's canvas is larger, but it shows no more of the photo
     verdicts = {dup["id"]: dup["verdict"] for dup in group["duplicates"]}
-    assert verdicts == {"coffee": "copy", "crop": "part"}, group
+    assert verdicts == {"meme": "copy", "crop": "part"}, group
     assert all(dup["reason"] for dup in group["duplicates"])
     assert [sorted(image["id"] for image in stack["images"]) for stack in stacks] == [["left", "right"]]
     earliest, _ = dedup.find_verified(index, store, threshold=-1.0, neighbours=10, keep="earliest")
     assert earliest[0]["keep"]["id"] == "coffee"  # ingested first
     assert {dup["id"] for dup in earliest[0]["duplicates"]} == {"meme", "crop"}
+
+
+def test_the_keeper_shows_the_most_of_the_picture_then_nothing_added(photos, tmp_path):
+    """Real photos and their copies: the meme of the full-size photo beats a clean half-size copy (more
+    of the picture's pixels); the clean full-size photo beats its meme (equal pixels, nothing added),
+    whichever was ingested first."""
+    coffee = Image.open(io.BytesIO(photos["coffee"])).convert("RGB")
+    meme = Image.new("RGB", (coffee.width, coffee.height + 160), "white")
+    meme.paste(coffee, (0, 80))
+    draw = ImageDraw.Draw(meme)
+    for x in range(30, 560, 90):
+        draw.rectangle((x, 25, x + 60, 55), fill="black")
+    small = jpeg(coffee.resize((coffee.width // 2, coffee.height // 2)))
+    index, store = index_of({"small": small, "meme": jpeg(meme)}, tmp_path / "a")
+    groups, _ = dedup.find_verified(index, store, threshold=-1.0, neighbours=10)
+    assert [(g["keep"]["id"], [d["id"] for d in g["duplicates"]]) for g in groups] == [("meme", ["small"])]
+    index, store = index_of({"meme": jpeg(meme), "small": small, "coffee": photos["coffee"]}, tmp_path / "b")
+    groups, _ = dedup.find_verified(index, store, threshold=-1.0, neighbours=10)
+    assert [(g["keep"]["id"], sorted(d["id"] for d in g["duplicates"])) for g in groups] == [
+        ("coffee", ["meme", "small"])]
+    assert all(d["verdict"] == "copy" for d in groups[0]["duplicates"]), groups
 
 
 def test_an_image_linked_only_through_another_is_not_grouped_with_the_keeper(photos, tmp_path):
@@ -77,16 +98,16 @@ def test_an_image_linked_only_through_another_is_not_grouped_with_the_keeper(pho
 
 def test_the_feature_store_touches_its_folder_only_when_used(tmp_path, photos):
     folder = tmp_path / "features"
-    store = FeatureStore(folder, "t", 10_000_000)
+    store = SqliteFeatures(folder, "t", 10_000_000)
     store.drop("nothing")  # a DELETE of an image never verified
     store.close()
     assert not folder.exists()
-    store = FeatureStore(folder, "t", 10_000_000)
+    store = SqliteFeatures(folder, "t", 10_000_000)
     found, why = store.get("gone", str(tmp_path / "missing.jpg"))
     assert found is None and "cannot be read" in why  # a missing source is a reason, not a crash
     (tmp_path / "cat.jpg").write_bytes(photos["chelsea"])
     made, _ = store.get("cat", str(tmp_path / "cat.jpg"))
-    again, _ = FeatureStore(folder, "t", 10_000_000).get("cat", None)  # kept: no source needed now
+    again, _ = SqliteFeatures(folder, "t", 10_000_000).get("cat", None)  # kept: no source needed now
     assert made is not None and again is not None and again.count == made.count
     store.close()
 

@@ -136,7 +136,7 @@ async function run() {
         headers: { "Content-Type": query.image.type || "application/octet-stream" } });
     } else {
       const params = options();
-      if ($("verify").checked) params.set("verify", "true");
+      if (!$("verify").checked) params.set("verify", "false");
       body = await call(`/search?${params}`, { method: "POST", body: query.image, signal,
         headers: { "Content-Type": query.image.type || "application/octet-stream" } });
     }
