@@ -33,6 +33,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrency", type=int, default=8, help="requests in flight to TorchServe (default 8)")
     p.add_argument("--errors", type=Path, default=DEFAULT_ERRORS, help=f"error report CSV (default {DEFAULT_ERRORS})")
     p.add_argument("--batch", type=int, default=64, help="documents per index write (default 64)")
+    p.add_argument("--no-features", action="store_true",
+                   help="do not make each image's local features now (verified search and dedup then make them "
+                        "from the source on first need)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true",
                    help="no progress (on a terminal a bar; elsewhere a plain line every 10 s)")  # fmt: skip
     add_settings_args(p)
@@ -73,8 +76,9 @@ def add(sub: argparse._SubParsersAction) -> None:
                         f"is a duplicate ({dedup.DEFAULT_THRESHOLD})")  # fmt: skip
     p.add_argument("--keep", choices=sorted(dedup.KEEPERS),
                    help="which image of a group is kept: best, the copy showing the most pixels of the picture (then "
-                        "the one with nothing added around it, the sharpest, the earliest ingested); or earliest, the "
-                        "earliest ingested (then the largest); default best when verified, earliest with --no-verify")  # fmt: skip
+                        "the one with nothing added around it, the sharpest, the earliest ingested); or earliest, "
+                        "the earliest ingested (then the largest); default best when verified, earliest with "
+                        "--no-verify")  # fmt: skip
     p.add_argument(
         "--no-verify",
         action="store_true",
@@ -123,7 +127,8 @@ def ingest(args: argparse.Namespace) -> int:
     total = sum(1 for _ in items())  # a missing folder or a bad manifest row stops here, before connecting
     stack = connected(args)
     try:
-        ingestor = Ingestor(stack.settings, stack.index, stack.info, concurrency=args.concurrency, chunk=args.batch)
+        ingestor = Ingestor(stack.settings, stack.index, stack.info, concurrency=args.concurrency, chunk=args.batch,
+                            features=not args.no_features)  # fmt: skip
         report = ingestor.run(items(), total, progress=not args.no_progress)
         write_errors(args.errors, report.errors)
         print(report.summary())

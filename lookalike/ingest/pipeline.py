@@ -24,7 +24,7 @@ from pathlib import Path
 
 from lookalike_handler.wire import decode_regions, decode_vector
 
-from lookalike.errors import ImageRefused, SourceUnreadable
+from lookalike.errors import ImageRefused, SourceUnreadable, UnsupportedMedia
 from lookalike.index import VectorIndex
 from lookalike.index.documents import Doc
 from lookalike.ingest import sources
@@ -33,6 +33,8 @@ from lookalike.malloc import map_large_buffers
 from lookalike.progress import Progress
 from lookalike.serving.client import ModelClient, ModelInfo
 from lookalike.settings import RUN_DIR, Settings
+from lookalike.verify.features import extract
+from lookalike.verify.store import FeatureStore
 
 logger = logging.getLogger(__name__)
 DEFAULT_ERRORS = RUN_DIR / "ingest-errors.csv"
@@ -68,6 +70,7 @@ class Outcome:
     doc: Doc | None = None
     reason: str | None = None
     known: bool = False
+    features: bytes | None = None  # the image's local features (Features.to_bytes), when the ingest keeps them
 
 
 def batches(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -95,9 +98,13 @@ class Ingestor:
     def __init__(
         self, settings: Settings, index: VectorIndex, info: ModelInfo,
         client_factory: Callable[[], ModelClient] | None = None, concurrency: int = 8, chunk: int = 64,
-        flush_every: int = 2000,
+        flush_every: int = 2000, features: FeatureStore | bool | None = True,
     ) -> None:  # fmt: skip
+        """`features`: where each image's local features are written before its document (True: the
+        store beside the index, FeatureStore.of; False or None: none are made, and verification makes
+        them from the source on first need)."""
         self.settings, self.index, self.info = settings, index, info
+        self.features = FeatureStore.of(settings) if features is True else (features or None)
         self.client_factory = client_factory or (lambda: ModelClient.from_settings(settings))
         self.concurrency, self.chunk, self.flush_every = concurrency, chunk, flush_every
         self._local = threading.local()
@@ -125,11 +132,17 @@ class Ingestor:
             return Outcome(item, reason=f"{exc.status}: {exc.reason}")
         doc = Doc.of_image(doc_id, decode_vector(answer), self.info.model, data, item.source, item.category,
                            item.tags, scheme, decode_regions(answer))  # fmt: skip
-        return Outcome(item, doc=doc)
+        if self.features is None:
+            return Outcome(item, doc=doc)
+        try:
+            return Outcome(item, doc=doc, features=extract(data).to_bytes())
+        except UnsupportedMedia as exc:  # the model server read it, so this is rare: counted, not fatal
+            return Outcome(item, reason=f"local features: {exc.reason}")
 
     def run(self, items: Iterable[Item], total: int | None = None, progress: bool = True) -> Report:
         report, started = Report(), time.perf_counter()
         buffer: dict[str, Doc] = {}
+        self._made: dict[str, bytes] = {}  # features of the buffered documents
         since_flush = 0
         shown = Progress("ingest", total, enabled=progress)
 
@@ -146,6 +159,8 @@ class Ingestor:
                 report.unchanged += 1
             else:
                 buffer[outcome.doc.id] = outcome.doc
+                if outcome.features is not None:
+                    self._made[outcome.doc.id] = outcome.features
                 report.unsized += outcome.doc.width is None
             if len(buffer) >= self.chunk:
                 since_flush += self._write(buffer, report)
@@ -187,8 +202,11 @@ class Ingestor:
         report.unchanged += len(already)
         docs = [doc for doc_id, doc in buffer.items() if doc_id not in already]
         buffer.clear()
+        made, self._made = self._made, {}
         if not docs:
             return 0
+        if self.features is not None:  # first: an indexed document always has its features
+            self.features.write_many((doc.id, made[doc.id]) for doc in docs if doc.id in made)
         written, failures = self.index.upsert(docs)
         report.indexed += written
         by_id = {doc.id: doc for doc in docs}

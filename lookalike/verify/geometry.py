@@ -24,8 +24,9 @@ FLAT = 4.0  # gray levels: a pixel whose neighbourhood varies less has no textur
 MIN_COMMON = 400  # pixels (20 x 20) the pictures must share to be compared
 DEGENERATE = 1e-3  # a fitted scale below this maps a to a point (fit)
 MAX_BLUR = 16.0  # sigma bound: a wild transform must not ask for a blur kernel of gigabytes
-SCREEN_EVERY = 4  # screened(): every 4th keypoint is matched first
+SCREEN_EVERY = 4  # screen(): every 4th keypoint is matched first
 SCREEN_MATCHES = 3  # ... and a pair whose screen finds fewer matches is not matched further
+SCREEN_RIVAL = 0.5  # a mirror whose screen finds under half the matches of the other way round is not fitted
 _matcher = cv2.BFMatcher(cv2.NORM_L2)
 
 
@@ -65,23 +66,24 @@ def nearest(desc: np.ndarray, b: Features) -> list[cv2.DMatch]:
     return [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
 
 
-def screened(a: Features, b: Features) -> list[cv2.DMatch] | None:
-    """`ratio_tested(a, b)`, or None as soon as every SCREEN_EVERY-th keypoint of a finds fewer than
-    SCREEN_MATCHES matches: the pair has too little in common to be judged further. The ratio test of
-    one keypoint depends only on b, so the screen's matches are part of the full set, not work lost;
-    and a pair with nothing in common (most of a search's candidates) costs a quarter of a match.
-    SCREEN_MATCHES keeps every copy and part (docs/constants.md)."""
+def screen(a: Features, b: Features) -> list[cv2.DMatch]:
+    """The ratio-tested matches of every SCREEN_EVERY-th keypoint of a (queryIdx counts in a). A
+    pair whose screen finds fewer than SCREEN_MATCHES has too little in common to be judged further
+    (that keeps every copy and part: docs/constants.md), and costs a quarter of a match; most of a
+    search's candidates are such pairs."""
     if a.count < 2 or b.count < 2:
         return []
-    picked = np.zeros(a.count, bool)
-    picked[::SCREEN_EVERY] = True
-    first = nearest(a.desc[picked], b)
-    if len(first) < SCREEN_MATCHES:
-        return None
-    at_picked, at_rest = np.flatnonzero(picked), np.flatnonzero(~picked)
-    rest = nearest(a.desc[at_rest], b)
-    merged = [cv2.DMatch(int(at[m.queryIdx]), m.trainIdx, m.distance)
-              for at, found in ((at_picked, first), (at_rest, rest)) for m in found]  # fmt: skip
+    picked = np.arange(0, a.count, SCREEN_EVERY)
+    return [cv2.DMatch(int(picked[m.queryIdx]), m.trainIdx, m.distance) for m in nearest(a.desc[picked], b)]
+
+
+def completed(a: Features, b: Features, first: list[cv2.DMatch]) -> list[cv2.DMatch]:
+    """`ratio_tested(a, b)` given its screen `first`: the ratio test of one keypoint depends only on
+    b, so the screen's matches are part of the full set, not work lost."""
+    rest = np.ones(a.count, bool)
+    rest[::SCREEN_EVERY] = False
+    at_rest = np.flatnonzero(rest)
+    merged = first + [cv2.DMatch(int(at_rest[m.queryIdx]), m.trainIdx, m.distance) for m in nearest(a.desc[at_rest], b)]
     return sorted(merged, key=lambda m: m.queryIdx)  # ratio_tested's order: RANSAC samples by position
 
 

@@ -4,7 +4,7 @@ rest in cosine order. Each hit carries its verdict and, for a copy or a part, th
 query lies in it.
 
 Candidates are judged on a small pool of threads (OpenCV and numpy release the GIL), and most cost
-a quarter of a match: a pair with nothing in common is screened out early (geometry.screened)."""
+a quarter of a match: a pair with nothing in common is screened out early (geometry.screen)."""
 
 from __future__ import annotations
 
@@ -38,12 +38,20 @@ def judged(hit: Hit, query: Features, store: FeatureStore) -> Hit:
     return hit
 
 
-def rerank(hits: list[Hit], query: Features, store: FeatureStore, pool: ThreadPoolExecutor | None = None) -> list[Hit]:
+def rerank(hits: list[Hit], query: Features, store: FeatureStore, pool: ThreadPoolExecutor | None = None,
+           k: int | None = None) -> list[Hit]:  # fmt: skip
     """`hits` (in cosine order), each with its verdict, copies and parts first; judged on `pool`'s
-    threads when given."""
+    threads when given. With `k`, the first k are judged first, and when the nearest of them is a
+    verified copy the answer is found: the candidates after k (judged only to bring a copy or part
+    forward) are dropped unjudged."""
     query.mirrored()  # made once here, not by the first threads at once
-    if pool is None:
-        done = [judged(hit, query, store) for hit in hits]
-    else:
-        done = list(pool.map(lambda hit: judged(hit, query, store), hits))
+
+    def all_judged(some: list[Hit]) -> list[Hit]:
+        if pool is None:
+            return [judged(hit, query, store) for hit in some]
+        return list(pool.map(lambda hit: judged(hit, query, store), some))
+
+    done = all_judged(hits[:k] if k else hits)
+    if k and hits[k:] and not (done and (done[0].verdict or {}).get("verdict") == "copy"):
+        done += all_judged(hits[k:])
     return [done[at] for at in order([(hit.verdict or {}).get("verdict", "") for hit in done])]

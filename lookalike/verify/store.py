@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
 
 from lookalike.errors import LookalikeError
@@ -49,6 +50,11 @@ class FeatureStore:
 
     def delete(self, doc_id: str) -> None:
         raise NotImplementedError
+
+    def write_many(self, items: Iterable[tuple[str, bytes]]) -> None:
+        """Many at once (ingest): (id, Features.to_bytes()) pairs."""
+        for doc_id, data in items:
+            self.write(doc_id, data)
 
     def close(self) -> None:
         with self._memory_lock:
@@ -122,6 +128,10 @@ class SqliteFeatures(FeatureStore):
     def write(self, doc_id: str, data: bytes) -> None:
         with self._lock, self.db:
             self.db.execute("INSERT OR REPLACE INTO features VALUES (?, ?)", (doc_id, data))
+
+    def write_many(self, items: Iterable[tuple[str, bytes]]) -> None:
+        with self._lock, self.db:
+            self.db.executemany("INSERT OR REPLACE INTO features VALUES (?, ?)", list(items))
 
     def delete(self, doc_id: str) -> None:
         if self._db is None and not self.path.exists():

@@ -30,15 +30,17 @@ from lookalike.verify.features import Features
 from lookalike.verify.geometry import (
     SCREEN_EVERY,
     SCREEN_MATCHES,
+    SCREEN_RIVAL,
     Fit,
     agreeing_share,
     aligned_correlation,
     box,
+    completed,
     covered,
     fit,
     outlines,
     plain_surround,
-    screened,
+    screen,
 )
 
 MIN_KEYPOINTS = 25
@@ -96,19 +98,18 @@ def verify(a: Features, b: Features, cosine: float | None = None) -> Verdict:
     """What `a` is to `b`: copy, part, same_scene or different, with the reason and the evidence."""
     if min(a.count, b.count) < MIN_KEYPOINTS:
         return flat(a, b, cosine)
-    best: tuple[bool, Fit, Features] | None = None
-    screened_out = 0
-    for mirrored, seen in ((False, a), (True, a.mirrored())):
-        good = screened(seen, b)
-        if good is None:
-            screened_out += 1
-            continue
-        found = fit(seen, b, good)
-        if found is not None and (best is None or found.count > best[1].count):
-            best = (mirrored, found, seen)
-    if screened_out == 2:
+    ways = [(mirrored, seen, screen(seen, b)) for mirrored, seen in ((False, a), (True, a.mirrored()))]
+    most = max(len(first) for *_, first in ways)
+    if most < SCREEN_MATCHES:
         return Verdict("different", f"nothing in common: fewer than {SCREEN_MATCHES} of every {SCREEN_EVERY}th "
                        "keypoint match, either way round")  # fmt: skip
+    best: tuple[bool, Fit, Features] | None = None
+    for mirrored, seen, first in ways:
+        if len(first) < max(SCREEN_MATCHES, SCREEN_RIVAL * most):
+            continue
+        found = fit(seen, b, completed(seen, b, first))
+        if found is not None and (best is None or found.count > best[1].count):
+            best = (mirrored, found, seen)
     if best is None or best[1].count < MIN_INLIERS:
         agree = 0 if best is None else best[1].count
         return Verdict("different", f"{agree} matched keypoints agree on one transform (fewer than {MIN_INLIERS})",
