@@ -1,6 +1,6 @@
 """Features of indexed images, kept where the index is: on OpenSearch in a companion index
 `<alias>-features` that every API replica and `lookalike dedup` on any host share (the bytes in a
-`binary` field: stored, never indexed); with the embedded index in LOOKALIKE_HOME/features/<alias>.sqlite.
+`binary` field: stored, never indexed); beside the embedded index, LOOKALIKE_DATA_DIR/<alias>.features.sqlite.
 
 An image's features are written when its bytes are in hand (ingest, PUT /images), else made once
 from its source (a local file, or an http(s) URL fetched within LOOKALIKE_MAX_IMAGE_BYTES) the first
@@ -38,7 +38,7 @@ class FeatureStore:
             from lookalike.verify.opensearch_store import OpenSearchFeatures
 
             return OpenSearchFeatures(settings)
-        return SqliteFeatures(settings.home / "features", settings.alias, settings.max_image_bytes,
+        return SqliteFeatures(Path(settings.data_dir), settings.alias, settings.max_image_bytes,
                               settings.feature_cache)  # fmt: skip
 
     # the backend's three calls
@@ -101,12 +101,11 @@ class FeatureStore:
 
 
 class SqliteFeatures(FeatureStore):
-    """LOOKALIKE_HOME/features/<alias>.sqlite, opened on first use: an API that is never asked to
-    verify never touches the folder."""
+    """<folder>/<alias>.features.sqlite, opened on first use: nothing is made until a feature is."""
 
     def __init__(self, folder: Path, alias: str, max_bytes: int, cached: int = Settings.feature_cache) -> None:
         super().__init__(max_bytes, cached)
-        self.path = folder / f"{alias}.sqlite"
+        self.path = folder / f"{alias}.features.sqlite"
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
 

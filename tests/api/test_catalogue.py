@@ -138,17 +138,19 @@ def test_cors_is_closed_unless_origins_are_configured(api, origins):
 
 
 def test_metrics_count_requests_and_time_each_stage_apart(api, photos, catalogue):
-    """embed, the k-NN query and verification are timed apart; other index calls as index."""
+    """embed, the query's features, the k-NN query and verification are timed apart; other index
+    calls as index."""
     with api() as running:
         for _ in range(3):
-            search(running, photos["coffee"], k=3)
-        search(running, photos["coffee"], k=3, verify="true")
+            search(running, photos["coffee"], k=3, verify="false")
+        search(running, photos["coffee"], k=3)  # verified by default
         requests.get(f"{running.url}/images/unknown", timeout=30)
         text = requests.get(f"{running.url}/metrics", timeout=30).text
     assert 'lookalike_api_requests_total{method="POST",route="/search",status="200"} 4.0' in text
     assert 'lookalike_api_requests_total{method="GET",route="/images/{doc_id}",status="404"} 1.0' in text
     assert 'lookalike_api_stage_seconds_count{stage="embed"} 4.0' in text
     assert 'lookalike_api_stage_seconds_count{stage="knn"} 4.0' in text
+    assert 'lookalike_api_stage_seconds_count{stage="extract"} 1.0' in text
     assert 'lookalike_api_stage_seconds_count{stage="verify"} 1.0' in text
     assert 'lookalike_api_stage_seconds_count{stage="index"} 1.0' in text
     assert 'lookalike_api_request_seconds_bucket{le="0.25",route="/search"}' in text
@@ -174,21 +176,22 @@ def test_a_method_a_path_lacks_is_a_405_naming_every_method_it_has(api):
         assert requests.get(f"{running.url}/search", timeout=30).headers["allow"] == "POST"
 
 
-def test_search_with_verification_puts_the_verified_source_first_with_its_verdict(api, photos):
-    """A heavy crop of a catalogue photo: verified as part of it, with the box where it was cut."""
+def test_search_verifies_by_default_and_puts_the_verified_source_first_with_its_verdict(api, photos):
+    """A heavy crop of a catalogue photo: verified (unasked) as part of it, with the box where it was
+    cut; verify=false answers in cosine order without verdicts."""
     from PIL import Image
 
     img = Image.open(io.BytesIO(photos["chelsea"])).convert("RGB")  # 451 x 300
     buffer = io.BytesIO()
     img.crop((200, 60, 360, 220)).save(buffer, format="JPEG", quality=90)
     with api() as running:
-        found = requests.post(f"{running.url}/search", params={"k": 3, "verify": "true"}, timeout=120,
+        found = requests.post(f"{running.url}/search", params={"k": 3}, timeout=120,
                               files={"image": ("crop.jpg", buffer.getvalue(), "image/jpeg")})  # fmt: skip
         assert found.status_code == 200, found.text
         hits = found.json()["hits"]
         assert hits[0]["id"] == "chelsea" and hits[0]["verdict"] == "part", hits[0]
         assert abs(hits[0]["box"][0] - 200 / 451) < 0.03 and hits[0]["verification"]["inliers"] >= 15
         assert all("verdict" in hit and hit["verification"]["reason"] for hit in hits)
-        plain = requests.post(f"{running.url}/search", params={"k": 3}, timeout=60,
+        plain = requests.post(f"{running.url}/search", params={"k": 3, "verify": "false"}, timeout=60,
                               files={"image": ("crop.jpg", buffer.getvalue(), "image/jpeg")})  # fmt: skip
-        assert all("verdict" not in hit for hit in plain.json()["hits"])  # off unless asked
+        assert all("verdict" not in hit for hit in plain.json()["hits"])  # opted out

@@ -29,17 +29,20 @@ def composite(photos: dict[str, bytes]) -> bytes:
 
 def test_an_image_pasted_into_another_is_found_by_its_region_with_the_box(standin, photos, tmp_path):
     settings = Settings(ts_url=standin.inference_url, data_dir=tmp_path / "index", regions="grid2", api_key=KEY,
-                        thumb_dir=tmp_path / "thumbs")  # fmt: skip
+                        thumb_dir=tmp_path / "thumbs", home=tmp_path)  # fmt: skip
     auth = {"Authorization": f"Bearer {KEY}"}
     with process.ApiThread(settings) as api:
         for name, data in (("collage", composite(photos)), ("chelsea", photos["chelsea"])):
             put = requests.put(f"{api.url}/images/{name}", data=data, headers=auth, timeout=60)
             assert put.status_code == 201, put.text
-        hits = requests.post(f"{api.url}/search?k=2", data=photos["coffee"], timeout=60).json()["hits"]
-        assert hits[0]["id"] == "collage" and hits[0]["box"] == [0.0, 0.0, 0.5, 0.5]
+        hits = requests.post(f"{api.url}/search?k=2&verify=false", data=photos["coffee"], timeout=60).json()["hits"]
+        assert hits[0]["id"] == "collage" and hits[0]["box"] == [0.0, 0.0, 0.5, 0.5]  # the region's window
         assert hits[0]["similarity"] > 0.9
-        whole = requests.post(f"{api.url}/search?k=1", data=photos["chelsea"], timeout=60).json()["hits"][0]
-        assert whole["id"] == "chelsea" and "box" not in whole  # the whole image matched best
+        whole = requests.post(f"{api.url}/search?k=1&verify=false", data=photos["chelsea"], timeout=60).json()
+        assert whole["hits"][0]["id"] == "chelsea" and "box" not in whole["hits"][0]  # the whole image matched best
+        verified = requests.post(f"{api.url}/search?k=2", data=photos["coffee"], timeout=60).json()["hits"][0]
+        assert verified["id"] == "collage" and verified["verdict"] == "part"  # where it lies, found by its keypoints
+        assert max(abs(a - b) for a, b in zip(verified["box"], [0.0, 0.0, 0.5, 0.5], strict=True)) < 0.01
         assert requests.delete(f"{api.url}/images/collage", headers=auth, timeout=60).status_code in (200, 204)
         hits = requests.post(f"{api.url}/search?k=2", data=photos["coffee"], timeout=60).json()["hits"]
         assert "collage" not in [hit["id"] for hit in hits]

@@ -77,6 +77,18 @@ class Target:
                 return []
 
 
+    def featured(self) -> set[str]:
+        """The ids whose local features the run wrote: OpenSearch's <alias>-features, or the file
+        beside the embedded index."""
+        if is_opensearch(self.backend):
+            client = connect(opensearch_settings(self.url, self.alias))
+            client.indices.refresh(index=f"{self.alias}-features")
+            hits = client.search(index=f"{self.alias}-features", body={"size": 1000, "_source": False})["hits"]
+            return {hit["_id"] for hit in hits["hits"]}
+        with sqlite3.connect(self.data_dir / "lookalike.features.sqlite") as conn:
+            return {row[0] for row in conn.execute("SELECT id FROM features")}
+
+
 @pytest.fixture(params=BACKENDS)
 def target(request, tmp_path) -> Target:
     return Target(request.param, tmp_path, request)
@@ -100,6 +112,7 @@ def test_folder_ingest_counts_reports_bad_files_and_is_idempotent(standin, folde
     assert set(errors) == {"empty.jpg", "notes.png", "cut.jpg"}
     assert "empty" in errors["empty.jpg"] and "text" in errors["notes.png"] and "truncated" in errors["cut.jpg"].lower()
     assert sorted(target.ids()) == sorted(valid_ids(folder))
+    assert target.featured() == valid_ids(folder)  # each image's local features, written beside it
 
     # the same command in-process (the subprocess run above proved the exit code and output)
     args = ["ingest", str(folder), "--ts-url", standin.inference_url, "--model", LITE, *target.args, "--no-progress",

@@ -49,7 +49,9 @@ def build_gallery(ts_url: str, photos, interiors, tmp_path_factory, opensearch_u
     folder = tmp_path_factory.mktemp("img")
     items = stack.photo_items(photos, folder, "subjects", named=True, tags=("sample",))
     items += stack.photo_items(interiors, folder, "interiors", named=True, tags=("room",))
-    report = Ingestor(settings, index, info, concurrency=4).run(items, len(items), progress=False)
+    # No local features at ingest (tests/index/test_ingest.py covers them): the gallery serves cosine
+    # searches, and the verified one makes its candidates' features from their files on first need.
+    report = Ingestor(settings, index, info, concurrency=4, features=False).run(items, len(items), progress=False)
     assert report.indexed == len(items) and report.failed == 0
     index.flush()
     return index, client, {**photos, **interiors}, ts_url
@@ -148,7 +150,9 @@ def test_search_cli_prints_json_hits(gallery, tmp_path):
            ts_url, "--model", LITE, "-v", *where]  # fmt: skip
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert re.search(r"^stages: embed [0-9.]+ ms, knn [0-9.]+ ms$", result.stderr, re.M), result.stderr  # -v
+    stages = r"^stages: embed [0-9.]+ ms, extract [0-9.]+ ms, knn [0-9.]+ ms, verify [0-9.]+ ms$"
+    assert re.search(stages, result.stderr, re.M), result.stderr  # -v
     hits = json.loads(result.stdout)
     assert hits[0]["id"] == "rocket" and hits[0]["similarity"] > 0.99
+    assert hits[0]["verdict"] == "copy"  # verified by default
     assert set(hits[0]) >= {"id", "similarity", "distance", "source", "category", "tags", "width", "height"}
