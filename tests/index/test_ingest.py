@@ -76,7 +76,6 @@ class Target:
             except sqlite3.OperationalError:  # the ingest process has created the file but not its tables yet
                 return []
 
-
     def featured(self) -> set[str]:
         """The ids whose local features the run wrote: OpenSearch's <alias>-features, or the file
         beside the embedded index."""

@@ -80,7 +80,8 @@ def test_the_keeper_shows_the_most_of_the_picture_then_nothing_added(photos, tmp
     index, store = index_of({"meme": jpeg(meme), "small": small, "coffee": photos["coffee"]}, tmp_path / "b")
     groups, _ = dedup.find_verified(index, store, threshold=-1.0, neighbours=10)
     assert [(g["keep"]["id"], sorted(d["id"] for d in g["duplicates"])) for g in groups] == [
-        ("coffee", ["meme", "small"])]
+        ("coffee", ["meme", "small"])
+    ]
     assert all(d["verdict"] == "copy" for d in groups[0]["duplicates"]), groups
 
 
