@@ -14,7 +14,9 @@ builder, the demo's queries and the benchmarks all draw their copies here.
   button bar in flat interface colours around it, the photo 45-70 % of the screen's height;
 - captioned: a meme: white bands above and below (15-25 % of the height each) with black
   blocks where the caption's words are;
-- rotated: turned by 90, 180 or 270 degrees, or tilted 10-25 degrees on a plain canvas.
+- rotated: turned by 90, 180 or 270 degrees, or tilted 10-25 degrees on a plain canvas;
+- angled: seen at an angle: in perspective (each corner moved in by 5-20 % of the side, as a photo
+  of a screen or a keystoned scan) or sheared by 0.15-0.35 (a skewed scan), on a plain canvas.
 
 The partial-duplicate protocol (`PARTIAL_KINDS`) is pasted, screenshot, captioned, heavy-crop and
 rotated: copies where the photo is only part of the picture, or no longer upright.
@@ -25,6 +27,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
@@ -150,6 +153,25 @@ def rotated(data: bytes, rng: np.random.Generator) -> bytes:
     return _jpeg(img.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=shade), rng)
 
 
+def angled(data: bytes, rng: np.random.Generator) -> bytes:
+    img = np.asarray(_open(data))
+    h, w = img.shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    if rng.random() < 0.5:
+        inward = rng.uniform(0.05, 0.2, (4, 2)) * [w, h] * [[1, 1], [-1, 1], [-1, -1], [1, -1]]
+        dst, size = (src + inward).astype(np.float32), (w, h)
+    else:
+        shear = float(rng.uniform(0.15, 0.35)) * (1 if rng.random() < 0.5 else -1)
+        along = np.array([[1, shear], [0, 1]]) if rng.random() < 0.5 else np.array([[1, 0], [shear, 1]])
+        dst = (src @ along.T).astype(np.float32)
+        dst -= dst.min(axis=0)
+        size = (int(np.ceil(dst[:, 0].max())), int(np.ceil(dst[:, 1].max())))
+    shade = tuple(int(v) for v in rng.integers(0, 256, 3))
+    warped = cv2.warpPerspective(img, cv2.getPerspectiveTransform(src, dst), size, flags=cv2.INTER_AREA,
+                                 borderMode=cv2.BORDER_CONSTANT, borderValue=shade)  # fmt: skip
+    return _jpeg(Image.fromarray(warped), rng)
+
+
 Kind = Callable[[bytes, np.random.Generator], bytes]
 KINDS: dict[str, Kind] = {
     "near-duplicate": near_duplicate,
@@ -159,6 +181,7 @@ KINDS: dict[str, Kind] = {
     "screenshot": screenshot,
     "captioned": captioned,
     "rotated": rotated,
+    "angled": angled,
 }  # fmt: skip  ("pasted" needs the other photos: see copies())
 
 

@@ -35,10 +35,12 @@ class HitOut(ImageOut):
     distance: float = Field(description="Euclidean distance of the L2-normalised vectors: sqrt(2 - 2 cos)")
     box: list[float] | None = Field(None, description="the region that matched best (fractions: left, top, right, "
                                     "bottom), when a region did")  # fmt: skip
-    verdict: Literal["copy", "part", "same_scene", "different"] | None = Field(
-        None, description="with verify=true: what this image is to the query"
+    verdict: Literal["copy", "part", "same_scene", "different", "unverified"] | None = Field(
+        None,
+        description="unless verify=false: what this image is to the query (unverified: it has no local "
+        "features and its source cannot be read; the reason says why)",
     )
-    verification: dict | None = Field(None, description="with verify=true: the verdict's reason and evidence")
+    verification: dict | None = Field(None, description="unless verify=false: the verdict's reason and evidence")
 
 
 class SearchAnswer(Answer):

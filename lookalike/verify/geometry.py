@@ -27,28 +27,47 @@ MAX_BLUR = 16.0  # sigma bound: a wild transform must not ask for a blur kernel 
 SCREEN_EVERY = 4  # screen(): every 4th keypoint is matched first
 SCREEN_MATCHES = 3  # ... and a pair whose screen finds fewer matches is not matched further
 SCREEN_RIVAL = 0.5  # a mirror whose screen finds under half the matches of the other way round is not fitted
+MAX_KEYSTONE = 2.0  # angled(): a's outline scaled at most this much more in one corner than in another
+MAX_SKEW = 2.0  # ... and stretched at most this much more one way than the other
 _matcher = cv2.BFMatcher(cv2.NORM_L2)
 
 
 @dataclass
 class Fit:
-    M: np.ndarray  # float64 [2, 3]: a's frame -> b's frame
+    H: np.ndarray  # float64 [3, 3]: a's frame -> b's frame; a similarity, or a bounded homography (`perspective`)
     inliers: np.ndarray  # bool [n] over the matches
     xa: np.ndarray  # float32 [n, 2] matched keypoints in a's frame
     xb: np.ndarray  # float32 [n, 2] in b's frame
+    centre: tuple[float, float] = (0.0, 0.0)  # a point of a's frame where `scale` is read (a homography's varies)
 
     @property
     def count(self) -> int:
         return int(self.inliers.sum())
 
     @property
+    def perspective(self) -> bool:
+        return bool(np.any(self.H[2, :2] != 0))
+
+    @property
     def scale(self) -> float:
-        return float(np.sqrt(abs(np.linalg.det(self.M[:, :2]))))
+        """How much a's frame grows in b's (at `centre` under a homography)."""
+        return float(np.sqrt(abs(np.linalg.det(jacobian(self.H, self.centre)))))
 
     @property
     def rotation(self) -> float:
-        """Degrees, counter-clockwise in image coordinates."""
-        return float(np.degrees(np.arctan2(self.M[1, 0], self.M[0, 0])))
+        """Degrees, counter-clockwise in image coordinates (at `centre` under a homography)."""
+        J = jacobian(self.H, self.centre)
+        return float(np.degrees(np.arctan2(J[1, 0], J[0, 0])))
+
+
+def jacobian(H: np.ndarray, at: tuple[float, float]) -> np.ndarray:
+    """[2, 2]: how H maps a small step at point `at` (H's linear part where H is affine)."""
+    x, y = at
+    w = H[2, 0] * x + H[2, 1] * y + H[2, 2]
+    u = (H[0, 0] * x + H[0, 1] * y + H[0, 2]) / w
+    v = (H[1, 0] * x + H[1, 1] * y + H[1, 2]) / w
+    rows = [[H[0, 0] - u * H[2, 0], H[0, 1] - u * H[2, 1]], [H[1, 0] - v * H[2, 0], H[1, 1] - v * H[2, 1]]]
+    return np.array(rows) / w
 
 
 def ratio_tested(a: Features, b: Features) -> list[cv2.DMatch]:
@@ -118,14 +137,41 @@ def fit(a: Features, b: Features, good: list[cv2.DMatch] | None = None) -> Fit |
                                               maxIters=2000, confidence=0.995)  # fmt: skip
         if M is None or mask is None:
             return None
-        found = Fit(M, mask.ravel().astype(bool), xa, xb)
+        found = Fit(np.vstack([M, [0, 0, 1]]), mask.ravel().astype(bool), xa, xb)
         if found.scale >= DEGENERATE:
             break
     return found
 
 
-def project(M: np.ndarray, points: np.ndarray) -> np.ndarray:
-    return points @ M[:, :2].T + M[:, 2]
+def angled(a: Features, b: Features, good: list[cv2.DMatch]) -> Fit | None:
+    """The homography from a's frame to b's most matches (each keypoint of b once) agree on, or None
+    unless it is a view of a flat picture from an angle: a's outline stays a convex quadrilateral,
+    no part of it is scaled more than MAX_KEYSTONE times another, and a square stays a
+    parallelogram no longer than MAX_SKEW times its width. Two shots of a scene from two places are
+    not one homography but where the scene is flat (a wall), and there the bounds and the aligned
+    pixels keep them apart (docs/constants.md)."""
+    xa, xb = located(a, b, one_to_one(good))
+    if len(xa) < 8:
+        return None
+    H, mask = cv2.findHomography(xa, xb, cv2.RANSAC, REPROJECTION, maxIters=2000, confidence=0.995)
+    if H is None or mask is None or abs(H[2, 2]) < 1e-12:
+        return None
+    H = H / H[2, 2]
+    quad = project(H, corners(a.frame))
+    if not cv2.isContourConvex(quad.astype(np.float32).reshape(-1, 1, 2)):
+        return None
+    scales = [np.sqrt(abs(np.linalg.det(jacobian(H, tuple(point))))) for point in corners(a.frame)]
+    centre = (a.frame[0] / 2, a.frame[1] / 2)
+    stretch = np.linalg.svd(jacobian(H, centre), compute_uv=False)
+    if min(scales) <= 0 or max(scales) / min(scales) > MAX_KEYSTONE or stretch[0] / stretch[1] > MAX_SKEW:
+        return None
+    return Fit(H, mask.ravel().astype(bool), xa, xb, centre)
+
+
+def project(H: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """`points` [n, 2] of a's frame in b's, through H [3, 3] (perspective divide included)."""
+    mapped = points @ H[:2, :2].T + H[:2, 2]
+    return mapped / (points @ H[2, :2] + H[2, 2])[:, None]
 
 
 def corners(frame: tuple[int, int]) -> np.ndarray:
@@ -135,8 +181,8 @@ def corners(frame: tuple[int, int]) -> np.ndarray:
 
 def outlines(found: Fit, a_frame: tuple[int, int], b_frame: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """(a's outline in b's frame, b's outline in a's frame) under the fitted transform."""
-    a_in_b = project(found.M, corners(a_frame))
-    b_in_a = project(np.linalg.inv(np.vstack([found.M, [0, 0, 1]]))[:2], corners(b_frame))
+    a_in_b = project(found.H, corners(a_frame))
+    b_in_a = project(np.linalg.inv(found.H), corners(b_frame))
     return a_in_b, b_in_a
 
 
@@ -221,12 +267,12 @@ def aligned_correlation(a: Features, b: Features, found: Fit) -> tuple[float, fl
     is judged on the photo."""
     to_thumb_a = a.thumb.shape[1] / a.frame[0]
     to_thumb_b = b.thumb.shape[1] / b.frame[0]
-    A = np.vstack([found.M, [0, 0, 1]])  # a frame -> b frame
-    T = np.diag([to_thumb_b, to_thumb_b, 1]) @ A @ np.diag([1 / to_thumb_a, 1 / to_thumb_a, 1])  # a thumb -> b thumb
+    T = np.diag([to_thumb_b, to_thumb_b, 1]) @ found.H @ np.diag([1 / to_thumb_a, 1 / to_thumb_a, 1])  # a -> b thumb
     # SIFT's positions put a pixel's centre at +0.5, warpAffine at +0: shift in, transform, shift out
     half = np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
     T = np.linalg.inv(half) @ T @ half
-    scale = np.sqrt(abs(np.linalg.det(T[:2, :2])))
+    centre = (found.centre[0] * to_thumb_a, found.centre[1] * to_thumb_a)
+    scale = np.sqrt(abs(np.linalg.det(jacobian(T, centre))))
     if scale <= 1:
         src, dst, W, matched = a.thumb, b.thumb, T, found.xb[found.inliers] * to_thumb_b
     else:
@@ -236,8 +282,12 @@ def aligned_correlation(a: Features, b: Features, found: Fit) -> tuple[float, fl
     if shrink < 0.9:  # blur before shrinking, as a resize would, so fine texture does not alias
         source = cv2.GaussianBlur(source, (0, 0), min(0.5 / shrink, MAX_BLUR))
     h, w = dst.shape
-    warped = cv2.warpAffine(source, W[:2], (w, h), flags=cv2.INTER_LINEAR)
-    covered = cv2.warpAffine(np.ones(src.shape, np.uint8), W[:2], (w, h), flags=cv2.INTER_NEAREST)
+    if found.perspective:
+        warped = cv2.warpPerspective(source, W, (w, h), flags=cv2.INTER_LINEAR)
+        covered = cv2.warpPerspective(np.ones(src.shape, np.uint8), W, (w, h), flags=cv2.INTER_NEAREST)
+    else:
+        warped = cv2.warpAffine(source, W[:2], (w, h), flags=cv2.INTER_LINEAR)
+        covered = cv2.warpAffine(np.ones(src.shape, np.uint8), W[:2], (w, h), flags=cv2.INTER_NEAREST)
     mask = cv2.erode(covered, np.ones((5, 5), np.uint8)) > 0
     if mask.sum() < MIN_COMMON:
         return 0.0, 0.0

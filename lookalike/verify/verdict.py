@@ -34,6 +34,7 @@ from lookalike.verify.geometry import (
     Fit,
     agreeing_share,
     aligned_correlation,
+    angled,
     box,
     completed,
     covered,
@@ -45,6 +46,8 @@ from lookalike.verify.geometry import (
 
 MIN_KEYPOINTS = 25
 MIN_INLIERS = 15
+MIN_ANGLED_INLIERS = 30  # a homography (8 degrees of freedom) must have at least this many keypoints agree
+ANGLED_CORRELATION = 0.7  # ... and a copy seen at an angle this aligned correlation (other shots of a scene: less)
 MAX_SCALE = 16.0
 OVERLAY_SHARE = 0.13  # fewer agreeing keypoints where they overlap: a shared overlay (geometry.agreeing_share)
 COPY_CORRELATION = 0.6
@@ -95,7 +98,11 @@ class Verdict:
 
 
 def verify(a: Features, b: Features, cosine: float | None = None) -> Verdict:
-    """What `a` is to `b`: copy, part, same_scene or different, with the reason and the evidence."""
+    """What `a` is to `b`: copy, part, same_scene or different, with the reason and the evidence.
+    The pictures are aligned by a similarity transform (a copy resized, cropped, framed, rotated,
+    mirrored); where that does not make them a copy or part, by a bounded homography (a copy seen at an angle: geometry.angled), which must then make it a copy whose aligned
+    pixels correlate ANGLED_CORRELATION or more: two shots of one scene align where the scene is
+    flat, and correlate less (docs/constants.md)."""
     if min(a.count, b.count) < MIN_KEYPOINTS:
         return flat(a, b, cosine)
     ways = [(mirrored, seen, screen(seen, b)) for mirrored, seen in ((False, a), (True, a.mirrored()))]
@@ -103,20 +110,38 @@ def verify(a: Features, b: Features, cosine: float | None = None) -> Verdict:
     if most < SCREEN_MATCHES:
         return Verdict("different", f"nothing in common: fewer than {SCREEN_MATCHES} of every {SCREEN_EVERY}th "
                        "keypoint match, either way round")  # fmt: skip
+    tried: list[tuple[bool, Features, list]] = []  # (mirrored, seen, ratio-tested matches)
     best: tuple[bool, Fit, Features] | None = None
     for mirrored, seen, first in ways:
         if len(first) < max(SCREEN_MATCHES, SCREEN_RIVAL * most):
             continue
-        found = fit(seen, b, completed(seen, b, first))
+        good = completed(seen, b, first)
+        tried.append((mirrored, seen, good))
+        found = fit(seen, b, good)
         if found is not None and (best is None or found.count > best[1].count):
             best = (mirrored, found, seen)
-    if best is None or best[1].count < MIN_INLIERS:
-        agree = 0 if best is None else best[1].count
-        return Verdict("different", f"{agree} matched keypoints agree on one transform (fewer than {MIN_INLIERS})",
-                       inliers=agree)  # fmt: skip
-    mirrored, found, seen = best
+    plain = judged(a, b, *best) if best is not None and best[1].count >= MIN_INLIERS else None
+    if plain is None or not plain.joins:
+        mirrored, seen, good = max(tried, key=lambda way: len(way[2]))
+        found = angled(seen, b, good)
+        if found is not None and found.count >= MIN_ANGLED_INLIERS:
+            view = judged(a, b, mirrored, found, seen)
+            if view.is_copy and (view.correlation or 0.0) >= ANGLED_CORRELATION:
+                return view
+    if plain is not None:
+        return plain
+    agree = 0 if best is None else best[1].count
+    return Verdict("different", f"{agree} matched keypoints agree on one transform (fewer than {MIN_INLIERS})",
+                   inliers=agree)  # fmt: skip
+
+
+def judged(a: Features, b: Features, mirrored: bool, found: Fit, seen: Features) -> Verdict:
+    """The verdict of a pair aligned by `found` (`seen`: a, or a mirrored, as it was fitted)."""
     transform = {"scale": round(found.scale * b.width / b.frame[0] / (a.width / a.frame[0]), 4),
                  "rotation": round(found.rotation, 1), "mirrored": mirrored}  # fmt: skip
+    if found.perspective:
+        transform["angled"] = True
+    seen_as = "seen at an angle, " if found.perspective else ""
     if not 1 / MAX_SCALE <= found.scale <= MAX_SCALE:
         return Verdict("different", f"the transform scales by {found.scale:.3g}: not a copy", found.count,
                        transform=transform)  # fmt: skip
@@ -129,24 +154,26 @@ def verify(a: Features, b: Features, cosine: float | None = None) -> Verdict:
     correlation, where_matched = aligned_correlation(seen, b, found)
     where = box(a_in_b, b.frame)
 
-    def judged(verdict: Kind, reason: str) -> Verdict:
+    def said(verdict: Kind, reason: str) -> Verdict:
         return Verdict(verdict, reason, found.count, correlation, transform, where)
 
     photo_matches = where_matched >= MATCHED_CORRELATION and correlation >= LEAST_CORRELATION
     if correlation < COPY_CORRELATION and not photo_matches:
-        return judged("same_scene", f"{found.count} keypoints agree, but the aligned pixels differ (correlation "
-                                    f"{correlation:.2f} < {COPY_CORRELATION}): another shot of the scene")  # fmt: skip
+        return said("same_scene", f"{found.count} keypoints agree, but the aligned pixels differ (correlation "
+                                  f"{correlation:.2f} < {COPY_CORRELATION}): another shot of the scene")  # fmt: skip
     of_b, of_a = covered(a_in_b, b.frame), covered(b_in_a, seen.frame)  # how much of each the other covers
     if min(of_a, of_b) >= COPY_COVER:
-        return judged("copy", f"the same picture ({found.count} keypoints, aligned pixels correlate "
-                              f"{correlation:.2f}, each covers {min(of_a, of_b):.0%}+ of the other)")  # fmt: skip
+        return said("copy", f"the same picture, {seen_as}({found.count} keypoints, aligned pixels correlate "
+                            f"{correlation:.2f}, each covers {min(of_a, of_b):.0%}+ of the other)")  # fmt: skip
     outer, inner_outline, inner = (b, a_in_b, "the first") if of_b < of_a else (seen, b_in_a, "the second")
     plain = plain_surround(outer, inner_outline)
     if plain >= PLAIN_SURROUND:
-        return judged("copy", f"the same picture in a frame ({found.count} keypoints, correlation {correlation:.2f}; "
-                              f"three gray levels make {plain:.0%} of its surround: a border, band or UI)")  # fmt: skip
-    return judged("part", f"{inner} is part of the other ({found.count} keypoints, correlation {correlation:.2f}; it "
-                          f"covers {min(of_a, of_b):.0%} of it, and the rest is a picture, not a frame)")  # fmt: skip
+        return said("copy", f"the same picture in a frame, {seen_as}({found.count} keypoints, correlation "
+                            f"{correlation:.2f}; three gray levels make {plain:.0%} of its surround: a border, band "
+                            "or UI)")  # fmt: skip
+    return said("part", f"{inner} is part of the other, {seen_as}({found.count} keypoints, correlation "
+                        f"{correlation:.2f}; it covers {min(of_a, of_b):.0%} of it, and the rest is a picture, not a "
+                        "frame)")  # fmt: skip
 
 
 def flat(a: Features, b: Features, cosine: float | None) -> Verdict:

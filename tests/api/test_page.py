@@ -290,8 +290,9 @@ def test_review_duplicates_accept_keep_another_and_not_duplicates(browser, stand
     context.close()
 
 
-def test_the_verify_switch_marks_verified_copies(browser, standin, photos, tmp_path):
-    """With "Verify copies" on, the page asks /search?verify=true and shows each hit's verdict."""
+def test_the_page_verifies_by_default_and_its_switch_turns_it_off(browser, standin, photos, tmp_path):
+    """Unasked, the page's search is verified: each hit shows its verdict, a copy its box. With
+    "Verify copies" switched off it asks /search?verify=false and shows none."""
     from tests.api.test_duplicates import AUTH
 
     settings = Settings(ts_url=standin.inference_url, model="efficientnet_lite0", data_dir=tmp_path / "index",
@@ -307,11 +308,14 @@ def test_the_verify_switch_marks_verified_copies(browser, standin, photos, tmp_p
         page.goto(running.url)
         asked = []
         page.on("request", lambda request: asked.append(request.url))
-        page.check("#verify")
+        assert page.is_checked("#verify")
         page.set_input_files("#file", str(coffee))
         first = page.locator("#results .hit").first
         playwright_api.expect(first.locator(".verdict")).to_have_text("copy")
         playwright_api.expect(page.locator("#results .hit").nth(1).locator(".verdict")).to_have_text("different")
-        assert any("verify=true" in url for url in asked)
+        assert not any("verify=" in url for url in asked)  # the API's default
         shot(page, "verify-switch")
+        page.uncheck("#verify")
+        playwright_api.expect(page.locator("#results .hit .verdict:not([hidden])")).to_have_count(0)
+        assert any("verify=false" in url for url in asked)
     context.close()

@@ -68,6 +68,23 @@ def test_a_caption_band_and_a_rotation_keep_it_a_copy(photos, feats):
     assert turned.verdict == "copy" and abs(abs(turned.transform["rotation"]) - 90) < 1, turned.reason
 
 
+@pytest.mark.parametrize("corners", [[(60, 30), (560, 0), (600, 400), (20, 370)],  # keystoned: a photo of a screen
+                                     [(0, 0), (600, 0), (780, 400), (180, 400)]])  # sheared 0.45: a skewed scan
+def test_a_copy_seen_at_an_angle_is_a_copy_and_says_so(photos, feats, corners):
+    """The similarity transform cannot align these; the bounded homography does, and the aligned
+    pixels say it is the same picture."""
+    import cv2
+
+    img = np.asarray(opened(photos["coffee"]))  # 600 x 400
+    src = np.float32([[0, 0], [600, 0], [600, 400], [0, 400]])
+    size = (max(x for x, _ in corners), 400)
+    seen = cv2.warpPerspective(img, cv2.getPerspectiveTransform(src, np.float32(corners)), size,
+                               borderValue=(90, 90, 90))  # fmt: skip
+    verdict = verify(extract(jpeg(Image.fromarray(seen))), feats["coffee"])
+    assert verdict.verdict == "copy", verdict.reason
+    assert verdict.transform is not None and verdict.transform["angled"] and "at an angle" in verdict.reason
+
+
 def test_the_stereo_pair_is_the_same_scene_not_a_copy(feats):
     verdict = verify(feats["motorcycle_left"], feats["motorcycle_right"])
     assert verdict.verdict == "same_scene", verdict.reason
