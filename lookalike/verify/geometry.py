@@ -143,15 +143,16 @@ def fit(a: Features, b: Features, good: list[cv2.DMatch] | None = None) -> Fit |
     return found
 
 
-def angled(a: Features, b: Features, good: list[cv2.DMatch]) -> Fit | None:
+def angled(a: Features, b: Features, good: list[cv2.DMatch], least: int = 8) -> Fit | None:
     """The homography from a's frame to b's most matches (each keypoint of b once) agree on, or None
     unless it is a view of a flat picture from an angle: a's outline stays a convex quadrilateral,
     no part of it is scaled more than MAX_KEYSTONE times another, and a square stays a
     parallelogram no longer than MAX_SKEW times its width. Two shots of a scene from two places are
     not one homography but where the scene is flat (a wall), and there the bounds and the aligned
-    pixels keep them apart (docs/constants.md)."""
+    pixels keep them apart (docs/constants.md). `least`: fewer matches than this cannot make one
+    worth having (none is fitted: RANSAC over mostly wrong matches is the slow part)."""
     xa, xb = located(a, b, one_to_one(good))
-    if len(xa) < 8:
+    if len(xa) < max(8, least):
         return None
     H, mask = cv2.findHomography(xa, xb, cv2.RANSAC, REPROJECTION, maxIters=2000, confidence=0.995)
     if H is None or mask is None or abs(H[2, 2]) < 1e-12:

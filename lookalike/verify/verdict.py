@@ -123,7 +123,7 @@ def verify(a: Features, b: Features, cosine: float | None = None) -> Verdict:
     plain = judged(a, b, *best) if best is not None and best[1].count >= MIN_INLIERS else None
     if plain is None or not plain.joins:
         mirrored, seen, good = max(tried, key=lambda way: len(way[2]))
-        found = angled(seen, b, good)
+        found = angled(seen, b, good, least=MIN_ANGLED_INLIERS)
         if found is not None and found.count >= MIN_ANGLED_INLIERS:
             view = judged(a, b, mirrored, found, seen)
             if view.is_copy and (view.correlation or 0.0) >= ANGLED_CORRELATION:
