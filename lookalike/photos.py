@@ -59,3 +59,22 @@ def interior_photos() -> dict[str, bytes]:
 
 def all_photos() -> dict[str, bytes]:
     return {**subject_photos(), **interior_photos()}
+
+
+def shoot(name: str) -> str:
+    """The shoot a bundled photo comes from: an interior's first five digits of its Pexels id (one
+    room photographed from several spots, by one photographer or another, shares them), else the
+    name before an underscore (motorcycle_left and motorcycle_right are one stereo shot)."""
+    if name.startswith("pexels-"):
+        return "pexels:" + name.rpartition("-")[2][:5]
+    return name.split("_")[0]
+
+
+def halves(photos: dict[str, bytes]) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """(tune, held): the photos in two halves by shoot, alternately in name order, so that two shots
+    of one room never fall on both sides. A threshold or calibration is set on `tune` and checked
+    on `held`, which it has not seen."""
+    shoots = sorted({shoot(name) for name in photos})
+    tune_shoots = set(shoots[::2])
+    tune = {name: data for name, data in photos.items() if shoot(name) in tune_shoots}
+    return tune, {name: data for name, data in photos.items() if name not in tune}

@@ -35,7 +35,7 @@ from lookalike import stack
 from lookalike.copies import ALL_KINDS, PARTIAL_KINDS, copies
 from lookalike.errors import BadQuery, LookalikeError
 from lookalike.ingest.sources import from_folder
-from lookalike.photos import SAME_SCENE, interior_photos, subject_photos
+from lookalike.photos import SAME_SCENE, halves, interior_photos, subject_photos
 from lookalike.relevance import dedup_eval
 from lookalike.relevance.metrics import Scores, ranked_by, rankings, score
 from lookalike.serving.client import ModelClient
@@ -218,6 +218,9 @@ def evaluate(argv: list[str] | None = None) -> int:
                              "does ([verified] rows; 20 is the search default)")  # fmt: skip
     parser.add_argument("--photos", type=int, metavar="N",
                         help="only the first N bundled photos (a quick check; default: all of them)")  # fmt: skip
+    parser.add_argument("--half", choices=["tune", "held"],
+                        help="only one half of the bundled photos (lookalike.photos.halves, by shoot): tune a "
+                             "threshold on one, report it on the other (default: all of them)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPORTS_DIR / "eval.json")
     args = parser.parse_args(argv)
     if args.photos is not None and args.photos < 2:
@@ -230,6 +233,8 @@ def evaluate(argv: list[str] | None = None) -> int:
         images, labels = labelled_folder(args.folder)
     else:
         photos = {**subject_photos(), **interior_photos()}
+        if args.half:
+            photos = halves(photos)[0 if args.half == "tune" else 1]
         photos = dict(list(photos.items())[: args.photos])
         images, labels = list(photos.values()), ["photos"] * len(photos)
         names = list(photos)
@@ -262,7 +267,8 @@ def evaluate(argv: list[str] | None = None) -> int:
                     by_copy[model] = near_duplicates(client, images, gallery, seeds, kinds, args.verify)
             finally:
                 client.close()
-    report: dict = {"images": len(images), "source": str(args.folder or "bundled photos"), "models": models}
+    source = str(args.folder) if args.folder else f"bundled photos{f', {args.half} half' if args.half else ''}"
+    report: dict = {"images": len(images), "source": source, "models": models}
     if by_class:
         print(table(f"Class retrieval on {args.folder} ({len(images)} images, {len(set(labels))} classes; "
                     "each image queries all the others)", by_class))  # fmt: skip

@@ -1,8 +1,9 @@
 """The int8 trunk of an archive, made when it is built (`lookalike mar --precision int8`, or tried
 by `lookalike mar` at precision auto for a backbone marked int8_auto): calibrated on augmented views
-of the bundled photos, then held to fp32's answers on the photos themselves
+of one half of the bundled photos (lookalike.photos.halves: by shoot), then held to fp32's answers
+on the other half, which calibration never saw
 (lookalike_handler.quantize: per-image cosine >= 0.99, top-10 overlap >= 0.95) and on copies of them:
-each copy protocol of `lookalike eval` (lookalike.copies, seeds 0 and 1: 102 queries
+each copy protocol of `lookalike eval` (lookalike.copies, seeds 0 and 1: 52 queries
 per kind) must find the original at rank 1 within MAX_COPY_DROP of fp32's R@1 (both trunks see the
 same pixels: exact decoding, the centre crop). Asked for by name, a trunk that misses the bound is
 refused with its figures, and no archive is written.
@@ -36,7 +37,7 @@ from PIL import Image, ImageEnhance, ImageOps
 
 from lookalike.copies import ALL_KINDS, copies
 from lookalike.errors import LookalikeError
-from lookalike.photos import interior_photos, subject_photos
+from lookalike.photos import halves, interior_photos, subject_photos
 
 BATCH = 8
 RACE_SECONDS = 4.0  # per precision, after a warm-up
@@ -126,9 +127,10 @@ def make(model: str, weights_path: str | None, out: Path, seed: int = 0, enforce
     if weights_path is None:
         torch.manual_seed(seed)
     fp32 = backbone.build(weights_path)
-    bundled = {**subject_photos(), **interior_photos()}
+    calibration, bundled = halves({**subject_photos(), **interior_photos()})
+    seen = [Image.open(io.BytesIO(data)).convert("RGB") for data in calibration.values()]
+    trunk = quantize.int8(fp32, batches([view for img in seen for view in views(img)], backbone.spec))
     photos = [Image.open(io.BytesIO(data)).convert("RGB") for data in bundled.values()]
-    trunk = quantize.int8(fp32, batches([view for img in photos for view in views(img)], backbone.spec))
     with torch.inference_mode():
         held = batches(photos, backbone.spec)
         reference = torch.cat([fp32(batch) for batch in held])
@@ -140,8 +142,8 @@ def make(model: str, weights_path: str | None, out: Path, seed: int = 0, enforce
         figures["copies_r1"] = copy_recall(fp32, trunk, list(bundled.values()), backbone.spec)
         problems += copy_misses(figures["copies_r1"])
     if problems and enforce and weights_path is not None:
-        raise BoundMissed(f"int8 {model} does not keep fp32's answers on the {len(photos)} bundled photos and their "
-                          "copies: "
+        raise BoundMissed(f"int8 {model} does not keep fp32's answers on the {len(photos)} bundled photos held out "
+                          "from calibration and their copies: "
                           + "; ".join(problems) + ". No archive written; use --precision bf16 or fp32.")  # fmt: skip
     torch.jit.save(trunk, str(out))
     default = default_precision()

@@ -100,9 +100,10 @@ class Verdict:
 def verify(a: Features, b: Features, cosine: float | None = None) -> Verdict:
     """What `a` is to `b`: copy, part, same_scene or different, with the reason and the evidence.
     The pictures are aligned by a similarity transform (a copy resized, cropped, framed, rotated,
-    mirrored); where that does not make them a copy or part, by a bounded homography (a copy seen at an angle: geometry.angled), which must then make it a copy whose aligned
-    pixels correlate ANGLED_CORRELATION or more: two shots of one scene align where the scene is
-    flat, and correlate less (docs/constants.md)."""
+    mirrored); where that does not make them a copy or part, by a bounded homography (a copy seen at
+    an angle: geometry.angled), which must then make it a copy whose aligned pixels correlate
+    ANGLED_CORRELATION or more: two shots of one scene align where the scene is flat, and correlate
+    less (docs/constants.md)."""
     if min(a.count, b.count) < MIN_KEYPOINTS:
         return flat(a, b, cosine)
     ways = [(mirrored, seen, screen(seen, b)) for mirrored, seen in ((False, a), (True, a.mirrored()))]

@@ -68,8 +68,13 @@ def test_a_caption_band_and_a_rotation_keep_it_a_copy(photos, feats):
     assert turned.verdict == "copy" and abs(abs(turned.transform["rotation"]) - 90) < 1, turned.reason
 
 
-@pytest.mark.parametrize("corners", [[(60, 30), (560, 0), (600, 400), (20, 370)],  # keystoned: a photo of a screen
-                                     [(0, 0), (600, 0), (780, 400), (180, 400)]])  # sheared 0.45: a skewed scan
+@pytest.mark.parametrize(
+    "corners",
+    [
+        [(60, 30), (560, 0), (600, 400), (20, 370)],  # keystoned: a photo of a screen
+        [(0, 0), (600, 0), (780, 400), (180, 400)],
+    ],
+)  # sheared 0.45: a skewed scan
 def test_a_copy_seen_at_an_angle_is_a_copy_and_says_so(photos, feats, corners):
     """The similarity transform cannot align these; the bounded homography does, and the aligned
     pixels say it is the same picture."""
