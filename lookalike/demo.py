@@ -101,12 +101,12 @@ def main() -> int:
     subjects = subject_photos()
     items = list(sources.from_folder(PHOTOS))
     print()
-    print("Query: a cropped, mirrored, re-encoded copy (not in the index) -> top 3 by cosine similarity")
+    print("Query: a cropped, mirrored, re-encoded copy (not in the index) -> top 3, verified: verdict, cosine")
     for name in QUERIES:
         response = httpx.post(f"{api}/search", params={"k": 3}, content=look_alike(subjects[name]),
                                  headers={"Content-Type": "image/jpeg"}, timeout=60)  # fmt: skip
         response.raise_for_status()
-        hits = ", ".join(f"{hit['source'].rsplit('/', 1)[-1]} {hit['similarity']:.3f}"
+        hits = ", ".join(f"{hit['source'].rsplit('/', 1)[-1]} {hit.get('verdict', '-')} {hit['similarity']:.3f}"
                          for hit in response.json()["hits"])  # fmt: skip
         print(f"  {name:<16} -> {hits}")
     room = next(item for item in items if item.category == "interiors")
