@@ -2,10 +2,10 @@
 and by `lookalike dedup` on any host, so none needs local files or fetches a source twice.
 
 One document per image id; its features (Features.to_bytes, base64) in `data`, a `binary` field:
-never indexed or searched, kept once, in `_source` (~96 KB per image on disk, the file's 72 KB as
-base64). Kept out of `_source` as a stored field it took 168 KB: the cluster then also keeps the
-original JSON for peer recovery. Per alias, not per physical index: features depend on the pixels,
-not the model, so they outlive a model swap.
+never indexed or searched, kept once, in `_source` (kept out of it as a stored field, they cost
+nearly twice the disk: the cluster also keeps the original JSON for peer recovery; sizes:
+docs/relevance.md). Per alias, not per physical index: features depend on the pixels, not the
+model, so they outlive a model swap.
 """
 
 from __future__ import annotations
