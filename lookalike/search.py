@@ -68,6 +68,23 @@ def more_like_this(index: VectorIndex, doc_id: str, **filters) -> list[Hit]:
     return by_vector(index, stored_vector(index, doc_id), exclude_ids=[doc_id], **filters)
 
 
+def verified_like(index: VectorIndex, store: FeatureStore, doc_id: str, k: int = 10, **options) -> list[Hit]:
+    """`more_like_this`, verified as `verified` does, against the document's own stored features
+    (none to extract). A document whose features cannot be had is searched by cosine alone, each
+    hit `unverified` with the reason."""
+    doc = index.get(doc_id)
+    if doc is None:
+        raise NotFound(f"no document with id {doc_id}")
+    query, why = store.get(doc_id, doc.source)
+    if query is None:
+        options = {key: value for key, value in options.items() if key not in ("candidates", "stages", "pool")}
+        hits = by_vector(index, doc.vector, k, exclude_ids=[doc_id], **options)
+        for hit in hits:
+            hit.verdict = {"verdict": "unverified", "reason": f"the query image: {why}"}
+        return hits
+    return verified(index, store, query, doc.vector, k, exclude_ids=[doc_id], **options)
+
+
 def per_category(index: VectorIndex, vector: np.ndarray, n: int = 3, exclude_ids: Iterable[str] = (), *,
                  max_categories: int = Settings.max_categories) -> dict:  # fmt: skip
     """The best `n` matches within each category: where a query sits among the classes. One k-NN

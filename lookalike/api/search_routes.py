@@ -77,11 +77,21 @@ async def get_similar(
     category: str | None = Query(None),
     tags: list[str] | None = Query(None),
     min_similarity: float | None = Query(None, ge=-1, le=1),
+    verify: bool = Query(
+        True,
+        description="judge the nearest LOOKALIKE_VERIFY_CANDIDATES against the image's stored "
+        "local features, as POST /search does; false: cosine order, no verdicts",
+    ),
 ) -> dict:
     service = service_of(request)
     started = time.perf_counter()
     chosen = filters(service.settings, k, category, tags, min_similarity)
-    hits = await service.indexed(search.more_like_this, doc_id, stage="knn", **chosen)
+    if verify:
+        hits = await service.indexed(search.verified_like, service.features, doc_id, stage=None,
+                                     candidates=service.settings.verify_candidates, stages=service.stages(),
+                                     pool=service.judges, **chosen)  # fmt: skip
+    else:
+        hits = await service.indexed(search.more_like_this, doc_id, stage="knn", **chosen)
     return {"id": doc_id, "took_ms": round((time.perf_counter() - started) * 1000, 1),
             "hits": [hit.to_dict() for hit in hits]}  # fmt: skip
 

@@ -59,11 +59,10 @@ def add(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--tag", action="append", default=[], help="only images with this tag (repeatable: all)")
         p.add_argument("--min-similarity", type=float, help="drop hits below this cosine")
         p.add_argument("--per-category", type=int, metavar="N", help="the best N in each category instead")
-        if name == "search":
-            p.add_argument("--no-verify", action="store_true",
-                           help="cosine order, no verdicts (by default the nearest LOOKALIKE_VERIFY_CANDIDATES, 20, "
-                                "are judged with local features: verified copies, then parts, first, each with its "
-                                "verdict: docs/relevance.md)")  # fmt: skip
+        p.add_argument("--no-verify", action="store_true",
+                       help="cosine order, no verdicts (by default the nearest LOOKALIKE_VERIFY_CANDIDATES, 20, are "
+                            "judged with local features: verified copies, then parts, first, each with its verdict: "
+                            "docs/relevance.md)")  # fmt: skip
         p.add_argument("--json", action="store_true", help="JSON instead of a table")
         add_settings_args(p)
         p.set_defaults(run=guarded(find))
@@ -167,14 +166,18 @@ def find(args: argparse.Namespace) -> int:
             k = args.k or stack.settings.default_k
             chosen = {"category": args.category, "tags": args.tag, "min_similarity": args.min_similarity,
                       "exclude_ids": exclude, "max_k": stack.settings.max_k}  # fmt: skip
-            if doc_id is None and not args.no_verify:
+            if not args.no_verify:
                 settings = stack.settings
                 store = FeatureStore.of(settings)
+                judging = {"candidates": settings.verify_candidates, "stages": stages}
                 try:
-                    with stages.timed("extract"):
-                        query = extract(data)
-                    hits = search.verified(stack.index, store, query, vector, k, candidates=settings.verify_candidates,
-                                           stages=stages, **chosen)  # fmt: skip
+                    if doc_id:
+                        del chosen["exclude_ids"]  # verified_like leaves the document out itself
+                        hits = search.verified_like(stack.index, store, doc_id, k, **judging, **chosen)
+                    else:
+                        with stages.timed("extract"):
+                            query = extract(data)
+                        hits = search.verified(stack.index, store, query, vector, k, **judging, **chosen)
                 finally:
                     store.close()
             else:

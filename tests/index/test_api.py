@@ -47,10 +47,14 @@ def test_filters_and_threshold_through_the_api(standin_api, photos):
     assert bad.status_code == 422
 
 
-def test_similar_by_id_excludes_itself_and_404s_unknown_ids(standin_api):
+def test_similar_by_id_excludes_itself_verifies_and_404s_unknown_ids(standin_api):
     doc = requests.get(f"{standin_api.url}/similar/motorcycle_left", params={"k": 2}, timeout=60).json()
     assert doc["hits"][0]["id"] == "motorcycle_right"
+    assert doc["hits"][0]["verdict"] == "same_scene"  # the stereo pair: judged against the stored features
     assert "motorcycle_left" not in [hit["id"] for hit in doc["hits"]]
+    plain = requests.get(f"{standin_api.url}/similar/motorcycle_left", params={"k": 2, "verify": "false"}, timeout=60)
+    assert [hit["id"] for hit in plain.json()["hits"]] == [hit["id"] for hit in doc["hits"]]
+    assert all("verdict" not in hit for hit in plain.json()["hits"])
     missing = requests.get(f"{standin_api.url}/similar/nope", timeout=60)
     assert missing.status_code == 404 and "nope" in missing.json()["error"]
 
