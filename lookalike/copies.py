@@ -202,5 +202,7 @@ def copies(images: list[bytes], kind: str, rng: np.random.Generator) -> list[byt
     return [KINDS[kind](data, rng) for data in images]
 
 
-ALL_KINDS = (*KINDS, "pasted")
+# "angled" last: it came after "pasted", and a kind draws from the seed's stream after the kinds
+# before it, so every earlier kind's seeded copies stayed as they were measured
+ALL_KINDS = (*(kind for kind in KINDS if kind != "angled"), "pasted", "angled")
 PARTIAL_KINDS = ("pasted", "screenshot", "captioned", "heavy-crop", "rotated")

@@ -56,8 +56,9 @@ def formed(docs: list[Doc], judge: Judge, keeper_order, apart) -> list[Group]:
     promoted: list[str] = []  # better copies found, judged first from then on
     improve = keeper_order is largest_first
 
-    def order(doc: Doc) -> tuple:
-        return (doc.id in demoted, doc.id not in promoted, keeper_order(doc))
+    def order(doc: Doc) -> tuple:  # the copy promoted last first: it was found better than the ones before
+        rank = -promoted.index(doc.id) if doc.id in promoted else 1
+        return (doc.id in demoted, rank, keeper_order(doc))
 
     rest = sorted(docs, key=order)
     made: list[Group] = []
@@ -85,7 +86,7 @@ def formed(docs: list[Doc], judge: Judge, keeper_order, apart) -> list[Group]:
             demoted.add(keep.id)
             rest = sorted(rest, key=order)
             continue
-        better = best_copy(keep, members, lambda doc: judge.features(doc.id, doc.source)) if improve else keep
+        better = best_copy(keep, members) if improve else keep
         if better is not keep and better.id not in promoted:
             promoted.append(better.id)
             rest = sorted(rest, key=order)

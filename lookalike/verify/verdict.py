@@ -54,6 +54,7 @@ COPY_CORRELATION = 0.6
 MATCHED_CORRELATION = 0.9  # or this within the agreeing keypoints' hull, while at least LEAST_CORRELATION overall
 LEAST_CORRELATION = 0.2
 COPY_COVER = 0.5  # each covers at least this much of the other: a copy (a mild crop at most)
+FRAME_SLACK = 0.03  # a lies whole in b when b's outline covers all but this share of it
 PLAIN_SURROUND = 0.6  # what surrounds the smaller one is this plain (geometry.plain_surround): a frame
 FLAT_COPY_COSINE = 0.95
 Kind = Literal["copy", "part", "same_scene", "different"]
@@ -68,6 +69,7 @@ class Verdict:
     correlation: float | None = None
     transform: dict | None = None  # a -> b: scale, rotation (degrees), mirrored
     box: tuple[float, float, float, float] | None = None  # where a lies in b: fractions of b (left, top, right, bottom)
+    framed: float | None = None  # a lies whole in b, framed: the share of b a's outline covers (else None)
 
     @property
     def is_copy(self) -> bool:
@@ -155,14 +157,17 @@ def judged(a: Features, b: Features, mirrored: bool, found: Fit, seen: Features)
     correlation, where_matched = aligned_correlation(seen, b, found)
     where = box(a_in_b, b.frame)
 
+    of_b, of_a = covered(a_in_b, b.frame), covered(b_in_a, seen.frame)  # how much of each the other covers
+    # a lies whole in b, and what b has around it is plain: a border, band or UI (dedup.keepers)
+    whole_in_b = of_a >= 1 - FRAME_SLACK > of_b and plain_surround(b, a_in_b) >= PLAIN_SURROUND
+
     def said(verdict: Kind, reason: str) -> Verdict:
-        return Verdict(verdict, reason, found.count, correlation, transform, where)
+        return Verdict(verdict, reason, found.count, correlation, transform, where, of_b if whole_in_b else None)
 
     photo_matches = where_matched >= MATCHED_CORRELATION and correlation >= LEAST_CORRELATION
     if correlation < COPY_CORRELATION and not photo_matches:
         return said("same_scene", f"{found.count} keypoints agree, but the aligned pixels differ (correlation "
                                   f"{correlation:.2f} < {COPY_CORRELATION}): another shot of the scene")  # fmt: skip
-    of_b, of_a = covered(a_in_b, b.frame), covered(b_in_a, seen.frame)  # how much of each the other covers
     if min(of_a, of_b) >= COPY_COVER:
         return said("copy", f"the same picture, {seen_as}({found.count} keypoints, aligned pixels correlate "
                             f"{correlation:.2f}, each covers {min(of_a, of_b):.0%}+ of the other)")  # fmt: skip
