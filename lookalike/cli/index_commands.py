@@ -74,8 +74,8 @@ def add(sub: argparse._SubParsersAction) -> None:
                    help=f"cosine at or above which a pair is judged ({dedup.CANDIDATE_THRESHOLD}), or with --no-verify "
                         f"is a duplicate ({dedup.DEFAULT_THRESHOLD})")  # fmt: skip
     p.add_argument("--keep", choices=sorted(dedup.KEEPERS),
-                   help="which image of a group is kept: best, the copy showing the most pixels of the picture (then "
-                        "the one with nothing added around it, the sharpest, the earliest ingested); or earliest, "
+                   help="which image of a group is kept: best, the largest picture, or the copy inside it when it is "
+                        "that picture with a band, frame or UI added and the copy shows it as well; or earliest, "
                         "the earliest ingested (then the largest); default best when verified, earliest with "
                         "--no-verify")  # fmt: skip
     p.add_argument(

@@ -6,8 +6,8 @@
 Verified (`find_verified`, verified.py): each image's neighbours at cosine >= CANDIDATE_THRESHOLD,
 and the images it shares the most visual words with, are judged by lookalike.verify
 (candidates.py, judge.py); a group forms around the largest picture (pixels, then earliest
-ingested) and keeps the best copy of it (keepers.best_copy: the most pixels of the picture, then
-nothing added around it, then the sharpest, then the earliest), with every image verified as a
+ingested) and keeps the best copy of it (keepers.best_copy: not a picture with a band, frame or
+UI around it when a copy inside shows the picture as well), with every image verified as a
 copy or a part of it - never an image linked only through others, but
 for one hop through a sure copy (grouping.py, rules.py); images judged another shot of the same
 scene (`same_scene`) are reported as stacks, apart from the groups. In an index with region
