@@ -39,13 +39,19 @@ def index_of(images: dict[str, bytes], tmp_path) -> tuple[EmbeddedIndex, Feature
     return index, store
 
 
+def captioned(img: Image.Image) -> Image.Image:
+    """`img` as a meme: white bands above and below, black blocks for the caption's words."""
+    meme = Image.new("RGB", (img.width, img.height + 160), "white")
+    meme.paste(img, (0, 80))
+    draw = ImageDraw.Draw(meme)
+    for x in range(30, img.width - 40, 90):
+        draw.rectangle((x, 25, x + 60, 55), fill="black")
+    return meme
+
+
 def test_copies_and_parts_group_under_the_best_copy_and_other_shots_stack_apart(photos, tmp_path):
     coffee = Image.open(io.BytesIO(photos["coffee"])).convert("RGB")
-    meme = Image.new("RGB", (coffee.width, coffee.height + 160), "white")
-    meme.paste(coffee, (0, 80))
-    draw = ImageDraw.Draw(meme)
-    for x in range(30, 560, 90):
-        draw.rectangle((x, 25, x + 60, 55), fill="black")
+    meme = captioned(coffee)
     images = {"coffee": photos["coffee"], "meme": jpeg(meme), "crop": jpeg(coffee.crop((150, 60, 400, 300))),
               "left": photos["motorcycle_left"], "right": photos["motorcycle_right"],
               "chelsea": photos["chelsea"]}  # fmt: skip
@@ -68,11 +74,7 @@ def test_the_keeper_shows_the_most_of_the_picture_then_nothing_added(photos, tmp
     of the picture's pixels); the clean full-size photo beats its meme (equal pixels, nothing added),
     whichever was ingested first."""
     coffee = Image.open(io.BytesIO(photos["coffee"])).convert("RGB")
-    meme = Image.new("RGB", (coffee.width, coffee.height + 160), "white")
-    meme.paste(coffee, (0, 80))
-    draw = ImageDraw.Draw(meme)
-    for x in range(30, 560, 90):
-        draw.rectangle((x, 25, x + 60, 55), fill="black")
+    meme = captioned(coffee)
     small = jpeg(coffee.resize((coffee.width // 2, coffee.height // 2)))
     index, store = index_of({"small": small, "meme": jpeg(meme)}, tmp_path / "a")
     groups, _ = dedup.find_verified(index, store, threshold=-1.0, neighbours=10)
