@@ -156,7 +156,7 @@ def rotated(data: bytes, rng: np.random.Generator) -> bytes:
 def angled(data: bytes, rng: np.random.Generator) -> bytes:
     img = np.asarray(_open(data))
     h, w = img.shape[:2]
-    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
     if rng.random() < 0.5:
         inward = rng.uniform(0.05, 0.2, (4, 2)) * [w, h] * [[1, 1], [-1, 1], [-1, -1], [1, -1]]
         dst, size = (src + inward).astype(np.float32), (w, h)

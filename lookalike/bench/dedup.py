@@ -33,7 +33,7 @@ from lookalike.ingest.sources import Item
 from lookalike.photos import all_photos
 from lookalike.settings import DEFAULT_MODEL, MODEL_STORE, REPORTS_DIR, Settings
 from lookalike.verify import extract
-from lookalike.verify.store import FeatureStore
+from lookalike.verify.store import FeatureStore, SqliteFeatures
 from lookalike.verify.verdict import verify
 
 RUNS = ("cold", "warm", "words off")
@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             report["ingest_s"] = time.perf_counter() - started
             print(f"ingested {done.indexed} in {report['ingest_s']:.0f} s", flush=True)
             connected, store = stack.connect(settings), FeatureStore.of(settings)
+            assert isinstance(store, SqliteFeatures)  # the bench's index is the embedded one: its file is measured
             try:
                 for run in RUNS:
                     stats: dict = {}

@@ -169,15 +169,17 @@ def find(args: argparse.Namespace) -> int:
             if not args.no_verify:
                 settings = stack.settings
                 store = FeatureStore.of(settings)
-                judging = {"candidates": settings.verify_candidates, "stages": stages}
+                candidates = settings.verify_candidates
                 try:
                     if doc_id:
                         del chosen["exclude_ids"]  # verified_like leaves the document out itself
-                        hits = search.verified_like(stack.index, store, doc_id, k, **judging, **chosen)
+                        hits = search.verified_like(stack.index, store, doc_id, k, candidates=candidates, stages=stages,
+                                                    **chosen)  # fmt: skip
                     else:
                         with stages.timed("extract"):
                             query = extract(data)
-                        hits = search.verified(stack.index, store, query, vector, k, **judging, **chosen)
+                        hits = search.verified(stack.index, store, query, vector, k, candidates=candidates,
+                                               stages=stages, **chosen)  # fmt: skip
                 finally:
                     store.close()
             else:
