@@ -11,22 +11,22 @@ from lookalike.index.documents import Doc
 SAME_PIXELS = 0.05  # a copy with at least 95 % of the pixels the keeper gives the picture shows it as well
 
 
+def area(doc: Doc) -> float:
+    return float((doc.width or 0) * (doc.height or 0))
+
+
 def largest_first(doc: Doc) -> tuple:
     """The keeper first: the most pixels, then the earliest ingested, then the smallest id."""
-    return (-((doc.width or 0) * (doc.height or 0)), doc.ingested_at or "", doc.id)
+    return (-area(doc), doc.ingested_at or "", doc.id)
 
 
 def earliest_first(doc: Doc) -> tuple:
     """The keeper first: the earliest ingested, then the most pixels, then the smallest id."""
-    return (doc.ingested_at or "", -((doc.width or 0) * (doc.height or 0)), doc.id)
+    return (doc.ingested_at or "", -area(doc), doc.id)
 
 
 # "best": the largest is judged first, then the best copy of its picture is kept (best_copy)
 KEEPERS: dict[str, Callable[[Doc], tuple]] = {"best": largest_first, "earliest": earliest_first}
-
-
-def area(doc: Doc) -> float:
-    return float((doc.width or 0) * (doc.height or 0))
 
 
 def best_copy(keep: Doc, members: Sequence[Member]) -> Doc:

@@ -25,7 +25,7 @@ def order(verdicts: Sequence[str]) -> list[int]:
     return sorted(range(len(verdicts)), key=lambda at: (FIRST.get(verdicts[at], len(FIRST)), at))
 
 
-def judged(hit: Hit, query: Features, store: FeatureStore) -> Hit:
+def with_verdict(hit: Hit, query: Features, store: FeatureStore) -> Hit:
     """`hit` with its verdict (and, for a copy or a part, its box)."""
     features, why = store.get(hit.id, hit.metadata.get("source"))
     if features is None:
@@ -48,8 +48,8 @@ def rerank(hits: list[Hit], query: Features, store: FeatureStore, pool: ThreadPo
 
     def all_judged(some: list[Hit]) -> list[Hit]:
         if pool is None:
-            return [judged(hit, query, store) for hit in some]
-        return list(pool.map(lambda hit: judged(hit, query, store), some))
+            return [with_verdict(hit, query, store) for hit in some]
+        return list(pool.map(lambda hit: with_verdict(hit, query, store), some))
 
     done = all_judged(hits[:k] if k else hits)
     if k and hits[k:] and not (done and (done[0].verdict or {}).get("verdict") == "copy"):

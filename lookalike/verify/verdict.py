@@ -69,7 +69,7 @@ class Verdict:
     correlation: float | None = None
     transform: dict | None = None  # a -> b: scale, rotation (degrees), mirrored
     box: tuple[float, float, float, float] | None = None  # where a lies in b: fractions of b (left, top, right, bottom)
-    framed: float | None = None  # a lies whole in b, framed: the share of b a's outline covers (else None)
+    framed: float | None = None  # a copy lying whole in b, framed: the share of b a's outline covers (else None)
 
     @property
     def is_copy(self) -> bool:
@@ -123,12 +123,12 @@ def verify(a: Features, b: Features, cosine: float | None = None) -> Verdict:
         found = fit(seen, b, good)
         if found is not None and (best is None or found.count > best[1].count):
             best = (mirrored, found, seen)
-    plain = judged(a, b, *best) if best is not None and best[1].count >= MIN_INLIERS else None
+    plain = fitted(a, b, *best) if best is not None and best[1].count >= MIN_INLIERS else None
     if plain is None or not plain.joins:
         mirrored, seen, good = max(tried, key=lambda way: len(way[2]))
         found = angled(seen, b, good, least=MIN_ANGLED_INLIERS)
         if found is not None and found.count >= MIN_ANGLED_INLIERS:
-            view = judged(a, b, mirrored, found, seen)
+            view = fitted(a, b, mirrored, found, seen)
             if view.is_copy and (view.correlation or 0.0) >= ANGLED_CORRELATION:
                 return view
     if plain is not None:
@@ -138,7 +138,7 @@ def verify(a: Features, b: Features, cosine: float | None = None) -> Verdict:
                    inliers=agree)  # fmt: skip
 
 
-def judged(a: Features, b: Features, mirrored: bool, found: Fit, seen: Features) -> Verdict:
+def fitted(a: Features, b: Features, mirrored: bool, found: Fit, seen: Features) -> Verdict:
     """The verdict of a pair aligned by `found` (`seen`: a, or a mirrored, as it was fitted)."""
     transform = {"scale": round(found.scale * b.width / b.frame[0] / (a.width / a.frame[0]), 4),
                  "rotation": round(found.rotation, 1), "mirrored": mirrored}  # fmt: skip
@@ -158,25 +158,25 @@ def judged(a: Features, b: Features, mirrored: bool, found: Fit, seen: Features)
     where = box(a_in_b, b.frame)
 
     of_b, of_a = covered(a_in_b, b.frame), covered(b_in_a, seen.frame)  # how much of each the other covers
-    # a lies whole in b, and what b has around it is plain: a border, band or UI (dedup.keepers)
-    whole_in_b = of_a >= 1 - FRAME_SLACK > of_b and plain_surround(b, a_in_b) >= PLAIN_SURROUND
+    lies_whole = of_a >= 1 - FRAME_SLACK > of_b  # a lies whole in b, which has more around it
 
-    def said(verdict: Kind, reason: str) -> Verdict:
-        return Verdict(verdict, reason, found.count, correlation, transform, where, of_b if whole_in_b else None)
+    def said(verdict: Kind, reason: str, framed: float | None = None) -> Verdict:
+        return Verdict(verdict, reason, found.count, correlation, transform, where, framed)
 
     photo_matches = where_matched >= MATCHED_CORRELATION and correlation >= LEAST_CORRELATION
     if correlation < COPY_CORRELATION and not photo_matches:
         return said("same_scene", f"{found.count} keypoints agree, but the aligned pixels differ (correlation "
                                   f"{correlation:.2f} < {COPY_CORRELATION}): another shot of the scene")  # fmt: skip
-    if min(of_a, of_b) >= COPY_COVER:
+    if min(of_a, of_b) >= COPY_COVER:  # framed: what b has around a is plain, a border, band or UI (dedup.keepers)
+        framed = of_b if lies_whole and plain_surround(b, a_in_b) >= PLAIN_SURROUND else None
         return said("copy", f"the same picture, {seen_as}({found.count} keypoints, aligned pixels correlate "
-                            f"{correlation:.2f}, each covers {min(of_a, of_b):.0%}+ of the other)")  # fmt: skip
+                            f"{correlation:.2f}, each covers {min(of_a, of_b):.0%}+ of the other)", framed)  # fmt: skip
     outer, inner_outline, inner = (b, a_in_b, "the first") if of_b < of_a else (seen, b_in_a, "the second")
     plain = plain_surround(outer, inner_outline)
     if plain >= PLAIN_SURROUND:
         return said("copy", f"the same picture in a frame, {seen_as}({found.count} keypoints, correlation "
                             f"{correlation:.2f}; three gray levels make {plain:.0%} of its surround: a border, band "
-                            "or UI)")  # fmt: skip
+                            "or UI)", of_b if lies_whole else None)  # fmt: skip  # lying whole in b, b is the outer
     return said("part", f"{inner} is part of the other, {seen_as}({found.count} keypoints, correlation "
                         f"{correlation:.2f}; it covers {min(of_a, of_b):.0%} of it, and the rest is a picture, not a "
                         "frame)")  # fmt: skip
