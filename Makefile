@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 SIZE ?= 100000
 DIM ?= 1280
 VECTORS ?= mixture,gaussian
-QUANTIZATION ?= sq8
+GRAPHS ?= sq8,sq8:p0:m16:efc100
 
 .DEFAULT_GOAL := help
 .PHONY: help setup mar serve stop demo ingest api test test-fast test-opensearch opensearch opensearch-stop loadtest loadtest-ui lint format bench bench-levers bench-index bench-ingest soak capacity clean
@@ -81,8 +81,8 @@ bench: $(STAMP) ## embedding benchmark: raw in-process vs served, per precision 
 bench-levers: $(STAMP) ## every speed lever vs the plain fp32 path, served by TorchServe, in one run (table + JSON)
 	$(LOOKALIKE) bench levers --served
 
-bench-index: $(STAMP) ## embedded index: recall@10, p50/p95, peak RSS, build and open time (SIZE=100000 DIM=1280 QUANTIZATION=sq8 VECTORS=mixture,gaussian)
-	$(LOOKALIKE) bench index --n $(SIZE) --dim $(DIM) --quantization $(QUANTIZATION) --vectors $(VECTORS)
+bench-index: $(STAMP) ## embedded index: recall@10, p50/p95, peak RSS, build and open time (SIZE=100000 DIM=1280 GRAPHS=sq8,sq8:p0:m16:efc100 VECTORS=mixture,gaussian)
+	$(LOOKALIKE) bench index --n $(SIZE) --dim $(DIM) --graphs $(GRAPHS) --vectors $(VECTORS)
 
 soak: $(STAMP) ## capacity of the local stack, then 80 % of it for 10 min: failures, memory and CPU per process
 	$(LOOKALIKE) bench soak

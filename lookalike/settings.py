@@ -94,10 +94,11 @@ class Settings:
     replicas: int = 0  # OpenSearch replicas of a new index (1+ on a cluster)
     quantization: str | None = None  # None: each backend's default (embedded sq8, OpenSearch none)
     regions: str = "none"  # region vectors per image besides the whole (lookalike_handler.regions.SCHEMES)
-    m: int = 16
-    ef_construction: int = 100
+    m: int | None = None  # HNSW links per vector; None: each backend's default (embedded 32, OpenSearch 16)
+    ef_construction: int | None = None  # None: each backend's default (embedded 160, OpenSearch 100)
     ef_search: int = 128  # recall@10 0.96 at 1M 2048-d vectors, sq8 (docs/operations.md)
     rerank: int = 4  # embedded, quantised graph: it proposes rerank x k candidates, re-ranked exactly
+    projection: int = 128  # embedded, from PROJECT_SIZE vectors: the graph walks this many principal directions
     home: Path = RUN_DIR  # run state (LOOKALIKE_HOME); the paths below default to folders in it
     data_dir: Path = RUN_DIR / "index"
     # Archive building: ResNet50's pretrained weights file (else torch's hub cache)
@@ -167,13 +168,14 @@ class Settings:
             raise SettingsError(f"LOOKALIKE_OPENSEARCH_AUTH must be basic or sigv4, not {self.opensearch_auth!r}")
         if self.opensearch_auth == "sigv4" and not self.opensearch_region:
             raise SettingsError("LOOKALIKE_OPENSEARCH_AUTH=sigv4 needs LOOKALIKE_OPENSEARCH_REGION (e.g. eu-west-1)")
-        if self.replicas < 0:
-            raise SettingsError(f"{ENV_PREFIX}REPLICAS must be 0 or more, not {self.replicas}")
+        for name in ("replicas", "projection"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be 0 or more, not {getattr(self, name)}")
         positive = ("m", "ef_construction", "ef_search", "rerank", "shards", "max_image_bytes", "max_k", "default_k",
                     "api_port", "max_categories", "opensearch_timeout", "ts_timeout", "verify_candidates",
                     "verify_threads", "feature_cache")  # fmt: skip
         for name in positive:
-            if getattr(self, name) <= 0:
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be positive, not {getattr(self, name)}")
         if self.default_k > self.max_k:
             raise SettingsError(f"LOOKALIKE_DEFAULT_K ({self.default_k}) is above LOOKALIKE_MAX_K ({self.max_k})")

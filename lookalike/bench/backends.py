@@ -34,7 +34,7 @@ from lookalike.api import process
 from lookalike.bench.index import dataset, measure
 from lookalike.index import VectorIndex
 from lookalike.index.documents import Doc
-from lookalike.index.embedded import EmbeddedIndex
+from lookalike.index.embedded import EF_CONSTRUCTION, EmbeddedIndex, M
 from lookalike.index.opensearch_index import OpenSearchIndex
 from lookalike.photos import subject_photos
 from lookalike.settings import DEFAULT_MODEL, MODEL_STORE, REPORTS_DIR, RUN_DIR, Settings
@@ -107,8 +107,8 @@ def run_dimension(dim: int, args, os_url: str, os_pid: int | None, ts_url: str |
 
     settings = Settings(data_dir=tmp / f"embedded-{dim}", **common)
     before = rss_mb(os.getpid())
-    embedded = EmbeddedIndex(settings.data_dir, settings.alias, model, dim, settings.m, settings.ef_construction,
-                             settings.ef_search)  # fmt: skip
+    embedded = EmbeddedIndex(settings.data_dir, settings.alias, model, dim, settings.m or M,
+                             settings.ef_construction or EF_CONSTRUCTION, settings.ef_search)  # fmt: skip
     seconds = fill(embedded, xb, cats, model)
     rows.append({"backend": "embedded", "dim": dim, "n": args.n, "ingest_per_s": args.n / seconds}
                 | work.observe(embedded, settings, os.getpid(), before))  # fmt: skip

@@ -10,13 +10,16 @@ never sit in memory at once. Queries are fresh draws from the same set (another 
 not copies of indexed vectors. Each document gets one of 100 categories, so a category filter
 keeps 1 %.
 
-The SQLite file is written once; then, per quantisation, the graph is built and saved by this
-process and measured by a fresh one that opens it (open time, peak resident memory, searches).
-Prints a table, writes JSON.
+The SQLite file is written once; then, per graph (`--graphs`: how it holds its vectors, its
+projection, M and efConstruction), the graph is built and saved by this process and measured by a
+fresh one that opens it (open time, peak resident memory, searches). By default the project's
+graph (reduced: a walk in 128 principal directions) is measured beside the full-length graph
+that was the default before it. Prints a table, writes JSON.
 
-    lookalike bench index --n 1000000 --quantization sq8,fp16
-    lookalike bench index --n 1000000 --vectors gaussian --m 32 --ef-construction 200 --rerank 8
-    lookalike bench index --n 1000000 --dim 2048 --vectors mixture   # the Gaussian is fitted at 1280-d
+    lookalike bench index --n 1000000                       # reduced vs full, both sets
+    lookalike bench index --n 1000000 --graphs sq8:p0,fp16:p0,rabitq:p0:m48:efc40
+    lookalike bench index --n 1000000 --vectors gaussian --graphs sq8:p96,sq8:p256 --rerank 8
+    lookalike bench index --n 1000000 --dim 2048
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import multiprocessing
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +40,11 @@ from lookalike.bench import ivfpq
 from lookalike.bench.rss import current_rss_mb, peak_rss_mb
 from lookalike.bench.spectrum import Gaussian
 from lookalike.index.documents import Doc
-from lookalike.index.embedded import EmbeddedIndex
+from lookalike.index.embedded import EF_CONSTRUCTION, EmbeddedIndex, M
 from lookalike.settings import QUANTIZATIONS, REPORTS_DIR, Settings
 
 DEFAULTS = Settings()
+FULL_GRAPH = "sq8:p0:m16:efc100"  # the default before the reduced graph, measured beside it
 
 CATEGORIES = 100
 CHUNK = 10_000
@@ -64,6 +69,38 @@ class Mixture:
 
 
 VECTOR_SETS = {"mixture": Mixture, "gaussian": Gaussian}  # name -> class(d, seed, stream) with draw(m)
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """One graph to build: KIND[:pP][:mM][:efcE], the rest from the project's settings."""
+
+    quantization: str
+    projection: int
+    m: int
+    ef_construction: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.quantization}:p{self.projection}:m{self.m}:efc{self.ef_construction}"
+
+
+def graph_specs(text: str) -> list[GraphSpec]:
+    """The comma-separated `--graphs`, each KIND[:pP][:mM][:efcE] (P 0: the full vectors), checked."""
+    specs = []
+    for spec in (part for part in text.split(",") if part):
+        kind, *options = spec.split(":")
+        if kind not in QUANTIZATIONS:
+            raise SystemExit(f"unknown graph kind {kind!r} in --graphs: choose from {', '.join(QUANTIZATIONS)}")
+        values = {"p": DEFAULTS.projection, "m": DEFAULTS.m or M, "efc": DEFAULTS.ef_construction or EF_CONSTRUCTION}
+        for option in options:
+            name = option.rstrip("0123456789")
+            if name not in values or name == option:
+                raise SystemExit(f"cannot read {option!r} in --graphs {spec!r}: give p<dims>, m<M> or "
+                                 "efc<efConstruction>")  # fmt: skip
+            values[name] = int(option[len(name) :])
+        specs.append(GraphSpec(kind, values["p"], values["m"], values["efc"]))
+    return specs
 
 
 def vector_sets(names: str) -> list[str]:
@@ -145,13 +182,17 @@ def write(index: EmbeddedIndex, n: int, d: int, truth: Truth, seed: int, vectors
     return spent
 
 
-def probe(directory: str, d: int, quantization: str, xq: np.ndarray, truth: list, categories: list,
-          ef_searches: list[int], m: int, ef_construction: int, rerank: int) -> dict:  # fmt: skip
+def open_index(directory: Path, d: int, graph: GraphSpec, rerank: int = DEFAULTS.rerank) -> EmbeddedIndex:
+    return EmbeddedIndex(directory, "bench", "synthetic", d, graph.m, graph.ef_construction,
+                         quantization=graph.quantization, rerank=rerank, projection=graph.projection)  # fmt: skip
+
+
+def probe(directory: str, d: int, graph: GraphSpec, xq: np.ndarray, truth: list, categories: list,
+          ef_searches: list[int], rerank: int) -> dict:  # fmt: skip
     """Run in a fresh process: open the saved index, search, report open time and peak RSS."""
     rss_before = peak_rss_mb()
     t0 = time.perf_counter()
-    index = EmbeddedIndex(Path(directory), "bench", "synthetic", d, m, ef_construction, quantization=quantization,
-                          rerank=rerank)  # fmt: skip
+    index = open_index(Path(directory), d, graph, rerank)
     open_s = time.perf_counter() - t0
     for query in xq:  # warm the page cache the re-ranking reads from (every query's rows), and the graph
         index.search(query, 10, ef_search=ef_searches[0])
@@ -162,10 +203,14 @@ def probe(directory: str, d: int, quantization: str, xq: np.ndarray, truth: list
         row |= {f"filtered_{key}": value for key, value in filtered.items()}
         rows.append(row)
     peak = peak_rss_mb()
-    files = [Path(directory) / index.name / name for name in ("graph.faiss", "codes.faiss")]  # codes: rabitq's
+    files = [Path(directory) / index.name / name for name in GRAPH_FILES]
     graph_mb = sum(path.stat().st_size for path in files if path.exists()) / 2**20
     return {"open_s": open_s, "rss_import_mb": rss_before, "peak_rss_mb": peak, "graph_file_mb": graph_mb,
-            "rss_mb": current_rss_mb(), "graph": index.graph_kind, "rows": rows}  # fmt: skip
+            "rss_mb": current_rss_mb(), "graph": index.graph_kind, "projection": index.graph.describe()["projection"],
+            "rows": rows}  # fmt: skip
+
+
+GRAPH_FILES = ("graph.faiss", "codes.faiss", "projection.npz", "graph.json")  # codes: rabitq's
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,10 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dim", type=int, default=1280)
     parser.add_argument("--vectors", default="mixture,gaussian", help=f"comma-separated, of {', '.join(VECTOR_SETS)}")
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--quantization", default="sq8", help=f"comma-separated, of {', '.join(QUANTIZATIONS)}")
+    parser.add_argument("--graphs", default=f"{DEFAULTS.quantization or 'sq8'},{FULL_GRAPH}",
+                        help=f"comma-separated KIND[:pP][:mM][:efcE] (KIND of {', '.join(QUANTIZATIONS)}; P 0: no "
+                             "projection; unset parts: the project's settings)")  # fmt: skip
     parser.add_argument("--ef-search", default="64,128,256", help="comma-separated efSearch values to measure")
-    parser.add_argument("--m", type=int, default=DEFAULTS.m)
-    parser.add_argument("--ef-construction", type=int, default=DEFAULTS.ef_construction)
     parser.add_argument("--rerank", type=int, default=DEFAULTS.rerank,
                         help="a quantised graph proposes rerank x k candidates for exact re-ranking")  # fmt: skip
     parser.add_argument("--ivfpq", metavar="NLIST,M", help="also measure IVF-PQ + exact re-ranking, e.g. 1024,64")
@@ -186,9 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="JSON report (default: reports/bench_index_<n>_<dim>.json)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="  %(message)s")  # the graph build's progress
-    kinds = [kind for kind in args.quantization.split(",") if kind]
-    if unknown := set(kinds) - set(QUANTIZATIONS):
-        parser.error(f"unknown quantization {', '.join(sorted(unknown))}")
+    graphs = graph_specs(args.graphs)
     ef_searches = [int(e) for e in args.ef_search.split(",")]
     sets = vector_sets(args.vectors)
     for name in sets:
@@ -202,15 +245,16 @@ def main(argv: list[str] | None = None) -> int:
             xq = VECTOR_SETS[name](args.dim, seed=args.dim, stream=1).draw(args.queries)  # held out: another stream
             query_categories = np.arange(args.queries) % CATEGORIES
             truth = Truth(xq, query_categories, k)
-            index = EmbeddedIndex(directory, "bench", "synthetic", args.dim, args.m, args.ef_construction)
+            index = EmbeddedIndex(directory, "bench", "synthetic", args.dim)
             if index.count():
                 raise SystemExit(f"{directory} already holds an index: give an empty --dir")
             print(f"writing {args.n:,} {name} vectors x {args.dim}-d to SQLite ...", flush=True)
             writes[name] = write(index, args.n, args.dim, truth, seed=args.dim, vectors=name)
             index.db.close()  # not close(): that would build a graph, which each kind below times
-            for kind in kinds:
-                measured = build_and_probe(directory, args, kind, xq, truth, query_categories, ef_searches)
-                results.append({"vectors": name, "quantization": kind, **measured})
+            for graph in graphs:
+                measured = build_and_probe(directory, args, graph, xq, truth, query_categories, ef_searches)
+                results.append({"vectors": name, "graph_spec": graph.label, "quantization": graph.quantization,
+                                **measured})  # fmt: skip
             if args.ivfpq:
                 nlist, m = (int(part) for part in args.ivfpq.split(","))
                 print(f"IVF-PQ ({nlist} lists, {m} bytes per vector) ...", flush=True)
@@ -219,15 +263,15 @@ def main(argv: list[str] | None = None) -> int:
                 with multiprocessing.get_context("spawn").Pool(1) as pool:
                     ivf[name] = pool.apply(ivfpq.probe, (db_file, args.dim, xq, truth.ids[0], nprobes, nlist, m))
 
-    print(f"\n{args.n:,} vectors x {args.dim}-d; M={args.m}, efConstruction={args.ef_construction}, "
+    print(f"\n{args.n:,} vectors x {args.dim}-d; graph KIND:pPROJECTION:mM:efcEF_CONSTRUCTION; "
           f"re-rank {args.rerank} x k; filter: 1 category of {CATEGORIES}; SQLite write "
           + ", ".join(f"{name} {s:.0f} s ({args.n / s:,.0f}/s)" for name, s in writes.items()))  # fmt: skip
-    print(f"{'vectors':>8} {'graph':>5} {'build s':>8} {'open s':>7} {'graph MB':>9} {'peak RSS MB':>12} "
+    print(f"{'vectors':>8} {'graph':>20} {'build s':>8} {'open s':>7} {'graph MB':>9} {'peak RSS MB':>12} "
           f"{'efSearch':>8} {'recall@10':>9} {'p50 ms':>7} {'p95 ms':>7} {'filt. recall':>12} "
           f"{'filt. p50':>9}")  # fmt: skip
     for result in results:
         for row in result["rows"]:
-            print(f"{result['vectors']:>8} {result['quantization']:>5} {result['build_s']:>8.0f} "
+            print(f"{result['vectors']:>8} {result['graph_spec']:>20} {result['build_s']:>8.0f} "
                   f"{result['open_s']:>7.1f} {result['graph_file_mb']:>9.0f} {result['peak_rss_mb']:>12.0f} "
                   f"{row['ef_search']:>8} {row['recall_at_10']:>9.4f} {row['p50_ms']:>7.2f} {row['p95_ms']:>7.2f} "
                   f"{row['filtered_recall_at_10']:>12.4f} {row['filtered_p50_ms']:>9.2f}")  # fmt: skip
@@ -239,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"p95 {row['p95_ms']:.2f} ms")  # fmt: skip
     args.out = args.out or REPORTS_DIR / f"bench_index_{args.n}_{args.dim}.json"
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"n": args.n, "dim": args.dim, "m": args.m, "ef_construction": args.ef_construction, "rerank": args.rerank,
+    meta = {"n": args.n, "dim": args.dim, "graphs": [graph.label for graph in graphs], "rerank": args.rerank,
             "queries": args.queries, "categories": CATEGORIES, "write_s": writes,
             "vectors": {"mixture": "64-d latent mixture of 500 clusters", "gaussian": "spectrum-matched to Lite0",
                         "queries": "held out: fresh draws"}}  # fmt: skip
@@ -248,21 +292,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def build_and_probe(directory: Path, args, kind: str, xq: np.ndarray, truth: Truth, query_categories: np.ndarray,
-                    ef_searches: list[int]) -> dict:  # fmt: skip
-    """Build and save the `kind` graph over the SQLite in `directory` (timed, with this process's peak
-    RSS), measure it from a fresh process, then remove it so the next kind builds from SQLite."""
-    print(f"building the {kind} graph ...", flush=True)
+def build_and_probe(directory: Path, args, graph: GraphSpec, xq: np.ndarray, truth: Truth,
+                    query_categories: np.ndarray, ef_searches: list[int]) -> dict:  # fmt: skip
+    """Build and save `graph` over the SQLite in `directory` (timed, with this process's peak RSS),
+    measure it from a fresh process, then remove it so the next graph builds from SQLite."""
+    print(f"building the {graph.label} graph ...", flush=True)
     t0 = time.perf_counter()
-    index = EmbeddedIndex(directory, "bench", "synthetic", args.dim, args.m, args.ef_construction, quantization=kind)
+    index = open_index(directory, args.dim, graph)
     index.close()  # saves the graph
     build_s = time.perf_counter() - t0
     build_rss = peak_rss_mb()
     del index
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        probed = pool.apply(probe, (str(directory), args.dim, kind, xq, truth.ids, [f"c{c}" for c in query_categories],
-                                    ef_searches, args.m, args.ef_construction, args.rerank))  # fmt: skip
-    for name in ("graph.faiss", "codes.faiss"):
+        probed = pool.apply(probe, (str(directory), args.dim, graph, xq, truth.ids,
+                                    [f"c{c}" for c in query_categories], ef_searches, args.rerank))  # fmt: skip
+    for name in GRAPH_FILES:
         (directory / index_name(args.dim) / name).unlink(missing_ok=True)
     return {"build_s": build_s, "build_peak_rss_mb": build_rss, **probed}
 

@@ -11,7 +11,8 @@ Only the fitted statistics ship (lite0_spectrum.npz beside this file): the mean,
 eigenvalue, and the eigenvectors that carry most of the variance (TOP_DIRECTIONS); the
 remaining directions are drawn as a random orthonormal complement of those, each with its
 measured eigenvalue, so the spectrum is exact and no embedding is stored. A draw is L2-normalised,
-as the model's vectors are.
+as the model's vectors are. Wider than 1280-d (ResNet50's 2048), the fit is stretched over the
+extra directions (`stretched`).
 
     lookalike bench spectrum            # the shipped fit's spectrum: variance share, effective dimension
     lookalike bench spectrum --refit    # embed the photos' views again (in-process) and print both
@@ -41,9 +42,11 @@ class Gaussian:
     def __init__(self, d: int, seed: int = 0, stream: int = 0, stats: Path = STATS) -> None:
         fitted = np.load(stats)
         mean, eigenvalues, top = fitted["mean"], fitted["eigenvalues"], fitted["top"].astype(np.float64)
-        if d != len(mean):
+        if d < len(mean):
             raise SystemExit(f"the Gaussian set is fitted to {len(mean)}-d embeddings (EfficientNet-Lite0): "
-                             f"give --dim {len(mean)}, or --vectors mixture for {d}-d")  # fmt: skip
+                             f"give --dim {len(mean)} or more, or --vectors mixture for {d}-d")  # fmt: skip
+        if d > len(mean):
+            mean, eigenvalues, top = stretched(mean, eigenvalues, top, d)
         top, r = np.linalg.qr(top.T)  # float16 rounding undone: orthonormal again, order and signs kept
         top = (top * np.sign(np.diag(r))).T
         structure = np.random.default_rng([seed, 1280])
@@ -60,6 +63,19 @@ class Gaussian:
         z = self.rng.standard_normal((m, self.d), dtype=np.float32) * self.scale
         x = self.mean + z @ self.basis
         return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def stretched(mean: np.ndarray, eigenvalues: np.ndarray, top: np.ndarray, d: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """The fitted statistics lifted to `d` > their dimension, for a wider model (ResNet50's 2048-d):
+    the spectrum stretched over `d` ranks (eigenvalue at rank r: the fitted one at r x D / d, scaled
+    so the total variance stays), the mean and top directions in the first D coordinates. The same
+    shape of spectrum, spread over 1.6x the directions at 2048-d: a harder set, not an easier one."""
+    fitted = len(mean)
+    ranks = np.arange(d) * (fitted - 1) / (d - 1)
+    spread = np.interp(ranks, np.arange(fitted), eigenvalues) * (eigenvalues.sum() / np.interp(
+        ranks, np.arange(fitted), eigenvalues).sum())  # fmt: skip
+    return np.pad(mean, (0, d - fitted)), spread.astype(np.float32), np.pad(top, ((0, 0), (0, d - fitted)))
 
 
 def effective_dimension(eigenvalues: np.ndarray) -> float:

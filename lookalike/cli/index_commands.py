@@ -236,8 +236,8 @@ def measure_recall(index, args: argparse.Namespace) -> int:
         if chosen is None:
             best, largest = found.best(), found.rows[-1]["ef_search"]
             rebuild = ("a larger LOOKALIKE_M / LOOKALIKE_EF_CONSTRUCTION" if not hasattr(index, "graph_kind") else
-                       "LOOKALIKE_QUANTIZATION=rabitq LOOKALIKE_M=48 LOOKALIKE_EF_CONSTRUCTION=40 (measured for hard "
-                       "catalogues: docs/operations.md)")  # fmt: skip
+                       "a larger LOOKALIKE_M / LOOKALIKE_EF_CONSTRUCTION, or LOOKALIKE_PROJECTION=128 if it is 0 (the "
+                       "reduced graph, measured on hard catalogues: docs/operations.md)")  # fmt: skip
             print(f"error: recall@{found.k} {args.target} is not reached at any efSearch up to {largest}: "
                   f"the best is {best['recall']} at efSearch {best['ef_search']} (p50 {best['p50_ms']} ms); nothing "
                   f"recorded. Try larger values (--ef-search), rebuild with {rebuild}, or aim lower",

@@ -15,8 +15,13 @@ BENCHMARKS = {
     "embed": ("lookalike.bench.embed", "raw in-process embedding vs served by TorchServe, per precision and batch"),
     "levers": ("lookalike.bench.levers", "every speed lever vs the plain fp32 path (in-process or --served)"),
     "index": ("lookalike.bench.index", "embedded index: recall@10, p50/p95, peak RSS, build/open time"),
+    "drift": ("lookalike.bench.drift", "embedded reduced graph: a stale projection vs the refit, recall"),
     "spectrum": ("lookalike.bench.spectrum", "the hard set's fitted Lite0 spectrum; --refit embeds the photos again"),
     "opensearch": ("lookalike.bench.opensearch_scale", "OpenSearch: float32 vs Lucene sq, memory/million, sizing"),
+    "opensearch-reduced": (
+        "lookalike.bench.opensearch_reduced",
+        "OpenSearch: a principal-direction walk + rescore vs the full k-NN field",
+    ),
     "backends": ("lookalike.bench.backends", "embedded vs OpenSearch: recall, search p50/p95, ingest/s, memory, API"),
     "ingest": ("lookalike.bench.ingest", "ingest throughput vs TorchServe alone, same run"),
     "memory": ("lookalike.bench.memory", "peak RSS of lookalike ingest, 100 vs 10,000 multi-megabyte photos"),

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from lookalike.index.documents import Doc, Hit
-
 # the backends import lookalike.index.documents only, so importing them here makes no circle
+from lookalike.index import embedded
+from lookalike.index.documents import Doc, Hit
 from lookalike.index.embedded import EmbeddedIndex
 from lookalike.index.opensearch_index import OpenSearchIndex
 from lookalike.settings import Settings
@@ -47,6 +47,8 @@ class VectorIndex(Protocol):
 def open_index(settings: Settings, model: str, dimension: int) -> VectorIndex:
     if settings.opensearch_url:
         return OpenSearchIndex(settings, model, dimension)
-    return EmbeddedIndex(settings.data_dir, settings.alias, model, dimension, settings.m, settings.ef_construction,
+    return EmbeddedIndex(settings.data_dir, settings.alias, model, dimension, settings.m or embedded.M,
+                         settings.ef_construction or embedded.EF_CONSTRUCTION,
                          settings.ef_search, quantization=settings.quantization or "sq8",
-                         regions=settings.regions, rerank=settings.rerank)  # fmt: skip
+                         regions=settings.regions, rerank=settings.rerank,
+                         projection=settings.projection)  # fmt: skip

@@ -33,6 +33,8 @@ from lookalike.settings import QUANTIZATIONS
 logger = logging.getLogger(__name__)
 
 SPACE = "cosinesimil"
+M, EF_CONSTRUCTION = 32, 160  # the graph's build, chosen by lookalike bench index (docs/constants.md)
+PROJECTION = 128  # principal directions a graph of PROJECT_SIZE vectors or more walks in (docs/constants.md)
 EXACT_LIMIT = 20_000  # filtered searches over at most this many docs are exact
 
 SCHEMA = """
@@ -61,9 +63,9 @@ META_COLUMNS = "id, source, category, tags, width, height, model, ingested_at"
 
 class EmbeddedIndex:
     def __init__(
-        self, directory: Path, alias: str, model: str, dimension: int, m: int = 16,
-        ef_construction: int = 100, ef_search: int = 128, quantization: str = "sq8", regions: str = "none",
-        rerank: int = 4,
+        self, directory: Path, alias: str, model: str, dimension: int, m: int = M,
+        ef_construction: int = EF_CONSTRUCTION, ef_search: int = 128, quantization: str = "sq8", regions: str = "none",
+        rerank: int = 4, projection: int = PROJECTION,
     ) -> None:  # fmt: skip
         if quantization not in QUANTIZATIONS:  # Settings checks it too; this guards direct use
             raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, not {quantization!r}")
@@ -86,7 +88,7 @@ class EmbeddedIndex:
         # efSearch: recorded by lookalike admin recall --target (SQLite's meta), else the configured one
         self.tuning = Tuning(self._recorded_tuning, self._write_tuning, ef_search, "settings (LOOKALIKE_EF_SEARCH)")
         sources = [Source("docs"), Source("regions", REGION_IDS)]
-        self.graph = Graph(self.path, self.db, sources, dimension, m, ef_construction, quantization)
+        self.graph = Graph(self.path, self.db, sources, dimension, m, ef_construction, quantization, projection)
 
     # -- identity ---------------------------------------------------------------------------
     def _check_meta(self) -> None:
@@ -117,6 +119,7 @@ class EmbeddedIndex:
     def describe(self) -> dict:
         return {"backend": "embedded", "index": self.name, "path": str(self.path), "model": self.model,
                 "dimension": self.dimension, "space": SPACE, "quantization": self.graph_kind,
+                "projection": self.graph.describe()["projection"],
                 "regions": self.regions, "count": self.count(),
                 **self.tuning.describe()}  # fmt: skip
 
@@ -255,7 +258,8 @@ class EmbeddedIndex:
             self.graph.sync()
             by_regions = by_regions and self.regions != "none"
             per_image = 1 + len(SCHEMES[self.regions]) if by_regions else 1  # graph vectors an image takes part with
-            wanted = (k if self.graph_kind == "none" else self.rerank * k) * per_image
+            exact = self.graph_kind == "none" and self.graph.projection is None  # the graph's own order is exact
+            wanted = (k if exact else self.rerank * k) * per_image
             below = None if by_regions or self.regions == "none" else REGION_IDS  # whole vectors only
             excluded = frozenset(self._graph_ids(self._keys_of(exclude_ids)))
             if category is not None or tags:
@@ -296,28 +300,38 @@ class EmbeddedIndex:
         `xq` [D] on the stored float32 vectors; an image scores by its best vector, and a hit carries
         the box of the region that won. Rows deleted meanwhile drop out."""
         best: dict[int, tuple[float, tuple | None]] = {}
+        columns: dict[int, tuple] = {}  # a document's metadata columns, when its own vector was a candidate
 
-        def consider(doc: int, blob: bytes, box: tuple | None) -> None:
-            score = float(np.frombuffer(blob, dtype="<f4") @ xq)
+        def consider(doc: int, score: float, box: tuple | None) -> None:
             if doc not in best or score > best[doc][0]:
                 best[doc] = (score, box)
 
         docs = [c for c in candidates if c < REGION_IDS]
         regions = [c - REGION_IDS for c in candidates if c >= REGION_IDS]
-        for key, blob in self._rows_in("SELECT key, vector FROM docs WHERE key IN ({marks})", docs):
-            consider(key, blob, None)
-        for doc, box, blob in self._rows_in("SELECT doc, box, vector FROM regions WHERE key IN ({marks})", regions):
-            consider(doc, blob, tuple(json.loads(box)))
+        query = f"SELECT key, {META_COLUMNS}, vector FROM docs WHERE key IN ({{marks}})"
+        rows = list(self._rows_in(query, docs))  # the metadata with the vector: one read of each row
+        for row, score in zip(rows, scores_of([row[-1] for row in rows], xq), strict=True):
+            consider(row[0], score, None)
+            columns[row[0]] = row[1:-1]
+        rows = list(self._rows_in("SELECT doc, box, vector FROM regions WHERE key IN ({marks})", regions))
+        for (doc, box, _), score in zip(rows, scores_of([row[-1] for row in rows], xq), strict=True):
+            consider(doc, score, tuple(json.loads(box)))
         ranked = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))
         top = [(key, score, box) for key, (score, box) in ranked if min_similarity is None or score >= min_similarity][
             :k
         ]
-        if not top:
-            return []
-        keys = [key for key, _, _ in top]
-        rows = self._rows_in(f"SELECT key, {META_COLUMNS} FROM docs WHERE key IN ({{marks}})", keys)
-        meta = {row[0]: _metadata(row[1:]) for row in rows}
+        missing = [key for key, _, _ in top if key not in columns]  # images that won by a region alone
+        for row in self._rows_in(f"SELECT key, {META_COLUMNS} FROM docs WHERE key IN ({{marks}})", missing):
+            columns[row[0]] = row[1:]
+        meta = {key: _metadata(columns[key]) for key, _, _ in top if key in columns}
         return [Hit(meta[key]["id"], min(1.0, score), meta[key], box) for key, score, box in top if key in meta]
+
+
+def scores_of(blobs: list[bytes], xq: np.ndarray) -> list[float]:
+    """The dot product of each stored float32 vector (`blobs`, each of len(xq) floats) with `xq`."""
+    if not blobs:
+        return []
+    return (np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), -1) @ xq).tolist()
 
 
 def _marks(values: list) -> str:

@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 MAPPING_FILE = asset("opensearch", "mapping.json")  # the repository's opensearch/, as package data
 SPACE = "cosinesimil"
+M, EF_CONSTRUCTION = 16, 100  # a new index's HNSW build unless LOOKALIKE_M / LOOKALIKE_EF_CONSTRUCTION say
 
 
 def native_libraries(client: OpenSearch) -> bool | None:
@@ -100,7 +101,8 @@ def index_body(model: str, dimension: int, settings: Settings, engine: str, deri
     field = body["mappings"]["properties"]["vector"]
     field["dimension"] = dimension
     field["method"]["engine"] = engine
-    field["method"]["parameters"] = {"m": settings.m, "ef_construction": settings.ef_construction}
+    build = {"m": settings.m or M, "ef_construction": settings.ef_construction or EF_CONSTRUCTION}
+    field["method"]["parameters"] = build
     if (codec := encoder(engine, settings.quantization)) is not None:
         field["method"]["parameters"]["encoder"] = codec
     body["mappings"]["_meta"]["regions"] = settings.regions

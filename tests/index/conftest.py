@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from lookalike.index.embedded import EmbeddedIndex
+from lookalike.index.embedded import EF_CONSTRUCTION, EmbeddedIndex, M
 from lookalike.index.opensearch_index import OpenSearchIndex
 from lookalike.settings import Settings
 from tests.backends import drop_indices, node_url, opensearch_settings
@@ -25,7 +25,8 @@ def make_index(request, tmp_path):
     def make(model: str = "m", dimension: int = 8, **overrides):
         if backend == "embedded":
             settings = Settings(data_dir=tmp_path, alias=alias, **overrides)
-            return EmbeddedIndex(tmp_path, alias, model, dimension, settings.m, settings.ef_construction,
+            return EmbeddedIndex(tmp_path, alias, model, dimension, settings.m or M,
+                                 settings.ef_construction or EF_CONSTRUCTION,
                                  quantization=settings.quantization or "sq8")  # fmt: skip
         return OpenSearchIndex(opensearch_settings(url, alias, **overrides), model, dimension)
 

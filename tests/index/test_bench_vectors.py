@@ -10,6 +10,7 @@ import pytest
 
 from lookalike.bench import index as bench_index
 from lookalike.bench import spectrum
+from lookalike.index import graph
 
 
 def test_the_gaussian_has_the_shipped_mean_and_spectrum_and_is_reproducible():
@@ -30,22 +31,45 @@ def test_the_gaussian_has_the_shipped_mean_and_spectrum_and_is_reproducible():
     assert not np.allclose(spectrum.Gaussian(1280, seed=1, stream=1).draw(3), x[:3])  # held-out queries
 
 
+def test_the_gaussian_stretched_to_2048_keeps_its_variance_and_spreads_it_wider():
+    fitted = np.load(spectrum.STATS)
+    wide = spectrum.Gaussian(2048, seed=1)
+    eigenvalues = wide.scale.astype(np.float64) ** 2
+    assert len(eigenvalues) == 2048 and eigenvalues.sum() == pytest.approx(float(fitted["eigenvalues"].sum()), rel=1e-4)
+    assert np.all(np.diff(eigenvalues) <= 1e-12)  # still falling
+    narrow = spectrum.effective_dimension(fitted["eigenvalues"].astype(np.float64))
+    assert spectrum.effective_dimension(eigenvalues) == pytest.approx(narrow * 2048 / 1280, rel=0.05)
+    assert np.linalg.norm(wide.mean) == pytest.approx(float(np.linalg.norm(fitted["mean"])), rel=1e-5)
+    x = wide.draw(500)
+    assert x.shape == (500, 2048) and np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-5)
+
+
 def test_a_dimension_the_gaussian_was_not_fitted_at_is_a_clear_error():
     with pytest.raises(SystemExit, match=r"fitted to 1280-d.*--vectors mixture"):
-        spectrum.Gaussian(2048)
+        spectrum.Gaussian(512)
     with pytest.raises(SystemExit, match="unknown --vectors cube"):
         bench_index.vector_sets("mixture,cube")
 
 
 @pytest.mark.slow
-def test_bench_index_measures_both_sets(tmp_path, capsys):
-    """The benchmark end to end on 3,000 vectors (a graph build and a fresh process per kind)."""
+def test_bench_index_measures_both_sets_and_the_reduced_graph_beside_the_full(tmp_path, capsys, monkeypatch):
+    """The benchmark end to end on 3,000 vectors (a graph build and a fresh process per graph); the
+    projection starts at 1,000 vectors here, so the default graph is the reduced one."""
+    monkeypatch.setattr(graph, "PROJECT_SIZE", 1000)
+    monkeypatch.setattr(graph, "FIT_SAMPLE", 1000)
     out = tmp_path / "report.json"
-    argv = ["--n", "3000", "--queries", "20", "--quantization", "sq8,rabitq", "--ef-search", "64", "--out", str(out)]
+    argv = ["--n", "3000", "--queries", "20", "--graphs", "sq8,sq8:p0:m16:efc100,rabitq:p0", "--ef-search", "64",
+            "--out", str(out)]  # fmt: skip
     assert bench_index.main(argv) == 0
     report = json.loads(out.read_text())
-    measured = {(r["vectors"], r["quantization"]): r["rows"][0]["recall_at_10"] for r in report["results"]}
-    assert set(measured) == {(v, q) for v in ("mixture", "gaussian") for q in ("sq8", "rabitq")}
-    assert all(0.5 <= recall <= 1 for recall in measured.values())
+    measured = {(r["vectors"], r["graph_spec"]): r for r in report["results"]}
+    specs = ("sq8:p128:m32:efc160", "sq8:p0:m16:efc100", "rabitq:p0:m32:efc160")
+    assert set(measured) == {(v, spec) for v in ("mixture", "gaussian") for spec in specs}
+    assert all(0.5 <= r["rows"][0]["recall_at_10"] <= 1 for r in measured.values())
+    reduced = measured[("gaussian", "sq8:p128:m32:efc160")]["projection"]
+    assert reduced["dimension"] == 128 and 0.5 < reduced["kept"] < 1
+    assert measured[("gaussian", "sq8:p0:m16:efc100")]["projection"] is None
     table = capsys.readouterr().out
-    assert "gaussian rabitq" in table and " mixture   sq8" in table
+    assert "gaussian rabitq:p0:m32:efc160" in table and "mixture  sq8:p128:m32:efc160" in table
+    with pytest.raises(SystemExit, match="cannot read 'q5'"):
+        bench_index.graph_specs("sq8:q5")
