@@ -150,9 +150,9 @@ def test_admin_recall_estimates_the_projected_graph_against_exact_search(tmp_pat
 
 
 def test_bench_drift_shows_the_stale_fit_and_the_refit_on_the_same_vectors(small_sizes):
-    """`lookalike bench drift` in miniature (1,500 + 1,500 vectors at 256-d): with the refit off the
+    """`lookalike bench drift` in miniature (1,100 + 1,100 vectors at 160-d): with the refit off the
     added set keeps little of its variance in the fit; at the defaults the graph is refitted."""
-    stale, refitted = (drift.run(1500, 256, queries=30, refit=refit, ef_search=64) for refit in (False, True))
+    stale, refitted = (drift.run(1100, 160, queries=30, refit=refit, ef_search=64) for refit in (False, True))
     assert not stale["refitted"] and stale["added_kept"] < stale["fit_kept"] - projection.DRIFT
     assert refitted["refitted"] and refitted["kept_after"] > refitted["added_kept"]
     assert refitted["recall_b"] >= max(0.9, stale["recall_b"]) and refitted["recall_a"] >= 0.9
