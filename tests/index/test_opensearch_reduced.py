@@ -47,8 +47,8 @@ def test_the_walk_and_rescore_return_the_exact_cosine_order_of_what_the_walk_fou
             ids = [int(hit["_id"]) for hit in hits]
             cosines = xb[ids] @ query
             assert len(ids) == 10 and list(np.argsort(-cosines)) == list(range(10))  # exact order, rescored
-            # the k-NN scoring script's cosinesimil score is 1 + cos
-            assert [hit["_score"] for hit in hits] == pytest.approx((1 + cosines).tolist(), abs=1e-4)
+            # the k-NN scoring script's cosinesimil score is (1 + cos) / 2, as the k-NN query's
+            assert [hit["_score"] for hit in hits] == pytest.approx(((1 + cosines) / 2).tolist(), abs=1e-4)
             recalls.append(len(set(ids) & set(np.argsort(-(xb @ query))[:10].tolist())) / 10)
             full = client.search(index=name, body=opensearch_reduced.full_query(query, 100))["hits"]["hits"]
             assert int(full[0]["_id"]) == int(np.argmax(xb @ query))
