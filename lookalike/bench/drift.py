@@ -14,7 +14,6 @@ refit happened, and recall@10 of fresh queries from each set against exact searc
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -98,7 +97,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'on' if row['refit_allowed'] else 'off':>6} {row['fit_kept']:>9.3f} {row['added_kept']:>8.3f} "
               f"{'yes' if row['refitted'] else 'no':>8} {row['kept_after']:>6.3f} {row['catch_up_s']:>10.1f} "
               f"{row['recall_a']:>8.4f} {row['recall_b']:>8.4f}")  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"meta": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=2))
-    print(f"JSON: {args.out}")
+    bench.write_report(args.out, args, rows=rows)
     return 0

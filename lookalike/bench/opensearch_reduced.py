@@ -179,7 +179,5 @@ def main(argv: list[str] | None = None) -> int:
                                                               if key.startswith("reduced")]:  # fmt: skip
                 print(f"{report['vectors']:>8} {row['ef_search']:>8} {label:>12} {measured['recall_at_10']:>9.4f} "
                       f"{measured['p50_ms']:>7.2f} {measured['p95_ms']:>7.2f}")  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"meta": {k: str(v) for k, v in vars(args).items()}, "results": reports}, indent=2))
-    print(f"JSON: {args.out}")
+    bench.write_report(args.out, args, results=reports)
     return 0

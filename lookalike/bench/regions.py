@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import io
-import json
 import multiprocessing
 import tempfile
 import time
@@ -231,7 +230,5 @@ def main(argv: list[str] | None = None) -> int:
               f"{cell(r, 'p50_ms', '.2f', 7)} {cell(r, 'p95_ms', '.2f', 7)} {cell(r, 'os_ingest_per_s', '.0f', 11)} "
               f"{cell(r, 'os_hot_gb_per_million_images', '.2f', 11)} {cell(r, 'os_p50_ms', '.2f', 7)} "
               f"{cell(r, 'os_p95_ms', '.2f', 7)}")  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"meta": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=2))
-    print(f"JSON: {args.out}")
+    bench.write_report(args.out, args, rows=rows)
     return 0
