@@ -149,6 +149,7 @@ def test_admin_recall_estimates_the_projected_graph_against_exact_search(tmp_pat
     assert 0 <= low["recall"] <= high["recall"] <= 1 and high["recall"] >= 0.9
 
 
+@pytest.mark.slow
 def test_bench_drift_shows_the_stale_fit_and_the_refit_on_the_same_vectors(small_sizes):
     """`lookalike bench drift` in miniature (1,100 + 1,100 vectors at 160-d): with the refit off the
     added set keeps little of its variance in the fit; at the defaults the graph is refitted."""
