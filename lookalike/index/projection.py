@@ -84,8 +84,10 @@ class Projection:
     # -- stored beside the graph --------------------------------------------------------------
     def save(self, path: Path) -> None:
         """The directions (npz, written once per fit) and the running counts (in `state()`)."""
-        if path.exists() and np.load(path)["fit_id"].item() == self.fit_id:
-            return
+        if path.exists():
+            with np.load(path) as saved:  # closed again: a flush must not leave the file open
+                if saved["fit_id"].item() == self.fit_id:
+                    return
         tmp = path.with_suffix(".tmp.npz")
         np.savez(tmp, mean=self.mean, basis=self.basis, fit_id=np.array(self.fit_id))
         tmp.replace(path)
