@@ -188,20 +188,23 @@ def open_index(directory: Path, d: int, graph: GraphSpec, rerank: int = DEFAULTS
 
 
 def probe(directory: str, d: int, graph: GraphSpec, xq: np.ndarray, truth: list, categories: list,
-          ef_searches: list[int], rerank: int) -> dict:  # fmt: skip
-    """Run in a fresh process: open the saved index, search, report open time and peak RSS."""
+          ef_searches: list[int], reranks: list[int]) -> dict:  # fmt: skip
+    """Run in a fresh process: open the saved index, search (each re-rank depth at each efSearch),
+    report open time and peak RSS."""
     rss_before = peak_rss_mb()
     t0 = time.perf_counter()
-    index = open_index(Path(directory), d, graph, rerank)
+    index = open_index(Path(directory), d, graph, reranks[0])
     open_s = time.perf_counter() - t0
     for query in xq:  # warm the page cache the re-ranking reads from (every query's rows), and the graph
         index.search(query, 10, ef_search=ef_searches[0])
     rows = []
-    for ef in ef_searches:
-        row = {"ef_search": ef, **measure(index, xq, truth[0], ef_search=ef)}
-        filtered = measure(index, xq, truth[1], categories, ef_search=ef)
-        row |= {f"filtered_{key}": value for key, value in filtered.items()}
-        rows.append(row)
+    for rerank in reranks:
+        index.rerank = rerank
+        for ef in ef_searches:
+            row = {"rerank": rerank, "ef_search": ef, **measure(index, xq, truth[0], ef_search=ef)}
+            filtered = measure(index, xq, truth[1], categories, ef_search=ef)
+            row |= {f"filtered_{key}": value for key, value in filtered.items()}
+            rows.append(row)
     peak = peak_rss_mb()
     files = [Path(directory) / index.name / name for name in GRAPH_FILES]
     graph_mb = sum(path.stat().st_size for path in files if path.exists()) / 2**20
@@ -223,8 +226,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated KIND[:pP][:mM][:efcE] (KIND of {', '.join(QUANTIZATIONS)}; P 0: no "
                              "projection; unset parts: the project's settings)")  # fmt: skip
     parser.add_argument("--ef-search", default="64,128,256", help="comma-separated efSearch values to measure")
-    parser.add_argument("--rerank", type=int, default=DEFAULTS.rerank,
-                        help="a quantised graph proposes rerank x k candidates for exact re-ranking")  # fmt: skip
+    parser.add_argument("--rerank", default=str(DEFAULTS.rerank),
+                        help="comma-separated R: a quantised graph proposes R x k candidates to re-rank")  # fmt: skip
     parser.add_argument("--ivfpq", metavar="NLIST,M", help="also measure IVF-PQ + exact re-ranking, e.g. 1024,64")
     parser.add_argument("--nprobe", default="16,64", help="comma-separated nprobe values for --ivfpq")
     parser.add_argument("--dir", type=Path, help="build here and keep it (default: a temporary folder)")
@@ -233,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="  %(message)s")  # the graph build's progress
     graphs = graph_specs(args.graphs)
     ef_searches = [int(e) for e in args.ef_search.split(",")]
+    args.rerank = [int(r) for r in args.rerank.split(",")]
     sets = vector_sets(args.vectors)
     for name in sets:
         VECTOR_SETS[name](args.dim)  # a set that cannot be drawn at this dimension says so before any work
@@ -264,16 +268,17 @@ def main(argv: list[str] | None = None) -> int:
                     ivf[name] = pool.apply(ivfpq.probe, (db_file, args.dim, xq, truth.ids[0], nprobes, nlist, m))
 
     print(f"\n{args.n:,} vectors x {args.dim}-d; graph KIND:pPROJECTION:mM:efcEF_CONSTRUCTION; "
-          f"re-rank {args.rerank} x k; filter: 1 category of {CATEGORIES}; SQLite write "
+          f"re-rank R x k; filter: 1 category of {CATEGORIES}; SQLite write "
           + ", ".join(f"{name} {s:.0f} s ({args.n / s:,.0f}/s)" for name, s in writes.items()))  # fmt: skip
     print(f"{'vectors':>8} {'graph':>20} {'build s':>8} {'open s':>7} {'graph MB':>9} {'peak RSS MB':>12} "
-          f"{'efSearch':>8} {'recall@10':>9} {'p50 ms':>7} {'p95 ms':>7} {'filt. recall':>12} "
+          f"{'R':>3} {'efSearch':>8} {'recall@10':>9} {'p50 ms':>7} {'p95 ms':>7} {'filt. recall':>12} "
           f"{'filt. p50':>9}")  # fmt: skip
     for result in results:
         for row in result["rows"]:
             print(f"{result['vectors']:>8} {result['graph_spec']:>20} {result['build_s']:>8.0f} "
                   f"{result['open_s']:>7.1f} {result['graph_file_mb']:>9.0f} {result['peak_rss_mb']:>12.0f} "
-                  f"{row['ef_search']:>8} {row['recall_at_10']:>9.4f} {row['p50_ms']:>7.2f} {row['p95_ms']:>7.2f} "
+                  f"{row['rerank']:>3} {row['ef_search']:>8} {row['recall_at_10']:>9.4f} {row['p50_ms']:>7.2f} "
+                  f"{row['p95_ms']:>7.2f} "
                   f"{row['filtered_recall_at_10']:>12.4f} {row['filtered_p50_ms']:>9.2f}")  # fmt: skip
     for name, measured in ivf.items():
         print(f"{name} {measured['quantization']}: build {measured['build_s']:.0f} s, index {measured['index_mb']:.0f} "
