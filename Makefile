@@ -18,7 +18,7 @@ VECTORS ?= mixture,gaussian
 GRAPHS ?= sq8,sq8:p0:m16:efc100
 
 .DEFAULT_GOAL := help
-.PHONY: help setup mar serve stop demo ingest api test test-fast test-opensearch opensearch opensearch-stop loadtest loadtest-ui lint format bench bench-levers bench-index bench-ingest soak capacity clean
+.PHONY: help setup mar serve stop image demo ingest api test test-fast test-opensearch opensearch opensearch-stop loadtest loadtest-ui lint format bench bench-levers bench-index bench-ingest soak capacity clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ mar: $(STAMP) ## build model_store/MODEL.mar (MODEL=efficientnet_lite0|resnet50,
 
 serve: $(STAMP) ## start TorchServe with MODELS (comma-separated; built if stale) and return once they answer
 	$(LOOKALIKE) serve $(if $(MODELS),--models $(MODELS))
+
+image: $(STAMP) ## build the model-server and API container images with podman (BASE=image; default: slim Python or a local Debian 12) and print their sizes
+	$(LOOKALIKE) image $(if $(BASE),--base $(BASE))
 
 stop: ## stop everything `make serve` / `make demo` / `make api` started
 	@[ -x $(LOOKALIKE) ] && $(LOOKALIKE) stop || true

@@ -26,9 +26,11 @@ from typing import ClassVar
 
 from locust import FastHttpUser, LoadTestShape, between, constant_throughput, events, task
 
+from lookalike.loadtest.recorder import Recorder
 from lookalike.loadtest.shapes import SHAPES, users_at
 from lookalike.loadtest.thresholds import Thresholds, violations
-from lookalike.settings import Settings
+from lookalike.serving.signal import SIGNAL, THRESHOLD
+from lookalike.settings import REPORTS_DIR, Settings
 
 logger = logging.getLogger("lookalike.loadtest")
 
@@ -68,6 +70,12 @@ def _options(parser) -> None:
     group.add_argument("--embed-weight", type=int, default=settings.embed_weight)
     group.add_argument("--rate", type=float, default=settings.load_rate,
                        help="requests/s for the whole test, spread over -u users (0: as fast as they go)")  # fmt: skip
+    group.add_argument("--signal-urls", default="",
+                       help="--shape steps: comma-separated /metrics pages to read the autoscaling signal from "
+                            "(default: the API's and the model server's)")  # fmt: skip
+    group.add_argument("--signal", default=SIGNAL, help=f"--shape steps: the gauge to judge ({SIGNAL})")
+    group.add_argument("--signal-threshold", type=float, default=THRESHOLD,
+                       help=f"--shape steps: its documented threshold ({THRESHOLD})")  # fmt: skip
     group.add_argument("--max-fail-ratio", type=float, default=settings.max_fail_ratio)
     group.add_argument("--max-p95-ms", type=float, default=settings.max_p95_ms)
     group.add_argument("--min-rps", type=float, default=settings.min_rps)
@@ -212,6 +220,44 @@ class EmbedUser(FastHttpUser):
                 response.failure(f"embedding has {size} floats, dimension says {doc.get('dimension')}")
 
 
+class Steps:
+    """--shape steps: the recorder of users, requests and signals (lookalike.loadtest.recorder)."""
+
+    recorder: Recorder | None = None
+
+
+@events.test_start.add_listener
+def _record_steps(environment, **_kwargs) -> None:
+    options = environment.parsed_options
+    if options.shape != "steps" or environment.runner is None or type(environment.runner).__name__ == "WorkerRunner":
+        return
+    import gevent
+    import requests
+
+    urls = [url for url in options.signal_urls.split(",") if url] or [
+        f"{(environment.host or '').rstrip('/')}/metrics",
+        f"{options.ts_host.split(',')[0].rstrip('/')}/metrics",
+    ]
+    Steps.recorder = Recorder(urls)
+    gevent.spawn(Steps.recorder.scrape, lambda url: requests.get(url, timeout=2).text)
+
+
+@events.request.add_listener
+def _count(response_time, exception=None, **_kwargs) -> None:
+    if Steps.recorder is not None:
+        Steps.recorder.request(response_time, exception is not None)
+
+
+@events.test_stop.add_listener
+def _steps_report(environment, **_kwargs) -> None:
+    if Steps.recorder is not None:
+        options = environment.parsed_options
+        out = REPORTS_DIR / "loadtest" / "steps.json"
+        print("\nstep load: each step's throughput, latency and signals (second half of the step)", flush=True)
+        print(Steps.recorder.finish(options.signal, options.signal_threshold, out), flush=True)
+        Steps.recorder = None
+
+
 class NamedShape(LoadTestShape):
     """--shape NAME over -u (peak users), -r (spawn rate) and -t (run time, default 60 s)."""
 
@@ -223,6 +269,8 @@ class NamedShape(LoadTestShape):
         users = users_at(options.shape, self.get_run_time(), options.num_users or 1, duration)
         if users is None:
             return None
+        if Steps.recorder is not None:
+            Steps.recorder.user_count(users)
         return users, options.spawn_rate or max(1, users)
 
 

@@ -106,6 +106,8 @@ class Settings:
     # API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    drain_grace: float = 5.0  # after SIGTERM: /ready answers 503, requests still served this long (load balancers)
+    drain_timeout: float = 30.0  # ... then at most this long for the requests in flight, then exit 0
     api_key: str | None = dataclasses.field(default=None, repr=False)  # writes (PUT/DELETE /images); unset: refused
     api_read_key: str | None = dataclasses.field(default=None, repr=False)  # reads too, when set
     cors_origins: str = ""  # comma-separated origins allowed to call the API from a browser; none by default

@@ -79,6 +79,13 @@ class Health(Answer):
     precision: str = Field(description="the precision the model server last answered at")
 
 
+class Probe(Answer):
+    """GET /live and GET /ready: 200 or 503, and what is wrong."""
+
+    status: Literal["alive", "ready", "not ready"]
+    problems: list[str] = Field(default_factory=list, description="why the replica is not ready (empty when it is)")
+
+
 class PutAnswer(ImageOut):
     """PUT /images/{id}: the stored metadata, and whether the image is new."""
 

@@ -12,6 +12,7 @@
                                    a browser gets the review page
     POST   /duplicates/decisions   keep one / not duplicates / resolved                                [API key]
     GET    /healthz, /metrics      model server and index checked; Prometheus metrics
+    GET    /live, /ready           the probes apart: the process answers; ready for traffic (not draining)
 
     lookalike api --port 8000
 
@@ -24,6 +25,7 @@ other on I/O.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -39,14 +41,16 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from lookalike import __version__
-from lookalike.api import catalogue_routes, duplicates_routes, search_routes
+from lookalike.api import catalogue_routes, duplicates_routes, probe_routes, search_routes
 from lookalike.api.metrics import CONTENT_TYPE, Metrics
 from lookalike.api.service import Service
 from lookalike.errors import LookalikeError
 from lookalike.malloc import map_large_buffers
+from lookalike.serving.signal import SAMPLE_S
 from lookalike.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
+UNCOUNTED = frozenset({"/metrics", "/live", "/ready", "/healthz"})  # probes and scrapes are not load
 logger = logging.getLogger(__name__)
 
 
@@ -97,6 +101,14 @@ def answer_errors(app: FastAPI) -> None:
         return error(500, f"internal error ({type(exc).__name__}); the API log has the details")
 
 
+async def sample(service: Service) -> None:
+    """Sample the requests waiting for a thread, for the signal's windowed mean."""
+    while True:
+        service.metrics.signal.set_waiting(service.waiting())
+        service.metrics.signal.sample()
+        await asyncio.sleep(SAMPLE_S)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     metrics = Metrics()
@@ -104,9 +116,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.service = Service(settings, metrics)
+        app.state.service = service = Service(settings, metrics)
+        sampling = asyncio.ensure_future(sample(service))
         yield
-        await app.state.service.close()
+        sampling.cancel()
+        await service.close()
 
     app = FastAPI(title="Lookalike search by image", version=__version__, lifespan=lifespan)
     origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
@@ -119,12 +133,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.middleware("http")
     async def count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
-        response = await call_next(request)
+        counted = request.url.path not in UNCOUNTED
+        if counted:
+            metrics.signal.started()
+        try:
+            response = await call_next(request)
+        finally:
+            if counted:
+                metrics.signal.finished()
         route = request.scope.get("route")
         template = getattr(route, "path", None) or "(unmatched)"
         metrics.observe(template, request.method, response.status_code, time.perf_counter() - started)
         return response
 
+    app.include_router(probe_routes.router)
     app.include_router(search_routes.router)
     app.include_router(catalogue_routes.router)
     app.include_router(duplicates_routes.router)
@@ -133,7 +155,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def get_metrics(request: Request) -> Response:
         service: Service = request.app.state.service
         index = service.index
-        return Response(metrics.render(index.count if index is not None else None), media_type=CONTENT_TYPE)
+        page = metrics.render(index.count if index is not None else None, service.waiting(), service.draining)
+        return Response(page, media_type=CONTENT_TYPE)
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:

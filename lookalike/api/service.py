@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
+import anyio.to_thread
 import numpy as np
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
@@ -29,6 +31,29 @@ logger = logging.getLogger(__name__)
 MULTIPART_SLACK = 64 * 1024  # headers and boundaries around the file in a multipart body
 
 
+class TimedPool(ThreadPoolExecutor):
+    """A thread pool that tells `timed(queued s, ran s)` of every task (the replica's signal)."""
+
+    def __init__(self, workers: int, prefix: str, timed: Callable[[float, float], None]) -> None:
+        super().__init__(workers, thread_name_prefix=prefix)
+        self.timed = timed
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        submitted = time.perf_counter()
+
+        def run() -> Any:
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.timed(started - submitted, time.perf_counter() - started)
+
+        return super().submit(run)
+
+    def waiting(self) -> int:
+        return self._work_queue.qsize()
+
+
 class Service:
     """The API's state: one async client for TorchServe, the index (opened on first need), and
     the metrics; `embed` and `indexed` time the two halves of every request."""
@@ -37,14 +62,36 @@ class Service:
         self.settings, self.metrics = settings, metrics
         self.thumbnails = Thumbnails(settings.thumb_dir, settings.thumb_size)
         self.features = FeatureStore.of(settings)
-        self.judges = ThreadPoolExecutor(settings.verify_threads, thread_name_prefix="verify")  # search.verified
+        self.judges = TimedPool(settings.verify_threads, "verify", metrics.signal.timed)  # search.verified
         # No retries: a search answers at once; ingest is where overload is waited out.
         self.model = AsyncModelClient.from_settings(settings, retries=0)
         self.info: ModelInfo | None = None
         self.precision: str | None = None  # what the model server's last answer ran at
         self.index: VectorIndex | None = None
         self.review: ReviewStore | None = None
+        self.draining = False  # set on SIGTERM (lookalike.api.serve): /ready answers 503
         self._opening = asyncio.Lock()
+
+    async def in_thread(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`call(*args, **kwargs)` on the API's thread pool, its wait and run times told to the signal."""
+        submitted = time.perf_counter()
+        started = 0.0
+
+        def run() -> T:
+            nonlocal started
+            started = time.perf_counter()
+            return call(*args, **kwargs)
+
+        try:
+            return await run_in_threadpool(run)
+        finally:
+            if started:
+                self.metrics.signal.timed(started - submitted, time.perf_counter() - started)
+
+    def waiting(self) -> int:
+        """Work queued for a thread now: the API's pool, and the verification pool."""
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        return limiter.statistics().tasks_waiting + self.judges.waiting()
 
     async def ready_index(self) -> VectorIndex:
         """Open the index for the served model on first use (the model server may start later)."""
@@ -87,16 +134,16 @@ class Service:
 
     async def _extracted(self, image: bytes) -> Features:
         with self.stages().timed("extract"):
-            return await run_in_threadpool(features.extract, image)
+            return await self.in_thread(features.extract, image)
 
     async def indexed(self, call: Callable[..., T], *args, stage: str | None = "index", **kwargs) -> T:
         """`call(index, *args, **kwargs)` in the thread pool, timed as `stage` (index time; knn for a
         k-NN query; None: the call times its own stages, given `stages=self.stages()`)."""
         index = await self.ready_index()
         if stage is None:
-            return await run_in_threadpool(call, index, *args, **kwargs)
+            return await self.in_thread(call, index, *args, **kwargs)
         with self.stages().timed(stage):
-            return await run_in_threadpool(call, index, *args, **kwargs)
+            return await self.in_thread(call, index, *args, **kwargs)
 
     def stages(self) -> Stages:
         """A request's stage timer whose every stage lands on /metrics (lookalike_api_stage_seconds)."""
@@ -114,6 +161,21 @@ class Service:
         report["precision"] = self.precision or "unknown (no answer from the model server yet)"
         healthy = report["model_server"].startswith("ok") and isinstance(report["index"], dict)
         return healthy, {"status": "ok" if healthy else "unavailable", **report}
+
+    async def readiness(self) -> list[str]:
+        """Why this replica should not take traffic now (empty: ready): draining, no model server
+        answering, or the index not open (opening it embeds a probe image: the path is warm)."""
+        problems = ["draining"] if self.draining else []
+        model = await self.model.ping()
+        if not model.startswith("ok"):
+            problems.append(f"model server: {model}")
+            return problems
+        try:
+            index = await self.ready_index()
+            await run_in_threadpool(index.ping)
+        except LookalikeError as exc:
+            problems.append(f"index: {exc.reason}")
+        return problems
 
     async def close(self) -> None:
         await self.model.aclose()

@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from lookalike_handler.backbones import BACKBONES
 
 from lookalike import stack
 from lookalike.api import process
-from lookalike.api.app import create_app
+from lookalike.api.serve import run as serve_api
 from lookalike.cli.common import add_settings_args, guarded, settings_from_args, subparser
+from lookalike.containers import images
 from lookalike.serving import archive, weights
 from lookalike.serving.int8 import BoundMissed
 from lookalike.serving.torchserve import PORT_KEYS, ServerError, TorchServe
@@ -56,6 +56,16 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--token-auth", action="store_true", help="require bearer keys (RUN_DIR/key_file.json)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the models (300)")
     p.set_defaults(run=serve)
+
+    p = subparser(sub, "image", "build the model-server and API container images (podman) and print their sizes",
+                  "lookalike image", "lookalike image --only api",
+                  "lookalike image --base docker.io/library/python:3.11-slim-bookworm")  # fmt: skip
+    p.add_argument("--only", help="comma-separated: model-server, api (both)")
+    p.add_argument("--base", default="auto", help="base image; auto: the slim Python image if a registry has it, "
+                   "else Debian 12 made here with debootstrap (auto)")  # fmt: skip
+    p.add_argument("--models", default=DEFAULT_MODEL, help=f"archives in the model-server image ({DEFAULT_MODEL})")
+    p.add_argument("--rebuild-base", action="store_true", help="make the local Debian base again")
+    p.set_defaults(run=guarded(build_images))
 
     p = subparser(sub, "stop", "stop the TorchServe and API that serve/api/demo started", "lookalike stop")
     p.set_defaults(run=stop)
@@ -125,6 +135,13 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def build_images(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    only = [name for name in (args.only or "").split(",") if name] or None
+    models = [name for name in args.models.split(",") if name]
+    return images.main(only, args.base, models, args.rebuild_base)
+
+
 def stop(args: argparse.Namespace) -> int:
     stopped = stack.stop_all()
     print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
@@ -140,6 +157,4 @@ def status(args: argparse.Namespace) -> int:
 
 
 def api(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args, api_host=args.host, api_port=args.port)
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning")
-    return 0
+    return serve_api(settings_from_args(args, api_host=args.host, api_port=args.port))

@@ -18,8 +18,9 @@ def test_every_shape_stays_within_peak_and_ends_on_time():
 def test_shapes_have_their_form():
     ramp = [users_at("ramp", t, 10, 60) for t in range(60)]
     assert ramp == sorted(ramp) and ramp[0] == 1 and ramp[-1] == 10
-    steps = [users_at("steps", t, 10, 50) for t in range(50)]
-    assert sorted(set(steps)) == [2, 4, 6, 8, 10] and steps == sorted(steps)
+    steps = [users_at("steps", t, 10, 70) for t in range(70)]
+    assert steps[:50] == sorted(steps[:50]) and sorted(set(steps[:50])) == [2, 4, 6, 8, 10]
+    assert steps[50:60] == [6] * 10 and steps[60:] == [2] * 10  # then down again
     spike = [users_at("spike", t, 10, 50) for t in range(50)]
     assert spike[:20] == [2] * 20 and spike[20:30] == [10] * 10 and spike[30:] == [2] * 20
     assert {users_at("soak", t, 7, 30) for t in range(30)} == {7}
