@@ -63,7 +63,7 @@ def start_api(settings: Settings, run_dir: Path = API_RUN_DIR, timeout: float = 
     if api_pid(pid_file):
         return url
     run_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **settings_environment(settings)}
+    env = {**os.environ, **settings_environment(settings), "LOOKALIKE_DRAIN_GRACE": "0"}  # no balancer to wait for
     with open(run_dir / "api.log", "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "lookalike", "api"], env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -38,7 +38,12 @@ class DrainingServer(uvicorn.Server):
             service.draining = True
         grace = self.settings.drain_grace
         logger.warning("signal %d: not ready; serving %.0f s more, then finishing requests in flight", sig, grace)
-        threading.Timer(grace, super().handle_exit, (sig, frame)).start()
+        threading.Timer(grace, self.stop).start()
+
+    def stop(self) -> None:
+        """Stop taking connections and finish the requests in flight; then exit 0 (a drained stop,
+        not one by the signal: uvicorn would raise a signal it handled again once it stops)."""
+        self.should_exit = True
 
 
 def run(settings: Settings) -> int:

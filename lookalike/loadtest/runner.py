@@ -4,6 +4,8 @@ test with loadtest/locustfile.py, print the summary.
     lookalike loadtest --shape ramp -u 8 -t 60s      # extra args go to locust
     lookalike loadtest --workers 2 --shape soak -u 8 -t 10m   # a master and 2 worker processes
     lookalike loadtest --ui                          # web UI on 127.0.0.1:8089
+    lookalike loadtest --api http://10.0.0.5:8000 --model-server http://10.0.0.6:8080 --shape steps -u 24 -t 7m
+                                                     # a running deployment: nothing is started here
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from lookalike.demo import ensure_stack
 from lookalike.ports import free_port
 from lookalike.resources import asset
-from lookalike.settings import REPORTS_DIR
+from lookalike.settings import REPORTS_DIR, Settings
 
 LOCUSTFILE = asset("loadtest", "locustfile.py")
 REPORTS = REPORTS_DIR / "loadtest"
@@ -61,6 +63,11 @@ def run_headless(cmd: list[str], argv: list[str], prefix: Path, html: Path, work
                 helper.kill()
 
 
+def option(argv: list[str], name: str) -> str | None:
+    """The value after `name` in `argv` (ours, not Locust's), or None."""
+    return argv[argv.index(name) + 1] if name in argv and argv.index(name) + 1 < len(argv) else None
+
+
 def main(argv: list[str]) -> int:
     if {"-h", "--help"} & set(argv):  # Locust's options (ours included), without starting anything
         return subprocess.call([str(Path(sys.executable).with_name("locust")), "-f", str(LOCUSTFILE), "--help"])
@@ -68,10 +75,13 @@ def main(argv: list[str]) -> int:
     if "--workers" in argv:  # ours: Locust's distributed mode on this machine
         at = argv.index("--workers")
         workers, argv = int(argv[at + 1]), argv[:at] + argv[at + 2 :]
-    settings = ensure_stack()
-    api = f"http://{settings.api_host}:{settings.api_port}"
+    api, model_server = option(argv, "--api"), option(argv, "--model-server")
+    argv = [arg for i, arg in enumerate(argv) if arg not in ("--api", "--model-server")
+            and (i == 0 or argv[i - 1] not in ("--api", "--model-server"))]  # fmt: skip
+    settings = Settings.from_env() if api else ensure_stack()
+    api = api or f"http://{settings.api_host}:{settings.api_port}"
     REPORTS.mkdir(parents=True, exist_ok=True)
-    cmd = locust_command(api, settings.ts_url, settings.model)
+    cmd = locust_command(api, model_server or settings.ts_url, settings.model)
     if "--ui" in argv:
         argv = [arg for arg in argv if arg != "--ui"]
         print("Locust web UI: http://127.0.0.1:8089 (Ctrl-C to stop)")
