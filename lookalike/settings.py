@@ -106,6 +106,13 @@ class Settings:
     # API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # The model-server image's gate (lookalike.serving.gate): where it listens, what it serves
+    gate_host: str = "127.0.0.1"
+    gate_port: int = 8080
+    gate_models: str = DEFAULT_MODEL  # comma-separated archive names, each <name>.mar in model_store
+    gate_ts_port: int = 0  # TorchServe's first loopback port behind it; 0: free ports
+    model_store: Path = MODEL_STORE
+    signal_window: float = 30.0  # seconds the autoscaling gauges' means and ratio cover (both servers)
     drain_grace: float = 5.0  # after SIGTERM: /ready answers 503, requests still served this long (load balancers)
     drain_timeout: float = 30.0  # ... then at most this long for the requests in flight, then exit 0
     api_key: str | None = dataclasses.field(default=None, repr=False)  # writes (PUT/DELETE /images); unset: refused
@@ -175,7 +182,7 @@ class Settings:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be 0 or more, not {getattr(self, name)}")
         positive = ("m", "ef_construction", "ef_search", "rerank", "shards", "max_image_bytes", "max_k", "default_k",
                     "api_port", "max_categories", "opensearch_timeout", "ts_timeout", "verify_candidates",
-                    "verify_threads", "feature_cache")  # fmt: skip
+                    "verify_threads", "feature_cache", "gate_port", "signal_window")  # fmt: skip
         for name in positive:
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be positive, not {getattr(self, name)}")

@@ -111,7 +111,7 @@ async def sample(service: Service) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
-    metrics = Metrics()
+    metrics = Metrics(settings.signal_window)
     map_large_buffers()  # uploads go back to the OS when their request ends (lookalike.malloc)
 
     @asynccontextmanager

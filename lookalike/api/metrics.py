@@ -12,14 +12,14 @@ from contextlib import suppress
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from lookalike.serving.signal import Signal, render
+from lookalike.serving.signal import WINDOW_S, Signal, render
 
 BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, window: float = WINDOW_S) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter("lookalike_api_requests", "HTTP requests by route template, method and status",
                                 ["route", "method", "status"], registry=self.registry)  # fmt: skip
@@ -31,7 +31,7 @@ class Metrics:
                                 ["stage"], buckets=BUCKETS, registry=self.registry)  # fmt: skip
         self.documents = Gauge("lookalike_index_documents", "Images in the index (read at scrape time)",
                                registry=self.registry)  # fmt: skip
-        self.signal = Signal()
+        self.signal = Signal(window)
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()

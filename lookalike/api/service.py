@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -32,26 +33,48 @@ MULTIPART_SLACK = 64 * 1024  # headers and boundaries around the file in a multi
 
 
 class TimedPool(ThreadPoolExecutor):
-    """A thread pool that tells `timed(queued s, ran s)` of every task (the replica's signal)."""
+    """The verification pool, timed for the replica's signal: a request hands it all its candidates
+    at once (`map`); it waits from then until its first candidate is taken (its queue time: other
+    requests' candidates ahead of it) and is computed for the sum of its candidates' run times.
+    Its own candidates queueing behind each other is its parallelism, not load, and not counted."""
 
     def __init__(self, workers: int, prefix: str, timed: Callable[[float, float], None]) -> None:
         super().__init__(workers, thread_name_prefix=prefix)
         self.timed = timed
+        self.unstarted = 0  # requests whose candidates wait, none taken yet
+        self._lock = threading.Lock()
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+    def map(self, fn: Callable[..., Any], *iterables: Any, timeout: float | None = None,
+            chunksize: int = 1) -> Iterator[Any]:  # fmt: skip
         submitted = time.perf_counter()
+        first: list[float] = []
+        ran: list[float] = []
+        with self._lock:
+            self.unstarted += 1
 
-        def run() -> Any:
+        def run(*args: Any) -> Any:
             started = time.perf_counter()
+            with self._lock:
+                if not first:
+                    first.append(started)
+                    self.unstarted -= 1
             try:
-                return fn(*args, **kwargs)
+                return fn(*args)
             finally:
-                self.timed(started - submitted, time.perf_counter() - started)
+                ran.append(time.perf_counter() - started)
 
-        return super().submit(run)
+        try:
+            results = list(super().map(run, *iterables, timeout=timeout))
+        finally:
+            with self._lock:
+                if not first:  # nothing to judge, or cancelled before a candidate was taken
+                    self.unstarted -= 1
+        if first:
+            self.timed(first[0] - submitted, sum(ran))
+        return iter(results)
 
     def waiting(self) -> int:
-        return self._work_queue.qsize()
+        return self.unstarted
 
 
 class Service:

@@ -4,8 +4,10 @@ where the knee is; whether a threshold is crossed at or before it and falls back
 `lookalike loadtest --shape steps` records every request (time, latency, failed) and scrapes the
 servers' /metrics while it runs (loadtest/locustfile.py); this module turns that into steps.
 
-The knee: the first rising step whose throughput grew less than FLAT over the step before while its
-p95 latency grew more than RISING: more users, no more work done, only more waiting.
+The knee: the first rising step whose throughput grew by less than half as much as its users did
+(relatively: 40 % more users, under 20 % more throughput) while its p95 latency rose: added users
+mostly wait. A closed-loop load (users that send again as soon as they are answered) never shows
+a flat line on a batching server, it bends; this finds the bend.
 A step's signal is the mean of its scrapes in its second half (the first half still holds the
 previous step's load inside the signal's window).
 """
@@ -14,8 +16,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-FLAT = 0.10  # throughput grew less than 10 % ...
-RISING = 0.25  # ... while p95 grew more than 25 %
+EFFICIENCY = 0.5  # throughput's relative gain below this share of the users' relative gain ...
 
 
 @dataclass
@@ -66,7 +67,9 @@ def knee(found: list[Step]) -> int | None:
         before, now = found[i - 1], found[i]
         if now.users <= before.users:
             break  # the falling part
-        if now.rps < (1 + FLAT) * before.rps and now.p95_ms > (1 + RISING) * before.p95_ms:
+        users_gain = now.users / before.users - 1
+        rps_gain = now.rps / before.rps - 1 if before.rps else float("inf")
+        if rps_gain < EFFICIENCY * users_gain and now.p95_ms > before.p95_ms:  # ... while p95 rose
             return i
     return None
 

@@ -64,7 +64,7 @@ class Recorder:
         found = knee.steps(self.users, self.requests, self.scrapes, time.time())
         verdict = knee.verdict(found, signal, threshold)
         names = sorted({name for step in found for name in step.signals})
-        shown = [name for name in names if name.endswith(("queue_ratio", "waiting_mean", "in_flight"))]
+        shown = [name for name in names if name.endswith(("queue_ratio", "waiting_mean", "in_flight_mean"))]
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({**knee.report(found, [verdict]), "urls": self.urls}, indent=2))
         timely = "at or before the knee" if verdict["crossed_at_or_before_knee"] else "LATE"

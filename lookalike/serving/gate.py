@@ -43,9 +43,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from lookalike.ports import free_ports
-from lookalike.serving.signal import SAMPLE_S, Signal, render
+from lookalike.serving.signal import SAMPLE_S, WINDOW_S, Signal, render
 from lookalike.serving.torchserve import PORT_KEYS, ServerError, TorchServe
-from lookalike.settings import ENV_PREFIX, MODEL_STORE, RUN_DIR
+from lookalike.settings import Settings
 
 logger = logging.getLogger("lookalike.gate")
 FORWARDED_HEADERS = ("Content-Type", "X-Lookalike-Regions")
@@ -159,10 +159,11 @@ class Upstream:
 
 class Gate:
     def __init__(self, upstream: Upstream, token: str | None = None, grace: float = 5.0,
-                 drain_timeout: float = 60.0) -> None:  # fmt: skip
+                 drain_timeout: float = 60.0, window: float = WINDOW_S) -> None:  # fmt: skip
         self.upstream, self.token = upstream, token
         self.grace, self.drain_timeout = grace, drain_timeout
-        self.signal = Signal()
+        self.signal = Signal(window)
+        self.interval = 1.0  # seconds between reads of TorchServe's state and counters
         self.started = threading.Event()  # TorchServe answered with every model READY
         self.draining = threading.Event()
         self.stopping = threading.Event()
@@ -229,7 +230,7 @@ class Gate:
         last_refresh = last_counters = 0.0
         while not self.stopping.is_set():
             now = time.monotonic()
-            if now - last_refresh >= 1.0:
+            if now - last_refresh >= self.interval:
                 last_refresh = now
                 if self.upstream.server.pid() is None and not self.draining.is_set():
                     logger.error("TorchServe exited; the gate exits so the container restarts\n%s",
@@ -239,7 +240,7 @@ class Gate:
                     self.upstream.warm()
                 self.upstream.refresh()
                 self._update_waiting()
-            if now - last_counters >= 1.0:
+            if now - last_counters >= self.interval:
                 last_counters = now
                 with contextlib.suppress(OSError):
                     self.signal.totals(*counters(self.upstream.metrics()), now=now)
@@ -346,22 +347,16 @@ def serve(gate: Gate, host: str, port: int, start_timeout: float = 300.0) -> int
 
 
 def main(argv: list[str] | None = None) -> int:
+    settings = Settings.from_env()
     parser = argparse.ArgumentParser(prog="python -m lookalike.serving.gate", description=__doc__.split("\n\n")[0])
-    env = os.environ.get
-    parser.add_argument("--host", default=env(f"{ENV_PREFIX}GATE_HOST", "127.0.0.1"), help="bind address (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=int(env(f"{ENV_PREFIX}GATE_PORT", "8080")), help="port (8080)")
-    parser.add_argument("--models", default=env(f"{ENV_PREFIX}GATE_MODELS", "efficientnet_lite0"),
-                        help="comma-separated model names, each <name>.mar in --store")  # fmt: skip
-    parser.add_argument("--store", type=Path, default=Path(env(f"{ENV_PREFIX}MODEL_STORE", str(MODEL_STORE))))
-    parser.add_argument(
-        "--run-dir", type=Path, default=RUN_DIR / "torchserve-gate", help="TorchServe's config, tmp, logs"
-    )
-    parser.add_argument("--ts-port", type=int, default=int(env(f"{ENV_PREFIX}GATE_TS_PORT", "0")),
+    parser.add_argument("--host", default=settings.gate_host, help="bind address (LOOKALIKE_GATE_HOST)")
+    parser.add_argument("--port", type=int, default=settings.gate_port, help="port (LOOKALIKE_GATE_PORT)")
+    parser.add_argument("--models", default=settings.gate_models,
+                        help="comma-separated names, each <name>.mar in --store (LOOKALIKE_GATE_MODELS)")  # fmt: skip
+    parser.add_argument("--store", type=Path, default=settings.model_store, help="LOOKALIKE_MODEL_STORE")
+    parser.add_argument("--run-dir", type=Path, default=settings.home / "torchserve-gate", help="TorchServe's run dir")
+    parser.add_argument("--ts-port", type=int, default=settings.gate_ts_port,
                         help="TorchServe's first loopback port, its others the next four (0: free ones)")  # fmt: skip
-    parser.add_argument("--grace", type=float, default=float(env(f"{ENV_PREFIX}DRAIN_GRACE", "5")),
-                        help="seconds still serving after SIGTERM, while load balancers stop sending (5)")  # fmt: skip
-    parser.add_argument("--drain-timeout", type=float, default=float(env(f"{ENV_PREFIX}DRAIN_TIMEOUT", "60")),
-                        help="then at most this long for requests in flight (60)")  # fmt: skip
     parser.add_argument("--start-timeout", type=float, default=300.0, help="seconds for TorchServe to start (300)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s gate %(message)s", stream=sys.stderr)
@@ -369,9 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     base = args.ts_port
     ports = dict(zip(PORT_KEYS, range(base, base + len(PORT_KEYS)), strict=True)) if base else free_ports(PORT_KEYS)
     server = TorchServe({name: f"{name}.mar" for name in names}, store=args.store, run_dir=args.run_dir, ports=ports)
-    upstream = Upstream(server)
-    gate = Gate(upstream, token=env(f"{ENV_PREFIX}TS_TOKEN") or None, grace=args.grace,
-                drain_timeout=args.drain_timeout)  # fmt: skip
+    gate = Gate(Upstream(server), token=settings.ts_token, grace=settings.drain_grace,
+                drain_timeout=settings.drain_timeout, window=settings.signal_window)  # fmt: skip
     return serve(gate, args.host, args.port, args.start_timeout)
 
 

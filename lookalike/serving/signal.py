@@ -6,8 +6,8 @@ idle one without a rate, and an autoscaler that scales on a raw counter never sc
 
 - in flight: requests taken and not yet answered (an instant value);
 - waiting: of those, the ones queued for a worker rather than being worked on;
-- waiting_mean: `waiting` sampled ten times a second and averaged over the window, so a scrape
-  every 15 or 30 s sees the load between scrapes, not one instant of it;
+- in_flight_mean, waiting_mean: each sampled ten times a second and averaged over the window, so
+  a scrape every 15 or 30 s sees the load between scrapes, not one instant of it;
 - queue_ratio: over the window, the time requests spent queued divided by the time they spent
   being computed. Below ~0.5 work starts nearly as it arrives; at 1 requests wait as long as they
   run: the replica is at its knee (docs/operations.md, "Running in production").
@@ -23,8 +23,12 @@ from collections import deque
 
 WINDOW_S = 30.0  # the span the mean and the ratio cover
 SAMPLE_S = 0.1  # how often `waiting` is sampled for its mean
-SIGNAL = "lookalike_model_queue_ratio"  # what the model server's autoscaler reads (deploy/kubernetes) ...
-THRESHOLD = 0.5  # ... and the value it holds each replica to (docs/operations.md, "Running in production")
+# What the model server's autoscaler reads (deploy/kubernetes) and the value it holds each replica
+# to: half its capacity (2 workers x batch 8) in flight on average. Measured (docs/operations.md,
+# "Running in production"): in flight tracks load and crosses 8 a step before the knee; the queue
+# ratio does not rise on a batching server (its waiting shows as bigger batches, not as queue).
+SIGNAL = "lookalike_model_requests_in_flight_mean"
+THRESHOLD = 8.0
 
 
 class Signal:
@@ -33,7 +37,7 @@ class Signal:
         self.in_flight = 0
         self.waiting = 0
         self._lock = threading.Lock()
-        self._waiting_samples: deque[tuple[float, int]] = deque()
+        self._samples: deque[tuple[float, int, int]] = deque()  # (when, in flight, waiting)
         self._times: deque[tuple[float, float, float]] = deque()  # (when, queued s, computed s) per request
         self._totals: deque[tuple[float, float, float]] = deque()  # cumulative counters read at `when`
 
@@ -68,19 +72,25 @@ class Signal:
                 self._totals.popleft()
 
     def sample(self, now: float | None = None) -> None:
-        """Record `waiting` for the windowed mean (call every SAMPLE_S)."""
+        """Record `in_flight` and `waiting` for the windowed means (call every SAMPLE_S)."""
         now = time.monotonic() if now is None else now
         with self._lock:
-            self._waiting_samples.append((now, self.waiting))
-            self._trim(self._waiting_samples, now)
+            self._samples.append((now, self.in_flight, self.waiting))
+            self._trim(self._samples, now)
 
     # -- read ----------------------------------------------------------------------------------
     def waiting_mean(self, now: float | None = None) -> float:
+        return self._mean(2, float(self.waiting), now)
+
+    def in_flight_mean(self, now: float | None = None) -> float:
+        return self._mean(1, float(self.in_flight), now)
+
+    def _mean(self, column: int, instant: float, now: float | None) -> float:
         now = time.monotonic() if now is None else now
         with self._lock:
-            self._trim(self._waiting_samples, now)
-            samples = [waiting for _, waiting in self._waiting_samples]
-        return sum(samples) / len(samples) if samples else float(self.waiting)
+            self._trim(self._samples, now)
+            samples = [sample[column] for sample in self._samples]
+        return sum(samples) / len(samples) if samples else instant
 
     def queue_ratio(self, now: float | None = None) -> float:
         """Queued time over computed time in the window (0 when nothing was computed)."""
@@ -103,6 +113,8 @@ class Signal:
         """(name, help, value) of each gauge, for a /metrics page."""
         return [
             (f"{prefix}_requests_in_flight", "Requests taken and not yet answered", float(self.in_flight)),
+            (f"{prefix}_requests_in_flight_mean", f"requests_in_flight averaged over the last {self.window:.0f} s",
+             self.in_flight_mean(now)),
             (f"{prefix}_requests_waiting", "Requests in flight queued for a worker", float(self.waiting)),
             (f"{prefix}_requests_waiting_mean", f"requests_waiting averaged over the last {self.window:.0f} s",
              self.waiting_mean(now)),

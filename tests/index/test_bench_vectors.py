@@ -13,6 +13,7 @@ from lookalike.bench import spectrum
 from lookalike.index import graph
 
 
+@pytest.mark.slow  # 3-14 s of draws: the fast tier keeps its minute
 def test_the_gaussian_has_the_shipped_mean_and_spectrum_and_is_reproducible():
     fitted = np.load(spectrum.STATS)
     assert fitted["top"].shape == (spectrum.TOP_DIRECTIONS, 1280) and int(fitted["samples"]) > 1000

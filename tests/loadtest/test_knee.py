@@ -42,6 +42,13 @@ def test_no_knee_when_throughput_keeps_growing():
     assert knee.knee(found) is None
 
 
+def test_a_bend_is_a_knee_too():
+    """The model server alone, measured: throughput keeps creeping up as batches grow."""
+    found = knee.steps(*timeline([(5, 26.6, 143, 1.8), (10, 47.7, 194, 5.1), (14, 57.3, 265, 8.6),
+                                  (19, 63.6, 344, 12.6), (24, 68.7, 401, 17.3)]))  # fmt: skip
+    assert knee.knee(found) == 3  # +36 % users, +11 % throughput
+
+
 def test_gauges_reads_unlabelled_lookalike_samples():
     page = ("# HELP lookalike_model_queue_ratio x\nlookalike_model_queue_ratio 0.75\n"
             'lookalike_api_requests{route="/search"} 3\nts_inference_requests_total 9\n'

@@ -113,6 +113,7 @@ def gated(photos):
     with StandInModelServer() as model_server:
         torchserve = StandInTorchServe(int(model_server.inference_url.rsplit(":", 1)[1]))
         gate = Gate(Upstream(torchserve), token="sesame", grace=0.3, drain_timeout=5)  # type: ignore[arg-type]
+        gate.interval = 0.1
         port = free_port()
         gate.httpd = Server(("127.0.0.1", port), handler_for(gate))
         serving = threading.Thread(target=gate.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -147,8 +148,7 @@ def test_gate_probes_predictions_metrics_and_drain(gated, photos):
     monitor = threading.Thread(target=gate.monitor, args=(5.0,), daemon=True)
     monitor.start()
     wait_for(lambda: torchserve.started and gate.started.is_set())
-    time.sleep(1.2)  # a refresh with no READY worker
-    assert "efficientnet_lite0: no READY worker" in httpx.get(f"{url}/ready").json()["problems"]
+    wait_for(lambda: "efficientnet_lite0: no READY worker" in httpx.get(f"{url}/ready").json()["problems"])
     torchserve.ready_workers = 2
     wait_for(lambda: httpx.get(f"{url}/ready").status_code == 200)  # READY and warmed
     assert httpx.get(f"{url}/ready").json()["capacity"] == 16
