@@ -43,6 +43,12 @@ def image_exists(tag: str) -> bool:
     return run(["image", "inspect", tag], check=False, capture=True).returncode == 0
 
 
+def image_id(tag: str) -> str | None:
+    """The image `tag` names now, or None."""
+    done = run(["image", "inspect", "--format", "{{.Id}}", tag], check=False, capture=True)
+    return (done.stdout.strip() or None) if done.returncode == 0 else None
+
+
 def image_size(tag: str) -> int:
     """Bytes of `tag` as the engine stores it (uncompressed layers)."""
     return int(run(["image", "inspect", "--format", "{{.Size}}", tag], capture=True).stdout.strip())
