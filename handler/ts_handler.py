@@ -38,7 +38,10 @@ class EmbeddingHandler(BaseHandler):
         properties = context.system_properties
         settings = HandlerSettings.from_model_config(context.model_yaml_config)
         device = worker_device(properties.get("gpu_id"))
-        serialized = (context.manifest.get("model") or {}).get("serializedFile")
+        manifest = context.manifest.get("model") or {}
+        serialized = manifest.get("serializedFile")
+        # which archive serves: "<model name>/<version>" as torch-model-archiver wrote its manifest
+        self.archive = f"{manifest.get('modelName', '?')}/{manifest.get('modelVersion', '?')}"
         weights = os.path.join(properties["model_dir"], serialized) if serialized else None
         self.settings = settings
         self.limits = Limits(settings.max_image_bytes, settings.max_image_pixels, settings.min_image_side)
@@ -121,5 +124,5 @@ class EmbeddingHandler(BaseHandler):
                 regions = list(zip(boxes(scheme), rows[1:], strict=True)) if scheme != "none" else None
                 self.context.set_response_content_type(idx, "application/json")
                 answers[idx] = encode_vector(rows[0], model_id, encoding, regions=regions, scheme=scheme,
-                                             precision=self.embedder.precision)  # fmt: skip
+                                             precision=self.embedder.precision, archive=self.archive)  # fmt: skip
         return answers

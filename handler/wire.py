@@ -3,9 +3,11 @@
 Wire format (one JSON object per request, Content-Type application/json):
 
     {"model": "resnet50", "dimension": 2048, "dtype": "float32", "precision": "bf16",
-     "encoding": "base64", "embedding": "<base64 of D little-endian float32>"}
+     "archive": "resnet50/1.0", "encoding": "base64", "embedding": "<base64 of D little-endian float32>"}
 
-`precision` is what the worker ran the model at (fp32, bf16, fp16 or int8).
+`precision` is what the worker ran the model at (fp32, bf16, fp16 or int8); `archive` is the
+`.mar` that served it, as "<model name>/<archive version>" (torch-model-archiver's --version,
+`lookalike mar --archive-version`): during a rolling update each answer says which one it was.
 
 2048 floats take 10.9 KB as base64, against ~42 KB as TorchServe's indented list.
 A form field `encoding=list` (or the header `X-Lookalike-Encoding: list`) sends
@@ -36,13 +38,15 @@ def _embedding(array: np.ndarray, encoding: str) -> Any:
 
 def encode_vector(vector: np.ndarray, model: str, encoding: str = "base64",
                   regions: list[tuple[tuple[float, float, float, float], np.ndarray]] | None = None,
-                  scheme: str = "none", precision: str | None = None) -> bytes:  # fmt: skip
+                  scheme: str = "none", precision: str | None = None, archive: str | None = None) -> bytes:  # fmt: skip
     """One float32 vector `[D]` (and its regions' `(box, [D])`, if asked for) -> UTF-8 JSON bytes."""
     array = np.ascontiguousarray(vector, dtype="<f4")
     encoding = "list" if encoding == "list" else "base64"
     doc: dict[str, Any] = {"model": model, "dimension": int(array.shape[0]), "dtype": "float32"}
     if precision is not None:
         doc["precision"] = precision
+    if archive is not None:
+        doc["archive"] = archive
     doc.update(encoding=encoding, embedding=_embedding(array, encoding))
     if regions is not None:
         doc["regions"] = scheme

@@ -101,7 +101,7 @@ class StandInModelServer:
                     regions = [(box, image_vector(crop, dimension))
                                for box, crop in zip(boxes(scheme), crops(img, scheme), strict=True)]  # fmt: skip
                     answer = encode_vector(image_vector(img, dimension), model, regions=regions if regions else None,
-                                           scheme=scheme, precision="fp32")  # fmt: skip
+                                           scheme=scheme, precision="fp32", archive=f"{name}/standin")  # fmt: skip
                     self._send(200, answer)
                 except ImageError as exc:
                     self._send(exc.status, encode_error(exc.status, exc.reason))

@@ -48,6 +48,7 @@ class SearchAnswer(Answer):
 
     model: str = Field(description="the model that embedded the query")
     dimension: int
+    archive: str | None = Field(None, description="the model server's archive that embedded it: <name>/<version>")
     hits: list[HitOut] | None = None
     per_category: dict[str, list[HitOut]] | None = None
     took_ms: float

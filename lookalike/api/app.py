@@ -46,6 +46,7 @@ from lookalike.api.metrics import CONTENT_TYPE, Metrics
 from lookalike.api.service import Service
 from lookalike.errors import LookalikeError
 from lookalike.malloc import map_large_buffers
+from lookalike.serving.endpoints import REPLICA_HEADER
 from lookalike.serving.signal import SAMPLE_S
 from lookalike.settings import Settings
 
@@ -141,6 +142,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if counted:
                 metrics.signal.finished()
+        if request.app.state.service.draining:  # a balancer or client sends this replica nothing new
+            response.headers[REPLICA_HEADER] = "draining"
         route = request.scope.get("route")
         template = getattr(route, "path", None) or "(unmatched)"
         metrics.observe(template, request.method, response.status_code, time.perf_counter() - started)

@@ -51,6 +51,8 @@ async def post_search(
     image, _ = await read_upload(request, service.settings.max_image_bytes)
     doc, vector, query = await service.embed_and_extract(image, extract=verify and not per_category)
     answer: dict = {"model": doc["model"], "dimension": int(doc["dimension"])}
+    if doc.get("archive"):
+        answer["archive"] = doc["archive"]
     if per_category:
         groups = await service.indexed(search.per_category, vector, per_category, stage="knn",
                                        max_categories=service.settings.max_categories)  # fmt: skip

@@ -42,6 +42,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, help="override batchSize")
     p.add_argument("--max-batch-delay", type=int, help="override maxBatchDelay (ms)")
     p.add_argument("--workers", type=int, help="override minWorkers and maxWorkers")
+    p.add_argument("--archive-version", default="1.0",
+                   help="the archive's version (1.0); every answer names it as <name>/<version>, so a rolling "
+                        "update shows which archive served each request")  # fmt: skip
     p.add_argument("--if-stale", action="store_true", help="build only if missing or older than the handler code")
     p.set_defaults(run=build_archive)
 
@@ -66,6 +69,14 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models", default=DEFAULT_MODEL, help=f"archives in the model-server image ({DEFAULT_MODEL})")
     p.add_argument("--rebuild-base", action="store_true", help="make the local Debian base again")
     p.set_defaults(run=guarded(build_images))
+
+    p = subparser(sub, "balance", "spread requests over API replicas; one not ready or draining gets nothing new",
+                  "lookalike balance --port 8000 --to http://127.0.0.1:8001,http://127.0.0.1:8002")  # fmt: skip
+    p.add_argument("--host", default="127.0.0.1", help="bind address (127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (8000)")
+    p.add_argument("--to", required=True, help="comma-separated API replica URLs")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between readiness reads of each replica (1)")
+    p.set_defaults(run=balance)
 
     p = subparser(sub, "stop", "stop the TorchServe and API that serve/api/demo started", "lookalike stop")
     p.set_defaults(run=stop)
@@ -96,7 +107,8 @@ def build_archive(args: argparse.Namespace) -> int:
         return 0
     try:
         mar = archive.build(args.model, args.store, args.name, args.weights, args.random_weights, overrides,
-                            handler_overrides, try_int8=False if args.no_int8 else None)  # fmt: skip
+                            handler_overrides, version=args.archive_version,
+                            try_int8=False if args.no_int8 else None)  # fmt: skip
     except (weights.WeightsNotFound, BoundMissed) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -154,6 +166,13 @@ def status(args: argparse.Namespace) -> int:
     print(f"TorchServe: {f'running, pid {ts_pid}' if ts_pid else 'not running'}")
     print(f"search API: {f'running, pid {api_pid}' if api_pid else 'not running'}")
     return 0 if ts_pid and api_pid else 1
+
+
+def balance(args: argparse.Namespace) -> int:
+    from lookalike import balancer
+
+    return balancer.main(["--host", args.host, "--port", str(args.port), "--to", args.to,
+                          "--interval", str(args.interval)])  # fmt: skip
 
 
 def api(args: argparse.Namespace) -> int:

@@ -14,6 +14,9 @@ receives the answers. The rules it encodes:
 - Several instances (LOOKALIKE_TS_URL comma-separated): each request goes to the one with the
   fewest requests in flight; an unreachable or failing (5xx) instance is taken out for a while
   and the request is retried on another (endpoints.py).
+- An instance that answers with the replica header (our gate: draining after SIGTERM, or still
+  starting) gets no new requests for a while; when its answer was a 503 refusal, the request
+  goes at once to another instance (embedding is idempotent), without counting a retry.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from lookalike_handler.wire import decode_vector
 from PIL import Image
 
 from lookalike.errors import ImageRefused, ModelServerAuth, ModelServerDown, ModelServerError
-from lookalike.serving.endpoints import pool
+from lookalike.serving.endpoints import HOLD_S, REPLICA_HEADER, pool
 from lookalike.settings import Settings
 
 # What the exchange yields: a request to send, or seconds to sleep before the next try; it gets
@@ -109,6 +112,12 @@ class _Base:
                 if isinstance(response, ModelServerDown):
                     raise response
                 assert isinstance(response, httpx.Response)
+                state = response.headers.get(REPLICA_HEADER)
+                if state in HOLD_S:  # draining or starting: send it nothing new for a while
+                    self.pool.hold(base, HOLD_S[state])
+                    if response.status_code == 503 and len(failed | {base}) < len(self.pool):
+                        failed.add(base)  # refused unserved: another instance takes it now
+                        continue
                 return interpret(response, endpoint)
             except ModelServerAuth:
                 if not reread:

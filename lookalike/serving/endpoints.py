@@ -5,7 +5,9 @@ One pool per set of URLs per process, shared by every client of it (ingest gives
 thread its own client; the API has one async client), so "outstanding" counts them all.
 Health is passive: an instance that refused a connection or answered 5xx is skipped for
 `cooldown` seconds (doubling while it keeps failing, up to 60 s), then the next request that
-picks it is the probe; one success puts it back.
+picks it is the probe; one success puts it back. An instance that says it is draining or still
+starting (the REPLICA header of our gate and API) is held out for a fixed while (`hold`), not
+counted as failing: a replica being replaced comes back at the same address.
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ import threading
 import time
 
 MAX_COOLDOWN = 60.0
+# The header our gate and API send while they cannot take new work, and how long a client keeps
+# away from each state: a draining replica is going away (a new one at its address is probed
+# after HOLD_S["draining"]); a starting one is back in seconds.
+REPLICA_HEADER = "X-Lookalike-Replica"
+HOLD_S = {"draining": 15.0, "starting": 2.0}
 
 
 class Endpoints:
@@ -25,7 +32,8 @@ class Endpoints:
         self.cooldown = cooldown
         self.lock = threading.Lock()
         self.outstanding = dict.fromkeys(self.urls, 0)
-        self.down_until = dict.fromkeys(self.urls, 0.0)
+        self.down_until = dict.fromkeys(self.urls, 0.0)  # failing: out until then
+        self.held_until = dict.fromkeys(self.urls, 0.0)  # draining or starting: out until then
         self.failures = dict.fromkeys(self.urls, 0)
         self.turn = itertools.count()
 
@@ -38,13 +46,13 @@ class Endpoints:
         with self.lock:
             now = time.monotonic()
             candidates = [url for url in self.urls if url not in avoid] or list(self.urls)
-            up = [url for url in candidates if self.down_until[url] <= now]
+            up = [url for url in candidates if self.out_until(url) <= now]
             if up:
                 start = next(self.turn) % len(self.urls)
                 rotated = self.urls[start:] + self.urls[:start]
                 chosen = min((url for url in rotated if url in up), key=lambda url: self.outstanding[url])
             else:
-                chosen = min(candidates, key=lambda url: self.down_until[url])
+                chosen = min(candidates, key=self.out_until)
             self.outstanding[chosen] += 1
             return chosen
 
@@ -59,10 +67,18 @@ class Endpoints:
                 pause = min(MAX_COOLDOWN, self.cooldown * 2 ** (self.failures[url] - 1))
                 self.down_until[url] = time.monotonic() + pause
 
+    def hold(self, url: str, seconds: float) -> None:
+        """Keep `url` out of `pick` for `seconds` without counting a failure (a replica draining or starting)."""
+        with self.lock:
+            self.held_until[url] = max(self.held_until[url], time.monotonic() + seconds)
+
+    def out_until(self, url: str) -> float:
+        return max(self.down_until[url], self.held_until[url])
+
     def state(self) -> dict[str, str]:
         now = time.monotonic()
         with self.lock:
-            return {url: "up" if self.down_until[url] <= now else f"out for {self.down_until[url] - now:.0f} s"
+            return {url: "up" if self.out_until(url) <= now else f"out for {self.out_until(url) - now:.0f} s"
                     for url in self.urls}  # fmt: skip
 
 

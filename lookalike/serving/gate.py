@@ -14,9 +14,13 @@ one process that listens outside. The gate
   workers' batches hold), their windowed mean, and queue time over compute time (TorchServe's
   counters); plus the capacity, ready and draining;
 - drains on SIGTERM: /ready turns 503 at once, predictions are still taken for `grace` seconds
-  (a load balancer needs that long to stop sending), then it waits for those in flight (at most
-  `drain_timeout` s), stops TorchServe and exits 0. If TorchServe dies, the gate exits 1 so the
-  container restarts.
+  (a load balancer needs that long to stop sending), then new ones are refused with 503 while it
+  waits for those in flight (at most `drain_timeout` s); then it stops TorchServe and exits 0.
+  If TorchServe dies, the gate exits 1 so the container restarts.
+- says so while it cannot take new work: every answer carries `X-Lookalike-Replica: draining`
+  (after SIGTERM) or `starting` (TorchServe not up yet: predictions refused with 503), and our
+  client (lookalike.serving.client) sends such a replica nothing new and moves a refused
+  request to another at once.
 
 It needs no web framework: it runs in the model-server image beside TorchServe.
 
@@ -43,6 +47,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from lookalike.ports import free_ports
+from lookalike.serving.endpoints import REPLICA_HEADER
 from lookalike.serving.signal import SAMPLE_S, WINDOW_S, Signal, render
 from lookalike.serving.torchserve import PORT_KEYS, ServerError, TorchServe
 from lookalike.settings import Settings
@@ -166,8 +171,18 @@ class Gate:
         self.interval = 1.0  # seconds between reads of TorchServe's state and counters
         self.started = threading.Event()  # TorchServe answered with every model READY
         self.draining = threading.Event()
+        self.refusing = threading.Event()  # set `grace` s into a drain: new predictions get 503
         self.stopping = threading.Event()
+        self.served = 0  # predictions answered by TorchServe (any status), for the operator's eyes
+        self.lock = threading.Lock()
         self.httpd: ThreadingHTTPServer | None = None
+
+    @property
+    def state(self) -> str | None:
+        """What the replica header says: "draining", "starting", or None (taking work)."""
+        if self.draining.is_set():
+            return "draining"
+        return None if self.started.is_set() else "starting"
 
     @property
     def ready(self) -> bool:
@@ -195,11 +210,15 @@ class Gate:
             ("lookalike_model_draining", "1 after SIGTERM, while in-flight requests finish",
              float(self.draining.is_set())),
         ]  # fmt: skip
+        served = (
+            "# HELP lookalike_model_requests_total Predictions TorchServe answered through this gate\n"
+            f"# TYPE lookalike_model_requests_total counter\nlookalike_model_requests_total {self.served}\n"
+        )
         try:
             upstream = self.upstream.metrics()
         except OSError as exc:
             upstream = f"# TorchServe's metrics unavailable: {exc!r}\n"
-        return render(gauges) + upstream
+        return render(gauges) + served + upstream
 
     def authorised(self, header: str | None) -> bool:
         if not self.token:
@@ -211,7 +230,10 @@ class Gate:
         self.signal.started()
         self._update_waiting()
         try:
-            return self.upstream.forward("POST", path, body, headers)
+            answer = self.upstream.forward("POST", path, body, headers)
+            with self.lock:
+                self.served += 1
+            return answer
         finally:
             self.signal.finished()
             self._update_waiting()
@@ -253,6 +275,7 @@ class Gate:
                     self.signal.in_flight)  # fmt: skip
         self.draining.set()
         time.sleep(self.grace)
+        self.refusing.set()
         deadline = time.monotonic() + self.drain_timeout
         while self.signal.in_flight and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -272,6 +295,9 @@ def handler_for(gate: Gate) -> type[BaseHTTPRequestHandler]:
 
         def send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
             self.send_response(status)
+            state = gate.state
+            if state:
+                self.send_header(REPLICA_HEADER, state)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -309,6 +335,9 @@ def handler_for(gate: Gate) -> type[BaseHTTPRequestHandler]:
                 self.send_json(
                     401, {"code": 401, "type": "InvalidKeyException", "message": "bearer key missing or wrong"}
                 )
+                return
+            if gate.refusing.is_set() or not gate.started.is_set():
+                self.send_json(503, {"code": 503, "message": f"this replica is {gate.state}: send it elsewhere"})
                 return
             headers = {name: self.headers[name] for name in FORWARDED_HEADERS if self.headers.get(name)}
             if headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):

@@ -24,17 +24,21 @@ def test_live_ready_and_draining(standin_api):
     service = standin_api.server.config.app.state.service
     assert httpx.get(f"{standin_api.url}/live").json() == {"status": "alive", "problems": []}
     assert httpx.get(f"{standin_api.url}/ready").json() == {"status": "ready", "problems": []}
+    assert "X-Lookalike-Replica" not in httpx.get(f"{standin_api.url}/ready").headers
     service.draining = True
     try:
         ready = httpx.get(f"{standin_api.url}/ready")
         assert ready.status_code == 503 and ready.json()["problems"] == ["draining"]
+        assert ready.headers["X-Lookalike-Replica"] == "draining"  # every answer says so: a balancer moves on
         assert "lookalike_api_draining 1" in httpx.get(f"{standin_api.url}/metrics").text
     finally:
         service.draining = False
 
 
 def test_metrics_carry_the_autoscaling_signal(standin_api, coffee):
-    assert httpx.post(f"{standin_api.url}/search", content=coffee, timeout=60).status_code == 200
+    answer = httpx.post(f"{standin_api.url}/search", content=coffee, timeout=60)
+    assert answer.status_code == 200
+    assert answer.json()["archive"] == "efficientnet_lite0/standin"  # which archive embedded the query
     page = httpx.get(f"{standin_api.url}/metrics").text
     gauges = {line.split()[0]: float(line.split()[1]) for line in page.splitlines()
               if line.startswith("lookalike_api_") and "{" not in line and not line.startswith("#")}  # fmt: skip

@@ -121,6 +121,7 @@ def test_precision_auto_keeps_the_default_when_the_int8_trunk_missed_the_bound(s
     assert "int8.pt" not in names  # a trunk that is not chosen is not shipped
     doc = raw(server, AUTO_MODEL, photos["coffee"]).json()
     assert doc["precision"] == resolve_precision("auto", torch.device("cpu")) != "int8"
+    assert doc["archive"] == f"{AUTO_MODEL}/1.0"  # which archive answered: name and version from its manifest
 
 
 def test_each_bad_input_gets_its_4xx_and_the_worker_keeps_serving(server, coffee):

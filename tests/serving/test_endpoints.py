@@ -3,8 +3,10 @@ an instance back in once it answers. Stand-in servers (fast tier) and real Torch
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psutil
 import pytest
@@ -50,6 +52,62 @@ def test_a_failed_instance_is_out_for_a_while_then_probed_again():
         picks.add(url)
         pool.done(url, healthy=True)
     assert bad in picks and pool.state()[bad] == "up"  # probed once the pause is over; back in
+
+
+def test_a_held_instance_is_out_until_its_hold_ends_and_a_success_elsewhere_does_not_end_it():
+    pool = Endpoints(["http://a", "http://b"])
+    pool.hold("http://a", 0.3)
+    for _ in range(4):
+        url = pool.pick()
+        assert url == "http://b"
+        pool.done(url, healthy=True)
+    url = pool.pick()
+    pool.done("http://b", healthy=True)  # a success does not end another's hold, nor a failure count
+    assert pool.state()["http://a"].startswith("out for") and pool.failures["http://a"] == 0
+    time.sleep(0.35)
+    assert {pool.pick(), pool.pick()} == {"http://a", "http://b"}
+
+
+class Draining:
+    """A stand-in replica that refuses every prediction as our gate does after its drain's grace:
+    503 with the replica header."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                outer.requests += 1
+                body = b'{"code": 503, "message": "this replica is draining"}'
+                self.send_response(503)
+                self.send_header("X-Lookalike-Replica", "draining")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def test_a_draining_replica_gets_nothing_new_and_its_refusal_goes_to_another_at_once(photos):
+    draining = Draining()
+    try:
+        with StandInModelServer() as live:
+            client = ModelClient(f"{draining.url},{live.inference_url}", LITE, retries=0)
+            started = time.monotonic()
+            vectors = [client.embed(photos["coffee"]) for _ in range(12)]
+            assert len(vectors) == 12 and live.requests == 12  # none lost, none retried by back-off
+            assert draining.requests == 1  # the refusal held it out of every later pick
+            assert client.pool.state()[draining.url].startswith("out for")
+            assert time.monotonic() - started < 5  # moved at once: no back-off sleep (0.5 s and up)
+    finally:
+        draining.httpd.shutdown()
 
 
 def test_requests_spread_over_instances_and_survive_one_going_away(photos):

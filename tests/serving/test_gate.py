@@ -144,6 +144,8 @@ def test_gate_probes_predictions_metrics_and_drain(gated, photos):
     assert httpx.get(f"{url}/live").json() == {"status": "starting"}
     ready = httpx.get(f"{url}/ready")
     assert ready.status_code == 503 and ready.json()["problems"] == ["starting"]
+    early = httpx.post(f"{url}/predictions/efficientnet_lite0", content=image, headers=key)
+    assert early.status_code == 503 and early.headers["X-Lookalike-Replica"] == "starting"
 
     monitor = threading.Thread(target=gate.monitor, args=(5.0,), daemon=True)
     monitor.start()
@@ -172,14 +174,24 @@ def test_gate_probes_predictions_metrics_and_drain(gated, photos):
                   "lookalike_model_queue_ratio ", "lookalike_model_requests_waiting_mean "):  # fmt: skip
         assert gauge in page
     assert "ts_inference_latency_microseconds{" in page  # TorchServe's own metrics follow
+    assert "lookalike_model_requests_total 3" in page  # the 200s, the 415: TorchServe answered them
+    assert "X-Lookalike-Replica" not in answer.headers  # taking work: no replica header
 
-    # SIGTERM: not ready at once, predictions still served during the grace, then the server stops
+    # SIGTERM: not ready at once, predictions still served during the grace (saying "draining"),
+    # then refused with 503 while the ones in flight finish, then the server stops
+    gate.signal.started()  # one prediction in flight holds the drain open
     draining = threading.Thread(target=gate.drain)
     draining.start()
     wait_for(gate.draining.is_set)
     assert httpx.get(f"{url}/ready").json()["problems"] == ["draining"]
-    assert httpx.post(f"{url}/predictions/efficientnet_lite0", content=image, headers=key).status_code == 200
+    served = httpx.post(f"{url}/predictions/efficientnet_lite0", content=image, headers=key)
+    assert served.status_code == 200 and served.headers["X-Lookalike-Replica"] == "draining"
     assert "lookalike_model_draining 1" in httpx.get(f"{url}/metrics").text
+    wait_for(gate.refusing.is_set)
+    refused = httpx.post(f"{url}/predictions/efficientnet_lite0", content=image, headers=key)
+    assert refused.status_code == 503 and refused.headers["X-Lookalike-Replica"] == "draining"
+    assert draining.is_alive()  # still waiting for the one in flight
+    gate.signal.finished()
     draining.join(10)
     assert not draining.is_alive()
     with pytest.raises(httpx.TransportError):
