@@ -11,6 +11,9 @@ Every response is checked (status, JSON shape, dimension, at least one hit) and 
 says why. Shapes: --shape ramp|steps|spike|soak over -u (peak users) and -t (run time);
 --rate R paces the whole test at R requests/s (each user an even share) instead of flat out.
 Thresholds --max-fail-ratio, --max-p95-ms, --min-rps set the exit code (1 when broken).
+--timeline FILE writes one CSV line per request as it ends (unix time, name, ms, ok, the archive
+that embedded a search's query, and the failure's reason): what an operations test splits into
+phases (before, during and after a change).
 Options may also come from environment variables (docs/loadtest.md); the model server's URL,
 model and key default to the settings every other command reads (lookalike.settings).
 """
@@ -21,6 +24,7 @@ import base64
 import itertools
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -76,6 +80,8 @@ def _options(parser) -> None:
     group.add_argument("--signal", default=SIGNAL, help=f"--shape steps: the gauge to judge ({SIGNAL})")
     group.add_argument("--signal-threshold", type=float, default=THRESHOLD,
                        help=f"--shape steps: its documented threshold ({THRESHOLD})")  # fmt: skip
+    group.add_argument("--timeline", default="",
+                       help="CSV file: one line per request as it ends (time, name, ms, ok, archive, reason)")  # fmt: skip
     group.add_argument("--max-fail-ratio", type=float, default=settings.max_fail_ratio)
     group.add_argument("--max-p95-ms", type=float, default=settings.max_p95_ms)
     group.add_argument("--min-rps", type=float, default=settings.min_rps)
@@ -246,6 +252,40 @@ def _record_steps(environment, **_kwargs) -> None:
 def _count(response_time, exception=None, **_kwargs) -> None:
     if Steps.recorder is not None:
         Steps.recorder.request(response_time, exception is not None)
+
+
+class Timeline:
+    """--timeline: the open CSV file, written as each request ends (one process: no workers)."""
+
+    handle = None
+
+
+@events.test_start.add_listener
+def _open_timeline(environment, **_kwargs) -> None:
+    path = environment.parsed_options.timeline if environment.parsed_options else ""
+    if path:
+        Timeline.handle = open(path, "a", buffering=1, newline="")  # noqa: SIM115  (closed at test stop)
+
+
+@events.request.add_listener
+def _timeline(name, response_time, response=None, exception=None, **_kwargs) -> None:
+    if Timeline.handle is None:
+        return
+    archive = ""
+    if exception is None and name == "POST /search" and response is not None:
+        try:
+            archive = response.json().get("archive") or ""
+        except (ValueError, AttributeError):
+            archive = ""
+    reason = str(exception or "").replace("\n", " ").replace(",", ";")[:200]
+    Timeline.handle.write(f"{time.time():.3f},{name},{response_time:.1f},{int(exception is None)},{archive},{reason}\n")
+
+
+@events.test_stop.add_listener
+def _close_timeline(**_kwargs) -> None:
+    if Timeline.handle is not None:
+        Timeline.handle.close()
+        Timeline.handle = None
 
 
 @events.test_stop.add_listener

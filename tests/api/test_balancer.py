@@ -64,7 +64,7 @@ class Replica:
 @pytest.fixture
 def balanced():
     replicas = [Replica("a"), Replica("b")]
-    balancer = Balancer([r.url for r in replicas], interval=0.1, retry_for=2.0)
+    balancer = Balancer([r.url for r in replicas], interval=0.1, retry_for=0.5)
     httpd = Server(("127.0.0.1", 0), handler_for(balancer))
     threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     threading.Thread(target=balancer.watch, daemon=True).start()
