@@ -81,7 +81,7 @@ def _options(parser) -> None:
     group.add_argument("--signal-threshold", type=float, default=THRESHOLD,
                        help=f"--shape steps: its documented threshold ({THRESHOLD})")  # fmt: skip
     group.add_argument("--timeline", default="",
-                       help="CSV file: one line per request as it ends (time, name, ms, ok, archive, reason)")  # fmt: skip
+                       help="CSV: a line per request as it ends (time, name, ms, ok, archive, reason)")  # fmt: skip
     group.add_argument("--max-fail-ratio", type=float, default=settings.max_fail_ratio)
     group.add_argument("--max-p95-ms", type=float, default=settings.max_p95_ms)
     group.add_argument("--min-rps", type=float, default=settings.min_rps)
