@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lookalike.api.process import stop_api
-from lookalike.index import VectorIndex, open_index
+from lookalike.index import VectorIndex, live, open_index
 from lookalike.ingest.pipeline import Ingestor, Report
 from lookalike.ingest.sources import Item
 from lookalike.ports import free_ports
@@ -78,8 +78,14 @@ class Connected:
         self.client.close()
 
 
-def connect(settings: Settings) -> Connected:
-    """Ask the model server what it serves (model id, dimension), then open the index for it."""
+def connect(settings: Settings, pair: live.Pair | None = None) -> Connected:
+    """Ask the model server what it serves (model id, dimension), then open the index for it. The
+    endpoint and index are the catalogue's live pair where a rollout recorded one (lookalike.index.live;
+    else the configured endpoint's), or `pair`."""
+    if pair is None and not settings.index:
+        pair = live.read(settings).live
+    if pair is not None:
+        settings = settings.replace(model=pair.endpoint, index=pair.index)
     client = ModelClient.from_settings(settings)
     try:
         info = client.info()

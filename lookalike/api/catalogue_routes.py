@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 from lookalike_handler.wire import decode_regions
@@ -60,17 +62,21 @@ async def put_image(
 ) -> dict:
     service = service_of(request)
     image, fields = await read_upload(request, service.settings.max_image_bytes)
-    doc_meta, vector = await service.embed(image, service.settings.regions)
     given = {"category": category, "tags": tags, "source": source} | {k: v for k, v in fields.items() if v}
     tag_list = [tag.strip() for tag in (given["tags"] or "").split(",") if tag.strip()]
-    doc = Doc.of_image(doc_id, vector, doc_meta["model"], image, given["source"] or f"upload:{doc_id}",
-                       given["category"] or None, tag_list, service.settings.regions,
-                       decode_regions(doc_meta))  # fmt: skip
-    existed = await service.indexed(lambda index: bool(index.existing([doc_id])))
-    _, failures = await service.indexed(lambda index: index.upsert([doc]))
-    if failures:
-        raise IndexUnavailable(f"the index refused {doc_id}: {failures[0][1]}")
-    await service.indexed(lambda index: index.refresh())
+    # the live pair, and while a blue/green rollout builds, the next one too: a write reaches both
+    targets = [await service.current(), *filter(None, [await service.building()])]
+    answers = await asyncio.gather(*(service.embed(image, service.settings.regions, served=t) for t in targets))
+    docs = [Doc.of_image(doc_id, vector, doc_meta["model"], image, given["source"] or f"upload:{doc_id}",
+                         given["category"] or None, tag_list, service.settings.regions, decode_regions(doc_meta))
+            for doc_meta, vector in answers]  # fmt: skip
+    existed = await service.indexed(lambda index: bool(index.existing([doc_id])), served=targets[0])
+    for target, doc in zip(targets, docs, strict=True):
+        _, failures = await service.indexed(lambda index, doc=doc: index.upsert([doc]), served=target)
+        if failures:
+            raise IndexUnavailable(f"the index refused {doc_id}: {failures[0][1]}")
+        await service.indexed(lambda index: index.refresh(), served=target)
+    doc = docs[0]
     await run_in_threadpool(service.thumbnails.make, doc_id, image)
     await run_in_threadpool(lambda: service.features.put(doc_id, extract(image)))  # the bytes are in hand
     response.status_code = 200 if existed else 201
@@ -81,6 +87,10 @@ async def put_image(
                responses=errors(401, 403, 404, 503))  # fmt: skip
 async def delete_image(request: Request, doc_id: str) -> Response:
     service = service_of(request)
+    building = await service.building()
+    if building is not None:  # a blue/green rollout builds: the next index loses it too
+        await service.indexed(lambda index: index.delete(doc_id), served=building)
+        await service.indexed(lambda index: index.refresh(), served=building)
     if not await service.indexed(lambda index: index.delete(doc_id)):
         raise NotFound(f"no image with id {doc_id}")
     await service.indexed(lambda index: index.refresh())

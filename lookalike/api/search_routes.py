@@ -49,12 +49,13 @@ async def post_search(
     service = service_of(request)
     started = time.perf_counter()
     image, _ = await read_upload(request, service.settings.max_image_bytes)
-    doc, vector, query = await service.embed_and_extract(image, extract=verify and not per_category)
+    served = await service.current()  # one pair for the whole request: the query's model is the index's
+    doc, vector, query = await service.embed_and_extract(image, extract=verify and not per_category, served=served)
     answer: dict = {"model": doc["model"], "dimension": int(doc["dimension"])}
     if doc.get("archive"):
         answer["archive"] = doc["archive"]
     if per_category:
-        groups = await service.indexed(search.per_category, vector, per_category, stage="knn",
+        groups = await service.indexed(search.per_category, vector, per_category, stage="knn", served=served,
                                        max_categories=service.settings.max_categories)  # fmt: skip
         answer["per_category"] = {name: [hit.to_dict() for hit in hits] for name, hits in groups.items()}
     else:
@@ -62,9 +63,9 @@ async def post_search(
         if query is not None:
             hits = await service.indexed(search.verified, service.features, query, vector, stage=None,
                                          candidates=service.settings.verify_candidates, stages=service.stages(),
-                                         pool=service.judges, **chosen)  # fmt: skip
+                                         pool=service.judges, served=served, **chosen)  # fmt: skip
         else:
-            hits = await service.indexed(search.by_vector, vector, stage="knn", **chosen)
+            hits = await service.indexed(search.by_vector, vector, stage="knn", served=served, **chosen)
         answer["hits"] = [hit.to_dict() for hit in hits]
     return {**answer, "took_ms": round((time.perf_counter() - started) * 1000, 1)}
 

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -18,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from lookalike.api.metrics import Metrics
 from lookalike.api.thumbnails import Thumbnails
 from lookalike.errors import BadQuery, LookalikeError, UploadTooLarge
-from lookalike.index import VectorIndex, open_index
+from lookalike.index import VectorIndex, live, open_index
 from lookalike.review.store import ReviewStore, open_review
 from lookalike.serving.client import AsyncModelClient, ModelInfo
 from lookalike.settings import Settings
@@ -30,6 +31,18 @@ from lookalike.verify.store import FeatureStore
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 MULTIPART_SLACK = 64 * 1024  # headers and boundaries around the file in a multipart body
+LIVE_CHECK_S = 1.0  # how often the live pair (lookalike.index.live) is read again: a rollout's switch reaches
+# every replica within this, and each request keeps the pair it started with
+
+
+@dataclass(frozen=True)
+class Served:
+    """A model-server endpoint's client and the index of its vectors: a request embeds with the one
+    and searches or writes the other, never a vector of one model in an index of another."""
+
+    pair: live.Pair
+    client: AsyncModelClient
+    index: VectorIndex
 
 
 class TimedPool(ThreadPoolExecutor):
@@ -78,8 +91,10 @@ class TimedPool(ThreadPoolExecutor):
 
 
 class Service:
-    """The API's state: one async client for TorchServe, the index (opened on first need), and
-    the metrics; `embed` and `indexed` time the two halves of every request."""
+    """The API's state: the live pair (an async client for its model-server endpoint and its index,
+    opened on first need, read again every LIVE_CHECK_S so a blue/green switch reaches it; while a
+    rollout builds, the next pair too, which every write reaches), and the metrics; `embed` and
+    `indexed` time the two halves of every request."""
 
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings, self.metrics = settings, metrics
@@ -90,10 +105,19 @@ class Service:
         self.model = AsyncModelClient.from_settings(settings, retries=0)
         self.info: ModelInfo | None = None
         self.precision: str | None = None  # what the model server's last answer ran at
-        self.index: VectorIndex | None = None
         self.review: ReviewStore | None = None
         self.draining = False  # set on SIGTERM (lookalike.api.serve): /ready answers 503
         self._opening = asyncio.Lock()
+        self._clients: dict[str, AsyncModelClient] = {settings.model: self.model}  # by endpoint
+        self._indexes: dict[live.Pair, VectorIndex] = {}
+        self._live: Served | None = None
+        self._next: Served | None = None
+        self._read_at = 0.0
+
+    @property
+    def index(self) -> VectorIndex | None:
+        """The live index, once opened."""
+        return self._live.index if self._live is not None else None
 
     async def in_thread(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`call(*args, **kwargs)` on the API's thread pool, its wait and run times told to the signal."""
@@ -117,16 +141,46 @@ class Service:
         return limiter.statistics().tasks_waiting + self.judges.waiting()
 
     async def ready_index(self) -> VectorIndex:
-        """Open the index for the served model on first use (the model server may start later)."""
-        if self.index is not None:
-            return self.index
+        return (await self.current()).index
+
+    async def current(self) -> Served:
+        """The live pair, opened on first use (the model server may start later) and read again
+        every LIVE_CHECK_S; a request takes it once and keeps it."""
+        if self._live is not None and (time.monotonic() - self._read_at < LIVE_CHECK_S or self._opening.locked()):
+            return self._live
         async with self._opening:
-            if self.index is None:
-                info = await self.model.info()
-                self.index = await run_in_threadpool(open_index, self.settings, info.model, info.dimension)
-                self.info = info
-                self.precision = info.precision
-        return self.index
+            if self._live is None or time.monotonic() - self._read_at >= LIVE_CHECK_S:
+                await self._read_live()
+        assert self._live is not None
+        return self._live
+
+    async def building(self) -> Served | None:
+        """The pair a blue/green rollout is building (every write reaches it too), or None."""
+        await self.current()
+        return self._next
+
+    async def _read_live(self) -> None:
+        state = await run_in_threadpool(live.read, self.settings)
+        pair = state.live
+        if pair is None:  # no rollout ever: the configured endpoint and the model it serves
+            info = self.info or await self.model.info()
+            self.info, self.precision = info, self.precision or info.precision
+            pair = live.Pair(self.settings.model, info.model, info.dimension)
+        served = await self._served(pair)
+        if self._live is not None and served.pair != self._live.pair:
+            logger.warning("live model now %s (%s, index %s)", pair.endpoint, pair.model, pair.index or "embedded")
+        self._live = served
+        self._next = await self._served(state.next) if state.next else None
+        self._read_at = time.monotonic()
+
+    async def _served(self, pair: live.Pair) -> Served:
+        if pair.endpoint not in self._clients:
+            self._clients[pair.endpoint] = AsyncModelClient.from_settings(self.settings.replace(model=pair.endpoint),
+                                                                          retries=0)  # fmt: skip
+        if pair not in self._indexes:
+            settings = self.settings.replace(index=pair.index) if pair.index else self.settings
+            self._indexes[pair] = await run_in_threadpool(open_index, settings, pair.model, pair.dimension)
+        return Served(pair, self._clients[pair.endpoint], self._indexes[pair])
 
     async def ready_review(self) -> ReviewStore:
         """The store of de-duplication runs and decisions (lookalike.review), opened on first need."""
@@ -134,22 +188,24 @@ class Service:
             self.review = await run_in_threadpool(open_review, self.settings)
         return self.review
 
-    async def embed(self, image: bytes, regions: str = "none"):
-        """(TorchServe's document, the float32 vector) for `image`, timed as embedding time; the
-        document holds the region vectors of scheme `regions`."""
+    async def embed(self, image: bytes, regions: str = "none", served: Served | None = None):
+        """(TorchServe's document, the float32 vector) for `image` by the endpoint of `served` (the
+        live pair), timed as embedding time; the document holds the region vectors of scheme `regions`."""
+        client = (served or await self.current()).client
         with self.stages().timed("embed"):
-            doc, vector = await self.model.embed(image, regions)
+            doc, vector = await client.embed(image, regions)
         self.precision = doc.get("precision", self.precision)
         return doc, vector
 
-    async def embed_and_extract(self, image: bytes, extract: bool = True) -> tuple[dict, np.ndarray, Features | None]:
+    async def embed_and_extract(self, image: bytes, extract: bool = True, served: Served | None = None,
+                                ) -> tuple[dict, np.ndarray, Features | None]:  # fmt: skip
         """`embed`, and with `extract` the image's local features too, made from the same bytes on
         another core while the model server embeds them (timed as stage `extract`); else None."""
         if not extract:
-            return (*await self.embed(image), None)
+            return (*await self.embed(image, served=served), None)
         extracting = asyncio.ensure_future(self._extracted(image))
         try:
-            doc, vector = await self.embed(image)
+            doc, vector = await self.embed(image, served=served)
         except BaseException:
             extracting.cancel()
             raise
@@ -159,10 +215,12 @@ class Service:
         with self.stages().timed("extract"):
             return await self.in_thread(features.extract, image)
 
-    async def indexed(self, call: Callable[..., T], *args, stage: str | None = "index", **kwargs) -> T:
-        """`call(index, *args, **kwargs)` in the thread pool, timed as `stage` (index time; knn for a
-        k-NN query; None: the call times its own stages, given `stages=self.stages()`)."""
-        index = await self.ready_index()
+    async def indexed(self, call: Callable[..., T], *args, stage: str | None = "index", served: Served | None = None,
+                      **kwargs) -> T:  # fmt: skip
+        """`call(index, *args, **kwargs)` in the thread pool on the index of `served` (the live pair),
+        timed as `stage` (index time; knn for a k-NN query; None: the call times its own stages,
+        given `stages=self.stages()`)."""
+        index = (served or await self.current()).index
         if stage is None:
             return await self.in_thread(call, index, *args, **kwargs)
         with self.stages().timed(stage):
@@ -201,13 +259,14 @@ class Service:
         return problems
 
     async def close(self) -> None:
-        await self.model.aclose()
+        for client in self._clients.values():
+            await client.aclose()
         self.judges.shutdown(wait=True)
         self.features.close()
         if self.review is not None:
             await run_in_threadpool(self.review.close)
-        if self.index is not None:
-            await run_in_threadpool(self.index.close)
+        for index in self._indexes.values():
+            await run_in_threadpool(index.close)
 
 
 def service_of(request: Request) -> Service:

@@ -8,17 +8,18 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from lookalike import dedup, search
+from lookalike import dedup, rollout, search
 from lookalike.cli.common import add_settings_args, connected, guarded, settings_from_args, subparser
 from lookalike.errors import BadQuery
-from lookalike.index import open_index, recall
+from lookalike.index import live, open_index, recall
 from lookalike.index.opensearch_client import connect as opensearch_client
 from lookalike.index.opensearch_index import OpenSearchIndex, create_index, swap_alias
 from lookalike.index.tuning import REREAD
 from lookalike.ingest import sources
 from lookalike.ingest.pipeline import DEFAULT_ERRORS, Ingestor, write_errors
 from lookalike.serving.client import ModelClient
-from lookalike.settings import RUN_DIR
+from lookalike.settings import RUN_DIR, Settings
+from lookalike.stack import connect as connect_pair
 from lookalike.timing import Stages
 from lookalike.verify.features import extract
 from lookalike.verify.store import FeatureStore
@@ -103,8 +104,10 @@ def add(sub: argparse._SubParsersAction) -> None:
                   "lookalike admin merge --index NAME   # one segment: one HNSW graph per shard to search",
                   "lookalike admin swap NAME     # one atomic switch",
                   "lookalike admin recall --target 0.95   # measure recall@10 per efSearch on its own data, keep the "
-                  "smallest that reaches 0.95")  # fmt: skip
-    p.add_argument("action", choices=["info", "create", "merge", "swap", "recall"])
+                  "smallest that reaches 0.95",
+                  "lookalike admin rollout --model resnet50   # blue/green: a new index by the new model beside the "
+                  "live one, checked, then both switched together (rollback: the same with the old model)")  # fmt: skip
+    p.add_argument("action", choices=["info", "create", "merge", "swap", "recall", "rollout"])
     p.add_argument("name", nargs="?", help="swap: the physical index to point the alias at")
     p.add_argument("--target", type=float, help="recall: the recall@k to reach; the smallest efSearch that reaches "
                    "it is recorded in the index and used by every later search")  # fmt: skip
@@ -112,6 +115,8 @@ def add(sub: argparse._SubParsersAction) -> None:
                    help="recall: comma-separated efSearch values to measure (%(default)s)")  # fmt: skip
     p.add_argument("--k", type=int, default=10, help="recall: k of recall@k (10)")
     p.add_argument("--sample", type=int, default=recall.SAMPLE, help=f"recall: queries ({recall.SAMPLE})")
+    p.add_argument("--concurrency", type=int, default=4, help="rollout: images embedded at once (4)")
+    p.add_argument("--no-progress", action="store_true", help="rollout: no progress line")
     add_settings_args(p)
     p.set_defaults(run=guarded(admin))
 
@@ -138,6 +143,16 @@ def ingest(args: argparse.Namespace) -> int:
         print(f"index: {stack.index.describe()}")
     finally:
         stack.close()
+    building = live.read(stack.settings).next
+    if building is not None:  # a blue/green rollout builds: these writes reach its index too
+        print(f"a rollout to {building.endpoint} is building: the same images into its index")
+        nxt = connect_pair(stack.settings, building)
+        try:
+            later = Ingestor(nxt.settings, nxt.index, nxt.info, concurrency=args.concurrency, chunk=args.batch,
+                             features=False).run(items(), total, progress=not args.no_progress)  # fmt: skip
+            print(later.summary())
+        finally:
+            nxt.close()
     return 1 if report.failed else 0
 
 
@@ -253,6 +268,12 @@ def measure_recall(index, args: argparse.Namespace) -> int:
 
 def admin(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    if args.action == "rollout":  # --model names the new endpoint; the live one comes from the catalogue's record
+        if not args.model:
+            raise BadQuery("name the model to roll out: lookalike admin rollout --model NEW")
+        outcome = rollout.run(settings.replace(model=Settings.from_env().model), args.model,
+                              concurrency=args.concurrency, progress=not args.no_progress)  # fmt: skip
+        return 0 if outcome.switched or not outcome.problems else 1
     client = ModelClient.from_settings(settings)
     try:
         info = client.info()

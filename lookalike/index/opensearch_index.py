@@ -335,11 +335,12 @@ def alias_targets(client: OpenSearch, alias: str) -> list[str]:
     """The indices `alias` points at ([] if it names none), asked through the alias itself
     (GET <alias>/_alias): a user whose role covers only our indices may ask that, while
     GET _alias/<alias> asks about every index of the cluster."""
-    try:
-        found = client.indices.get_alias(index=alias)
+    try:  # a 404 is an answer here, not a failure to log (the API asks every second during a rollout)
+        found = client.indices.get_alias(index=alias, ignore=404)
     except NotFoundError:
         return []
-    return sorted(name for name, entry in found.items() if alias in entry.get("aliases", {}))
+    return sorted(name for name, entry in found.items()
+                  if isinstance(entry, dict) and alias in entry.get("aliases", {}))  # fmt: skip
 
 
 def swap_alias(client: OpenSearch, alias: str, new_index: str, model: str, dimension: int) -> str | None:

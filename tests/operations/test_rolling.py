@@ -30,7 +30,7 @@ def test_a_new_archive_rolls_across_the_replicas_under_load_failing_nothing(stor
     archive.build(LITE, new_store, version="2.0")
     ports = [free_port(), free_port(), free_port()]  # the client's three addresses: two in use, one for the surge
     old = [ModelServer(store, tmp_path / f"old-{i}", port=ports[i]) for i in range(2)]
-    alias = f"ops-{uuid.uuid4().hex[:8]}"
+    alias = f"t-ops-{uuid.uuid4().hex[:8]}"
     settings = opensearch_settings(plain_opensearch_url, alias, model=LITE, thumb_dir=tmp_path / "thumbs",
                                    home=tmp_path, ts_url=",".join(f"http://127.0.0.1:{p}" for p in ports))  # fmt: skip
     running, api, load = list(old), None, None

@@ -28,7 +28,7 @@ def test_model_servers_1_3_1_and_api_restarts_under_load_fail_nothing(store, pho
     first = ModelServer(store, tmp_path / "ms-a")
     ports = [free_port(), free_port()]  # the replicas scaling adds; the API's client knows them from the start
     urls = [first.url] + [f"http://127.0.0.1:{port}" for port in ports]
-    alias = f"ops-{uuid.uuid4().hex[:8]}"
+    alias = f"t-ops-{uuid.uuid4().hex[:8]}"
     settings = opensearch_settings(plain_opensearch_url, alias, ts_url=",".join(urls), model=LITE,
                                    thumb_dir=tmp_path / "thumbs", home=tmp_path)  # fmt: skip
     apis: list[Api] = []
