@@ -32,5 +32,5 @@ def test_begin_switch_and_abandon(tmp_path):
 def test_a_damaged_record_is_a_clear_error(tmp_path):
     settings = Settings(data_dir=tmp_path, alias="shop")
     live.state_file(settings).write_text("{not json")
-    with pytest.raises(IndexMismatch, match="cannot read .*shop.live.json"):
+    with pytest.raises(IndexMismatch, match=r"cannot read .*shop\.live\.json"):
         live.read(settings)
