@@ -28,10 +28,11 @@ import signal
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 from lookalike.serving.endpoints import HOLD_S, REPLICA_HEADER, Endpoints
+from lookalike.serving.httpserver import Server
 
 logger = logging.getLogger("lookalike.balancer")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -161,11 +162,6 @@ def handler_for(balancer: Balancer) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = handle_any
 
     return Handler
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 1024
 
 
 def serve(balancer: Balancer, host: str, port: int) -> int:

@@ -23,7 +23,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lookalike.errors import IndexMismatch
+from lookalike.errors import IndexMismatch, IndexUnavailable
 from lookalike.settings import Settings
 
 NEXT_SUFFIX = "-next"
@@ -46,9 +46,18 @@ class State:
 
 
 def read(settings: Settings) -> State:
-    if settings.opensearch_url:
+    """The catalogue's record; IndexUnavailable (503) when the index cannot be asked now."""
+    if not settings.opensearch_url:
+        return _read_file(settings)
+    from opensearchpy.exceptions import ConnectionError as OSConnectionError
+    from opensearchpy.exceptions import TransportError
+
+    from lookalike.index.opensearch_client import unavailable
+
+    try:
         return _read_opensearch(settings)
-    return _read_file(settings)
+    except (OSConnectionError, TransportError) as exc:
+        raise unavailable(exc, settings) or exc from exc
 
 
 def begin(settings: Settings, live: Pair, nxt: Pair) -> None:
@@ -150,7 +159,9 @@ def _read_file(settings: Settings) -> State:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
         return State(None)
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        raise IndexUnavailable(f"cannot open the embedded index at {settings.data_dir}: {exc}") from exc
+    except ValueError as exc:
         raise IndexMismatch(f"cannot read {path}: {exc}") from exc
     return State(*(Pair(**doc[key]) if doc.get(key) else None for key in ("live", "next")))
 

@@ -42,12 +42,13 @@ import signal
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from lookalike.ports import free_ports
 from lookalike.serving.endpoints import REPLICA_HEADER
+from lookalike.serving.httpserver import Server
 from lookalike.serving.signal import SAMPLE_S, WINDOW_S, Signal, render
 from lookalike.serving.torchserve import PORT_KEYS, ServerError, TorchServe
 from lookalike.settings import Settings
@@ -175,7 +176,7 @@ class Gate:
         self.stopping = threading.Event()
         self.served = 0  # predictions answered by TorchServe (any status), for the operator's eyes
         self.lock = threading.Lock()
-        self.httpd: ThreadingHTTPServer | None = None
+        self.httpd: Server | None = None
 
     @property
     def state(self) -> str | None:
@@ -350,11 +351,6 @@ def handler_for(gate: Gate) -> type[BaseHTTPRequestHandler]:
             self.send(status, answer, content_type)
 
     return Handler
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 1024  # the listen backlog: socketserver's 5 drops a burst's connections
 
 
 def serve(gate: Gate, host: str, port: int, start_timeout: float = 300.0) -> int:

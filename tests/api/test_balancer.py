@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
 
-from lookalike.balancer import Balancer, Server, handler_for, idempotent
+from lookalike.balancer import Balancer, handler_for, idempotent
+from lookalike.serving.httpserver import Server
 
 
 class Replica:
@@ -52,9 +53,9 @@ class Replica:
                 outer.requests += 1
                 self.answer(200, {"replica": outer.name, "forwarded_for": self.headers.get("X-Forwarded-For")})
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def die(self) -> None:
         self.httpd.shutdown()

@@ -23,9 +23,10 @@ from pathlib import Path
 import httpx
 
 from lookalike.api.process import settings_environment
-from lookalike.balancer import Balancer, Server, handler_for
+from lookalike.balancer import Balancer, handler_for
 from lookalike.loadtest.runner import LOCUSTFILE
 from lookalike.ports import free_port
+from lookalike.serving.httpserver import Server
 from lookalike.settings import REPORTS_DIR, Settings
 
 GRACE_S = 2.0  # each replica's drain grace here (the default 5 s makes every step longer)

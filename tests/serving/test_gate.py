@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from lookalike.ports import free_port
-from lookalike.serving.gate import Gate, Server, Upstream, counters, handler_for
+from lookalike.serving.gate import Gate, Upstream, counters, handler_for
+from lookalike.serving.httpserver import Server
 from lookalike.serving.signal import Signal
 from tests.standin import StandInModelServer
 
