@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from . import device_decode
 from .backbones import Backbone, get_backbone
 from .decode import DEFAULT_LIMITS, Limits, decode_image
 from .errors import ConfigError, ImageError
@@ -91,6 +92,7 @@ class Embedder:
         fit: str = "crop",
         model_id: str | None = None,
         forward_rows: int = 0,
+        device_decode: bool = False,
     ):
         self.backbone = backbone
         self.fit = fit
@@ -112,6 +114,8 @@ class Embedder:
         # Rows per forward pass; 0: the backbone's CPU figure on a CPU, the whole batch on a GPU.
         self.forward_rows = forward_rows or (backbone.cpu_rows if device.type == "cpu" else 0)
         self.pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode") if decode_threads > 1 else None
+        # JPEGs decoded, resized and cropped on the worker's device in batches (device_decode.py)
+        self.device_decode = device_decode
 
     @classmethod
     def load(
@@ -172,8 +176,11 @@ class Embedder:
             "draft" if draft else "exact",
         )
         channels_last = {"auto": None, "channels_last": True, "contiguous": False}[settings.memory_format]
+        on_device = settings.decode_on == "device" or (settings.decode_on == "auto" and device.type == "cuda")
+        if on_device:
+            logger.info("JPEGs decoded on %s in batches; other images on the CPU", device)
         return cls(backbone, model, device, precision, decode_threads, draft, channels_last, settings.fit,
-                   settings.model_id, settings.forward_rows)  # fmt: skip
+                   settings.model_id, settings.forward_rows, on_device)  # fmt: skip
 
     @property
     def dimension(self) -> int:
@@ -203,7 +210,52 @@ class Embedder:
         self, blobs: Sequence[bytes], limits: Limits = DEFAULT_LIMITS, schemes: Sequence[str] | None = None
     ) -> tuple[list[torch.Tensor | ImageError], StageTimes]:
         """`prepare`, and the milliseconds its stages took, summed over the uploads (decode: the
-        bytes to an RGB image; preprocess: regions cut, resized and cropped to uint8 pixels)."""
+        bytes to an RGB image; preprocess: regions cut, resized and cropped to uint8 pixels). With
+        `device_decode`, the JPEGs the device takes are decoded there as one batch (device_decode.py)
+        and the rest on the CPU; every tensor is then on the worker's device."""
+        wanted = list(schemes) if schemes is not None else ["none"] * len(blobs)
+        if not self.device_decode:
+            return self._prepare_cpu(blobs, limits, wanted)
+        started = time.perf_counter()
+        results: list[torch.Tensor | ImageError | None] = [None] * len(blobs)
+        taken: list[tuple[int, device_decode.Header]] = []
+        for idx, (data, scheme) in enumerate(zip(blobs, wanted, strict=True)):
+            if scheme != "none":
+                continue  # regions are cut from a PIL image: the CPU path
+            try:
+                found = device_decode.header(data, limits)
+            except ImageError as exc:  # over a limit, read from the header: refused before decoding
+                results[idx] = exc
+                continue
+            if found is not None:
+                taken.append((idx, found))
+        decoded_all = device_decode.decode([blobs[idx] for idx, _ in taken], self.device)
+        self._sync()
+        decoded = time.perf_counter()
+        for (idx, found), pixels in zip(taken, decoded_all, strict=True):
+            if pixels is not None:  # else the CPU path decodes it (and names what is wrong with it)
+                upright = device_decode.orient(pixels, found.orientation)
+                results[idx] = device_decode.preprocess(upright, self.backbone.spec, self.fit).unsqueeze(0)
+        self._sync()
+        times = StageTimes(decode=1000 * (decoded - started), preprocess=1000 * (time.perf_counter() - decoded))
+        rest = [idx for idx, item in enumerate(results) if item is None]
+        if rest:
+            fallback, cpu_times = self._prepare_cpu([blobs[i] for i in rest], limits, [wanted[i] for i in rest])
+            times.decode += cpu_times.decode
+            times.preprocess += cpu_times.preprocess
+            for idx, item in zip(rest, fallback, strict=True):
+                results[idx] = item.to(self.device) if isinstance(item, torch.Tensor) else item
+        return [item for item in results if item is not None], times
+
+    def _sync(self) -> None:
+        """Wait for the device's queued work, so each stage's time is its own."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _prepare_cpu(
+        self, blobs: Sequence[bytes], limits: Limits, wanted: list[str]
+    ) -> tuple[list[torch.Tensor | ImageError], StageTimes]:
+        """Each upload decoded by Pillow (in the decode threads), its regions cut, resized and cropped."""
 
         def one(data: bytes, scheme: str) -> tuple[torch.Tensor | ImageError, float, float]:
             started = time.perf_counter()
@@ -221,7 +273,6 @@ class Embedder:
                 pixels = exc
             return pixels, decoded - started, time.perf_counter() - decoded
 
-        wanted = list(schemes) if schemes is not None else ["none"] * len(blobs)
         if self.pool is None or len(blobs) < 2:
             done = [one(data, scheme) for data, scheme in zip(blobs, wanted, strict=True)]
         else:

@@ -47,6 +47,10 @@ class HandlerSettings:
     # slightly different pixels; see README, Speed) or "auto": draft when the precision resolves to
     # bf16/fp16 (the fast path, quality bound tested together), exact at fp32.
     decode: str = "auto"
+    # Where JPEGs are decoded: "auto" (a GPU worker decodes them on its GPU in batches, nvJPEG; a CPU
+    # worker with Pillow), "cpu" (always Pillow) or "device" (on the worker's device even when it is
+    # a CPU: the GPU path's code, for tests and comparisons). Other images always go to Pillow.
+    decode_on: str = "auto"
     # "auto" (channels_last on CPUs and for bf16/fp16 on GPUs), "channels_last" or "contiguous" (NCHW).
     memory_format: str = "auto"
     # How an image fills the model's input: "crop" (resize the short side, centre crop: torchvision's
@@ -88,6 +92,8 @@ class HandlerSettings:
             raise ConfigError("precision int8 quantizes the backbone alone: a fine-tuned head is not supported")
         if self.decode not in ("exact", "draft", "auto"):
             raise ConfigError(f"decode must be 'exact', 'draft' or 'auto', not {self.decode!r}")
+        if self.decode_on not in ("auto", "cpu", "device"):
+            raise ConfigError(f"decode_on must be 'auto', 'cpu' or 'device', not {self.decode_on!r}")
         if self.memory_format not in ("auto", "channels_last", "contiguous"):
             raise ConfigError(f"memory_format must be auto, channels_last or contiguous, not {self.memory_format!r}")
         if self.fit not in FITS:

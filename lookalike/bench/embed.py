@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -42,21 +44,62 @@ def percentiles(latencies: list[float]) -> tuple[float, float]:
 
 
 def bench_raw(embedder: Embedder, images: list[bytes], batch: int, seconds: float) -> dict:
-    """Batches of `batch` photos through the handler's decode + preprocess + model, for `seconds`."""
-    for _ in range(3):  # warm-up: oneDNN builds its kernels for this shape on first use
+    """Batches of `batch` photos through the handler's decode + preprocess + model, for `seconds`;
+    with where the time goes (ms per image in each stage) and, on CUDA, the GPU's utilisation."""
+    for _ in range(3):  # warm-up: oneDNN builds its kernels for this shape on first use; CUDA its plans
         embedder.embed_bytes([images[0]] * batch)
     latencies, done, i = [], 0, 0
-    started = time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        chunk = [images[(i + k) % len(images)] for k in range(batch)]
-        i += batch
-        t0 = time.perf_counter()
-        embedder.embed_bytes(chunk)
-        latencies.append(time.perf_counter() - t0)
-        done += batch
-    elapsed = time.perf_counter() - started
+    stages = {"decode": 0.0, "preprocess": 0.0, "model": 0.0}
+    with GpuUtilisation(embedder.device) as utilisation:
+        started = time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            chunk = [images[(i + k) % len(images)] for k in range(batch)]
+            i += batch
+            t0 = time.perf_counter()
+            prepared, times = embedder.prepare_timed(chunk)
+            t1 = time.perf_counter()
+            embedder.embed_pixels(torch.cat([item for item in prepared if isinstance(item, torch.Tensor)]))
+            latencies.append(time.perf_counter() - t0)
+            stages["model"] += 1000 * (time.perf_counter() - t1)
+            stages["decode"] += times.decode
+            stages["preprocess"] += times.preprocess
+            done += batch
+        elapsed = time.perf_counter() - started
     p50, p95 = percentiles(latencies)
-    return {"images_per_s": done / elapsed, "p50_ms": p50, "p95_ms": p95, "images": done}
+    return {"images_per_s": done / elapsed, "p50_ms": p50, "p95_ms": p95, "images": done,
+            "ms_per_image": {stage: round(ms / done, 3) for stage, ms in stages.items()},
+            "gpu_utilisation": utilisation.mean}  # fmt: skip
+
+
+class GpuUtilisation:
+    """The GPU's mean utilisation (%) while the block runs, sampled from nvidia-smi every 0.2 s;
+    None on a CPU or without nvidia-smi."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.mean: float | None = None
+        self.samples: list[int] = []
+        self.stop = threading.Event()
+
+    def __enter__(self) -> GpuUtilisation:
+        if self.device.type == "cuda" and shutil.which("nvidia-smi"):
+            self.thread = threading.Thread(target=self.sample, daemon=True)
+            self.thread.start()
+        return self
+
+    def sample(self) -> None:
+        index = str(self.device.index or 0)
+        while not self.stop.wait(0.2):
+            done = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
+                                   "-i", index], capture_output=True, text=True)  # fmt: skip
+            if done.returncode == 0 and done.stdout.strip().isdigit():
+                self.samples.append(int(done.stdout.strip()))
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        if hasattr(self, "thread"):
+            self.thread.join(5)
+        self.mean = round(statistics.mean(self.samples), 1) if self.samples else None
 
 
 def bench_served(
@@ -121,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="raw pipeline device (cpu or cuda)")
     parser.add_argument("--decode-threads", type=int, default=0, help="handler decode_threads (0 = one per core)")
     parser.add_argument("--decode", choices=["exact", "draft", "auto"], default="exact", help="handler decode mode")
+    parser.add_argument("--decode-on", choices=["auto", "cpu", "device"], default="auto",
+                        help="where JPEGs are decoded: auto (on a CUDA device, in batches), cpu, device")  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPORTS_DIR / "bench_embed.json")
     args = parser.parse_args(argv)
 
@@ -139,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         for precision in precisions:
             settings = HandlerSettings(
                 backbone=args.model, precision=precision, weights="random" if random_weights else "file",
-                decode_threads=args.decode_threads, decode=args.decode,
+                decode_threads=args.decode_threads, decode=args.decode, decode_on=args.decode_on,
             )  # fmt: skip
             embedder = Embedder.load(settings, weights_path, device)
             server = None
@@ -152,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                         overrides={"batchSize": b, "maxBatchDelay": args.max_batch_delay,
                                    "minWorkers": args.workers, "maxWorkers": args.workers},
                         handler_overrides={"precision": precision, "decode_threads": args.decode_threads,
-                                           "decode": args.decode},
+                                           "decode": args.decode, "decode_on": args.decode_on},
                     )  # fmt: skip
                     models[name] = f"{name}.mar"
                 server = TorchServe(models, store, Path(tmp) / f"run-{precision}", free_ports(PORT_KEYS))
@@ -184,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
             "seconds": args.seconds, "repeats": args.repeats, "max_batch_delay_ms": args.max_batch_delay,
             "workers": args.workers,
-            "decode_threads": args.decode_threads, "decode": args.decode}  # fmt: skip
+            "decode_threads": args.decode_threads, "decode": args.decode, "decode_on": args.decode_on}  # fmt: skip
     args.out.write_text(json.dumps({"meta": meta, "summary": summary, "runs": runs}, indent=2))
     print(f"\nJSON: {args.out}")
     return 0
@@ -201,6 +246,10 @@ def summarise(runs: list[dict]) -> list[dict]:
             if side in rows[0]:
                 for key in ("images_per_s", "p50_ms", "p95_ms"):
                     cell[f"{side}_{key}"] = statistics.median(row[side][key] for row in rows)
+        for stage in rows[0]["raw"]["ms_per_image"]:
+            cell[f"raw_{stage}_ms_per_image"] = statistics.median(row["raw"]["ms_per_image"][stage] for row in rows)
+        utilisations = [row["raw"]["gpu_utilisation"] for row in rows if row["raw"]["gpu_utilisation"] is not None]
+        cell["raw_gpu_utilisation"] = statistics.median(utilisations) if utilisations else None
         if "ratio" in rows[0]:
             cell["ratio_median"] = statistics.median(row["ratio"] for row in rows)
             cell["served_failures"] = sum(row["served"]["failures"] for row in rows)
@@ -209,11 +258,14 @@ def summarise(runs: list[dict]) -> list[dict]:
 
 
 def print_table(summary: list[dict]) -> None:
-    columns = ("precision", "batch", "raw img/s", "raw p50/p95 ms", "served img/s", "served p50/p95 ms", "served/raw")
+    columns = ("precision", "batch", "raw img/s", "raw p50/p95 ms", "ms/img decode/prep/model", "GPU %",
+               "served img/s", "served p50/p95 ms", "served/raw")  # fmt: skip
     rows = []
     for cell in summary:
+        split = "/".join(f"{cell[f'raw_{stage}_ms_per_image']:.2f}" for stage in ("decode", "preprocess", "model"))
+        gpu = "-" if cell["raw_gpu_utilisation"] is None else f"{cell['raw_gpu_utilisation']:.0f}"
         row = [cell["precision"], str(cell["batch"]), f"{cell['raw_images_per_s']:.1f}",
-               f"{cell['raw_p50_ms']:.0f}/{cell['raw_p95_ms']:.0f}"]  # fmt: skip
+               f"{cell['raw_p50_ms']:.0f}/{cell['raw_p95_ms']:.0f}", split, gpu]  # fmt: skip
         if "ratio_median" in cell:
             row += [f"{cell['served_images_per_s']:.1f}", f"{cell['served_p50_ms']:.0f}/{cell['served_p95_ms']:.0f}",
                     f"{cell['ratio_median']:.2f}"]  # fmt: skip
