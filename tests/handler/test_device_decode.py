@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from lookalike_handler import device_decode
+from lookalike_handler.backbones import get_backbone
 from lookalike_handler.decode import Limits, decode_image
 from lookalike_handler.embedder import Embedder
 from lookalike_handler.errors import ConfigError, CorruptImage, ImageTooLarge
@@ -78,8 +79,7 @@ def test_what_the_device_cannot_take_goes_to_the_cpu_path_one_by_one(monkeypatch
     assert isinstance(prepared[5], ImageTooLarge) and "300x200" in prepared[5].reason  # from the header
     assert prepared[6].shape[0] == 5  # whole image + 4 regions, cut on the CPU path
     assert set(sent) == {rgb, grey, corrupt}  # only 8-bit RGB/grey JPEGs within the limits, regions aside
-    cpu = Embedder.load(HandlerSettings(**RANDOM, decode_on="cpu"), None)
-    expected, _ = cpu.prepare_timed([png, cmyk], limits)
+    expected, _ = embedder._prepare_cpu([png, cmyk], limits, ["none", "none"])
     assert torch.equal(prepared[2], expected[0]) and torch.equal(prepared[3], expected[1])  # the very same path
 
 
@@ -97,7 +97,7 @@ def test_exif_orientation_turns_pixels_as_pillow_does(orientation):
 
 @pytest.mark.parametrize("fit", ["crop", "full"])
 def test_tensor_resize_and_crop_match_pillows_within_a_few_levels(fit, photos):
-    spec = Embedder.load(HandlerSettings(**RANDOM), None).backbone.spec
+    spec = get_backbone(LITE).spec
     for data in list(photos.values())[:6]:
         img = decode_image(data)
         on_cpu = FIT[fit](img, spec)
