@@ -149,8 +149,14 @@ class Service:
         if self._live is not None and (time.monotonic() - self._read_at < LIVE_CHECK_S or self._opening.locked()):
             return self._live
         async with self._opening:
-            if self._live is None or time.monotonic() - self._read_at >= LIVE_CHECK_S:
+            if self._live is None:
                 await self._read_live()
+            elif time.monotonic() - self._read_at >= LIVE_CHECK_S:
+                try:
+                    await self._read_live()
+                except LookalikeError as exc:  # a hiccup of the index: the pair in hand still serves
+                    logger.warning("reading the live record failed (%s); the last one serves", exc.reason)
+                    self._read_at = time.monotonic()
         assert self._live is not None
         return self._live
 
