@@ -16,7 +16,9 @@ receives the answers. The rules it encodes:
   and the request is retried on another (endpoints.py).
 - An instance that answers with the replica header (our gate: draining after SIGTERM, or still
   starting) gets no new requests for a while; when its answer was a 503 refusal, the request
-  goes at once to another instance (embedding is idempotent), without counting a retry.
+  goes at once to another instance (embedding is idempotent), without counting a retry. With one
+  URL (a Kubernetes Service before several replicas) it is sent again at once, up to REFUSALS
+  times: the refusal closed the connection, and a new one reaches another replica.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from PIL import Image
 from lookalike.errors import ImageRefused, ModelServerAuth, ModelServerDown, ModelServerError
 from lookalike.serving.endpoints import HOLD_S, REPLICA_HEADER, pool
 from lookalike.settings import Settings
+
+REFUSALS = 3  # a replica-refused request tried again at once this often when no other URL is listed
 
 # What the exchange yields: a request to send, or seconds to sleep before the next try; it gets
 # back the response, or the ModelServerDown of a request that reached no server.
@@ -103,6 +107,7 @@ class _Base:
         reread = bool(self.key_file)
         attempt = 0
         failed: set[str] = set()  # instances that failed this request: try the others first
+        refused = 0  # refusals by a replica that drains or starts, this request
         while True:
             base = self.pool.pick(avoid=failed)
             endpoint = f"{base}/predictions/{self.model}"
@@ -117,6 +122,11 @@ class _Base:
                     self.pool.hold(base, HOLD_S[state])
                     if response.status_code == 503 and len(failed | {base}) < len(self.pool):
                         failed.add(base)  # refused unserved: another instance takes it now
+                        continue
+                    if response.status_code == 503 and refused < REFUSALS:
+                        # one URL before several replicas (a Service): the refusal closed its connection,
+                        # and the next one reaches another replica behind it
+                        refused += 1
                         continue
                 return interpret(response, endpoint)
             except ModelServerAuth:

@@ -299,6 +299,8 @@ def handler_for(gate: Gate) -> type[BaseHTTPRequestHandler]:
             state = gate.state
             if state:
                 self.send_header(REPLICA_HEADER, state)
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -338,6 +340,8 @@ def handler_for(gate: Gate) -> type[BaseHTTPRequestHandler]:
                 )
                 return
             if gate.refusing.is_set() or not gate.started.is_set():
+                # closed after: the client's next try opens a new connection, which a Service routes elsewhere
+                self.close_connection = True
                 self.send_json(503, {"code": 503, "message": f"this replica is {gate.state}: send it elsewhere"})
                 return
             headers = {name: self.headers[name] for name in FORWARDED_HEADERS if self.headers.get(name)}

@@ -8,9 +8,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import numpy as np
 import psutil
 import pytest
 import requests
+from lookalike_handler.wire import encode_vector
 
 from lookalike import stack
 from lookalike.api.process import ApiThread
@@ -69,10 +71,11 @@ def test_a_held_instance_is_out_until_its_hold_ends_and_a_success_elsewhere_does
 
 
 class Draining:
-    """A stand-in replica that refuses every prediction as our gate does after its drain's grace:
-    503 with the replica header."""
+    """A stand-in replica that refuses predictions as our gate does after its drain's grace: 503
+    with the replica header, the connection closed; after `refusals` of them (a Service's next
+    connection reaching a live replica) it answers a vector."""
 
-    def __init__(self) -> None:
+    def __init__(self, refusals: int | None = None) -> None:
         self.requests = 0
         outer = self
 
@@ -83,8 +86,17 @@ class Draining:
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers["Content-Length"]))
                 outer.requests += 1
+                if refusals is not None and outer.requests > refusals:
+                    body = encode_vector(np.ones(1280, dtype=np.float32) / np.sqrt(1280), LITE)
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 body = b'{"code": 503, "message": "this replica is draining"}'
+                self.close_connection = True
                 self.send_response(503)
+                self.send_header("Connection", "close")
                 self.send_header("X-Lookalike-Replica", "draining")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -108,6 +120,17 @@ def test_a_draining_replica_gets_nothing_new_and_its_refusal_goes_to_another_at_
             assert time.monotonic() - started < 5  # moved at once: no back-off sleep (0.5 s and up)
     finally:
         draining.httpd.shutdown()
+
+
+def test_behind_one_url_a_refusal_is_sent_again_at_once():
+    service = Draining(refusals=2)  # one address before several replicas: two refuse, the third serves
+    try:
+        client = ModelClient(service.url, LITE, retries=0)
+        assert client.embed(b"any image").shape == (1280,) and service.requests == 3
+        with pytest.raises(ModelServerDown, match="503"):  # refused past REFUSALS: the error, not a loop
+            ModelClient(Draining().url, LITE, retries=0).embed(b"any image")
+    finally:
+        service.httpd.shutdown()
 
 
 def test_requests_spread_over_instances_and_survive_one_going_away(photos):
