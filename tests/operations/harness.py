@@ -66,6 +66,20 @@ class Replica:
             self.process.wait(timeout=30)
 
 
+def stop_tree(marker: str) -> None:
+    """SIGKILL every process whose command line names `marker`, and their children (a TorchServe
+    the gate started: `torchserve --start` detaches its frontend, so it is no child of the gate)."""
+    import psutil
+
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if marker in " ".join(proc.info["cmdline"] or []):
+                for child in [*proc.children(recursive=True), proc]:
+                    child.kill()
+        except psutil.Error:
+            pass
+
+
 class ModelServer(Replica):
     """`python -m lookalike.serving.gate` with TorchServe on loopback behind it, serving `models`
     (each <name>.mar in `store`)."""
@@ -73,6 +87,7 @@ class ModelServer(Replica):
     def __init__(self, store: Path, run_dir: Path, models: str = "efficientnet_lite0", port: int | None = None):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "LOOKALIKE_DRAIN_GRACE": str(GRACE_S), "LOOKALIKE_DRAIN_TIMEOUT": "60"}
         self.log = (run_dir / "gate.log").open("ab")
@@ -80,6 +95,18 @@ class ModelServer(Replica):
             [sys.executable, "-m", "lookalike.serving.gate", "--host", "127.0.0.1", "--port", str(self.port),
              "--models", models, "--store", str(store), "--run-dir", str(run_dir), "--ts-port", "0"],
             env=env, stdout=self.log, stderr=subprocess.STDOUT)  # fmt: skip
+
+    def kill(self) -> None:
+        """Stop it and its TorchServe whatever state it is in: SIGTERM (the gate drains and stops
+        TorchServe), then SIGKILL and whatever TorchServe left running."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=GRACE_S + 60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+        stop_tree(str(self.run_dir))
 
     def served(self) -> int:
         """Predictions this replica's TorchServe answered (the gate's counter)."""

@@ -18,18 +18,19 @@ from lookalike import stack
 from lookalike.ports import free_port
 from lookalike.serving import archive
 from tests.backends import drop_indices, opensearch_settings
+from tests.operations.conftest import ONE_WORKER
 from tests.operations.harness import Api, Load, ModelServer
 
 pytestmark = pytest.mark.slow
 LITE = "efficientnet_lite0"
 
 
-def test_a_new_archive_rolls_across_the_replicas_under_load_failing_nothing(store, photos, plain_opensearch_url,
+def test_a_new_archive_rolls_across_the_replicas_under_load_failing_nothing(ops_store, photos, plain_opensearch_url,
                                                                           tmp_path):  # fmt: skip
     new_store = tmp_path / "store-2.0"
-    archive.build(LITE, new_store, version="2.0")
+    archive.build(LITE, new_store, version="2.0", overrides=ONE_WORKER)
     ports = [free_port(), free_port(), free_port()]  # the client's three addresses: two in use, one for the surge
-    old = [ModelServer(store, tmp_path / f"old-{i}", port=ports[i]) for i in range(2)]
+    old = [ModelServer(ops_store, tmp_path / f"old-{i}", port=ports[i]) for i in range(2)]
     alias = f"t-ops-{uuid.uuid4().hex[:8]}"
     settings = opensearch_settings(plain_opensearch_url, alias, model=LITE, thumb_dir=tmp_path / "thumbs",
                                    home=tmp_path, ts_url=",".join(f"http://127.0.0.1:{p}" for p in ports))  # fmt: skip

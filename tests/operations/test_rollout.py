@@ -39,9 +39,9 @@ def rollout(settings, endpoint: str) -> str:
     return done.stdout + done.stderr
 
 
-def test_blue_green_rollout_and_rollback_under_load_fail_nothing(store, photos, plain_opensearch_url, tmp_path):
+def test_blue_green_rollout_and_rollback_under_load_fail_nothing(ops_store, photos, plain_opensearch_url, tmp_path):
     alias = f"t-ops-{uuid.uuid4().hex[:8]}"
-    server = ModelServer(store, tmp_path / "ms", models=f"{LITE},{RESNET}")
+    server = ModelServer(ops_store, tmp_path / "ms", models=f"{LITE},{RESNET}")
     settings = opensearch_settings(plain_opensearch_url, alias, ts_url=server.url, model=LITE, api_key="sesame",
                                    thumb_dir=tmp_path / "thumbs", home=tmp_path)  # fmt: skip
     api = load = None

@@ -23,9 +23,9 @@ pytestmark = pytest.mark.slow
 LITE = "efficientnet_lite0"
 
 
-def test_model_servers_1_3_1_and_api_restarts_under_load_fail_nothing(store, photos, plain_opensearch_url,
+def test_model_servers_1_3_1_and_api_restarts_under_load_fail_nothing(ops_store, photos, plain_opensearch_url,
                                                                      tmp_path):  # fmt: skip
-    first = ModelServer(store, tmp_path / "ms-a")
+    first = ModelServer(ops_store, tmp_path / "ms-a")
     ports = [free_port(), free_port()]  # the replicas scaling adds; the API's client knows them from the start
     urls = [first.url] + [f"http://127.0.0.1:{port}" for port in ports]
     alias = f"t-ops-{uuid.uuid4().hex[:8]}"
@@ -47,7 +47,7 @@ def test_model_servers_1_3_1_and_api_restarts_under_load_fail_nothing(store, pho
             load.steady("before (1 model server, 2 APIs)", 20)
 
             with load.phase("model servers 1 -> 3"):
-                more = [ModelServer(store, tmp_path / f"ms-{i}", port=port) for i, port in enumerate(ports)]
+                more = [ModelServer(ops_store, tmp_path / f"ms-{i}", port=port) for i, port in enumerate(ports)]
                 started += more
                 for replica in more:
                     replica.wait_ready()
