@@ -64,7 +64,7 @@ def configured(settings: Settings) -> live.Pair:
 
 
 def opened(settings: Settings, pair: live.Pair) -> VectorIndex:
-    return open_index(settings.replace(index=pair.index) if pair.index else settings, pair.model, pair.dimension)
+    return open_index(pair.settings(settings), pair.model, pair.dimension)
 
 
 def run(settings: Settings, endpoint: str, concurrency: int = 4, progress: bool = True, sample: int = SAMPLE,
@@ -93,8 +93,9 @@ def run(settings: Settings, endpoint: str, concurrency: int = 4, progress: bool 
         time.sleep(settle)
         old, new = opened(settings, current), opened(settings, nxt)
         try:
-            outcome = _build(settings.replace(model=endpoint), old, new, info, concurrency, progress)
-            outcome.found, outcome.sampled = _sample(settings, old, new, client, sample)
+            survey = Survey(sample)
+            outcome = _build(settings.replace(model=endpoint), survey, old, new, info, concurrency, progress)
+            outcome.found, outcome.sampled = _sample(settings, survey, new, client)
             if outcome.sampled and outcome.found < outcome.sampled:
                 outcome.problems.append(f"only {outcome.found} of {outcome.sampled} sampled images found themselves "
                                         "in the new index")  # fmt: skip
@@ -137,19 +138,38 @@ def _fresh(settings: Settings, endpoint: str, model: str, dimension: int) -> liv
     return pair
 
 
-def _items(index: VectorIndex) -> Iterator[sources.Item]:
-    for doc in index.scan():
-        yield sources.Item(doc.source or f"upload:{doc.id}", doc.id, doc.category, list(doc.tags or []))
+class Survey:
+    """One pass over the live index: the copy's items, every id it holds, and a fixed-size random
+    sample (reservoir, seeded) of the images with a source, to search for before the switch. The
+    index is read once, and no more than the sample is kept."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.seen = size, 0
+        self.ids: set[str] = set()
+        self.sample: list[tuple[str, str]] = []  # (id, source)
+        self.rng = random.Random(0)
+
+    def items(self, index: VectorIndex) -> Iterator[sources.Item]:
+        for doc in index.scan():
+            self.ids.add(doc.id)
+            if doc.source and not doc.source.startswith("upload:"):
+                self.seen += 1
+                if len(self.sample) < self.size:
+                    self.sample.append((doc.id, doc.source))
+                else:
+                    slot = self.rng.randrange(self.seen)
+                    if slot < self.size:
+                        self.sample[slot] = (doc.id, doc.source)
+            yield sources.Item(doc.source or f"upload:{doc.id}", doc.id, doc.category, list(doc.tags or []))
 
 
-def _build(settings: Settings, old: VectorIndex, new: VectorIndex, info, concurrency: int,
+def _build(settings: Settings, survey: Survey, old: VectorIndex, new: VectorIndex, info, concurrency: int,
            progress: bool) -> Outcome:  # fmt: skip
     """Copy every document of `old` into `new` by the new model; drop from `new` what `old` lost."""
     ingestor = Ingestor(settings, new, info, concurrency=concurrency, features=False)
-    report = ingestor.run(_items(old), old.count(), progress=progress)
+    report = ingestor.run(survey.items(old), old.count(), progress=progress)
     outcome = Outcome(switched=False, report=report)
-    kept = {doc.id for doc in old.scan()}
-    gone = [doc.id for doc in new.scan() if doc.id not in kept]
+    gone = [doc.id for doc in new.scan() if doc.id not in survey.ids]
     for doc_id in gone:
         new.delete(doc_id)
     new.refresh()
@@ -162,18 +182,16 @@ def _build(settings: Settings, old: VectorIndex, new: VectorIndex, info, concurr
     return outcome
 
 
-def _sample(settings: Settings, old: VectorIndex, new: VectorIndex, client: ModelClient,
-            size: int) -> tuple[int, int]:  # fmt: skip
-    """(found, sampled): images of the live index, embedded by the new model from their sources and
-    searched in the new index, that come back among the first 10."""
-    docs = [doc for doc in old.scan() if doc.source and not doc.source.startswith("upload:")]
+def _sample(settings: Settings, survey: Survey, new: VectorIndex, client: ModelClient) -> tuple[int, int]:
+    """(found, sampled): the survey's sample, embedded by the new model from its sources and searched
+    in the new index, that come back among the first 10."""
     found = sampled = 0
-    for doc in random.Random(0).sample(docs, min(size, len(docs))):
+    for doc_id, source in survey.sample:
         try:
-            data = sources.read(sources.Item(doc.source or "", doc.id), settings.max_image_bytes)
+            data = sources.read(sources.Item(source, doc_id), settings.max_image_bytes)
         except SourceUnreadable:
             continue
         sampled += 1
         hits = new.search(client.embed(data), k=10, by_regions=False)
-        found += any(hit.id == doc.id for hit in hits)
+        found += any(hit.id == doc_id for hit in hits)
     return found, sampled

@@ -85,7 +85,7 @@ def connect(settings: Settings, pair: live.Pair | None = None) -> Connected:
     if pair is None and not settings.index:
         pair = live.read(settings).live
     if pair is not None:
-        settings = settings.replace(model=pair.endpoint, index=pair.index)
+        settings = pair.settings(settings)
     client = ModelClient.from_settings(settings)
     try:
         info = client.info()

@@ -65,7 +65,7 @@ async def put_image(
     given = {"category": category, "tags": tags, "source": source} | {k: v for k, v in fields.items() if v}
     tag_list = [tag.strip() for tag in (given["tags"] or "").split(",") if tag.strip()]
     # the live pair, and while a blue/green rollout builds, the next one too: a write reaches both
-    targets = [await service.current(), *filter(None, [await service.building()])]
+    targets = await service.write_targets()
     answers = await asyncio.gather(*(service.embed(image, service.settings.regions, served=t) for t in targets))
     docs = [Doc.of_image(doc_id, vector, doc_meta["model"], image, given["source"] or f"upload:{doc_id}",
                          given["category"] or None, tag_list, service.settings.regions, decode_regions(doc_meta))
@@ -87,13 +87,13 @@ async def put_image(
                responses=errors(401, 403, 404, 503))  # fmt: skip
 async def delete_image(request: Request, doc_id: str) -> Response:
     service = service_of(request)
-    building = await service.building()
-    if building is not None:  # a blue/green rollout builds: the next index loses it too
-        await service.indexed(lambda index: index.delete(doc_id), served=building)
-        await service.indexed(lambda index: index.refresh(), served=building)
-    if not await service.indexed(lambda index: index.delete(doc_id)):
+    live, *building = await service.write_targets()
+    for target in building:  # a blue/green rollout builds: the next index loses it too
+        await service.indexed(lambda index: index.delete(doc_id), served=target)
+        await service.indexed(lambda index: index.refresh(), served=target)
+    if not await service.indexed(lambda index: index.delete(doc_id), served=live):
         raise NotFound(f"no image with id {doc_id}")
-    await service.indexed(lambda index: index.refresh())
+    await service.indexed(lambda index: index.refresh(), served=live)
     service.thumbnails.drop(doc_id)
     service.features.drop(doc_id)
     return Response(status_code=204)

@@ -160,10 +160,10 @@ class Service:
         assert self._live is not None
         return self._live
 
-    async def building(self) -> Served | None:
-        """The pair a blue/green rollout is building (every write reaches it too), or None."""
-        await self.current()
-        return self._next
+    async def write_targets(self) -> list[Served]:
+        """Where a write goes: the live pair, and while a blue/green rollout builds, the next one too."""
+        served = await self.current()
+        return [served] if self._next is None else [served, self._next]
 
     async def _read_live(self) -> None:
         state = await run_in_threadpool(live.read, self.settings)
@@ -180,11 +180,10 @@ class Service:
         self._read_at = time.monotonic()
 
     async def _served(self, pair: live.Pair) -> Served:
+        settings = pair.settings(self.settings)
         if pair.endpoint not in self._clients:
-            self._clients[pair.endpoint] = AsyncModelClient.from_settings(self.settings.replace(model=pair.endpoint),
-                                                                          retries=0)  # fmt: skip
+            self._clients[pair.endpoint] = AsyncModelClient.from_settings(settings, retries=0)
         if pair not in self._indexes:
-            settings = self.settings.replace(index=pair.index) if pair.index else self.settings
             self._indexes[pair] = await run_in_threadpool(open_index, settings, pair.model, pair.dimension)
         return Served(pair, self._clients[pair.endpoint], self._indexes[pair])
 

@@ -38,6 +38,11 @@ class Pair:
     dimension: int
     index: str | None = None  # OpenSearch: the physical index; embedded: None (one folder per model)
 
+    def settings(self, settings: Settings) -> Settings:
+        """`settings` that reach this pair: its endpoint, and its physical index (OpenSearch; else the
+        configured index or alias stands)."""
+        return settings.replace(model=self.endpoint, **({"index": self.index} if self.index else {}))
+
 
 @dataclass(frozen=True)
 class State:
