@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import logging
 import signal
 import sys
@@ -125,15 +126,22 @@ class Balancer:
             except Unreached as exc:
                 healthy = False
                 if not again or time.monotonic() >= deadline:
-                    return 502, [("Content-Type", "application/json")], (
-                        f'{{"detail": "no API replica answered: {exc}"}}'.encode())  # fmt: skip
+                    return failed(f"no API replica answered: {exc}")
                 tried.add(url)
                 self.retried += 1
                 if tried >= set(self.pool.urls):  # every replica tried once: wait a little, try again
                     tried.clear()
                     time.sleep(0.2)
+            except (OSError, http.client.HTTPException) as exc:  # timed out or broke mid-answer: said, not dropped
+                healthy = False
+                return failed(f"the API replica failed mid-request: {exc!r}")
             finally:
                 self.pool.done(url, healthy)
+
+
+def failed(reason: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """The balancer's own 502: JSON, its reason in `detail`."""
+    return 502, [("Content-Type", "application/json")], json.dumps({"detail": reason}).encode()
 
 
 def handler_for(balancer: Balancer) -> type[BaseHTTPRequestHandler]:
