@@ -139,6 +139,7 @@ class EmbeddedIndex:
     def close(self) -> None:
         with self._lock:
             self.flush()
+            self.graph.close()
             self.db.close()
 
     def ping(self) -> None:
@@ -298,9 +299,9 @@ class EmbeddedIndex:
     def _hits(self, candidates: list[int], xq: np.ndarray, k: int, min_similarity: float | None) -> list[Hit]:
         """The best k images among `candidates` (graph ids: documents and regions) by exact cosine with
         `xq` [D] on the stored float32 vectors; an image scores by its best vector, and a hit carries
-        the box of the region that won. Rows deleted meanwhile drop out."""
+        the box of the region that won. Only the winners' metadata is read. Rows deleted meanwhile
+        drop out."""
         best: dict[int, tuple[float, tuple | None]] = {}
-        columns: dict[int, tuple] = {}  # a document's metadata columns, when its own vector was a candidate
 
         def consider(doc: int, score: float, box: tuple | None) -> None:
             if doc not in best or score > best[doc][0]:
@@ -308,23 +309,26 @@ class EmbeddedIndex:
 
         docs = [c for c in candidates if c < REGION_IDS]
         regions = [c - REGION_IDS for c in candidates if c >= REGION_IDS]
-        query = f"SELECT key, {META_COLUMNS}, vector FROM docs WHERE key IN ({{marks}})"
-        rows = list(self._rows_in(query, docs))  # the metadata with the vector: one read of each row
-        for row, score in zip(rows, scores_of([row[-1] for row in rows], xq), strict=True):
-            consider(row[0], score, None)
-            columns[row[0]] = row[1:-1]
+        copied = [key for key in docs if key <= self.graph.vectors.upto]  # all of them, once the graph is synced
+        if copied:
+            for key, score in zip(copied, (self.graph.vectors.read(copied) @ xq).tolist(), strict=True):
+                consider(key, score, None)
+        rest = [key for key in docs if key > self.graph.vectors.upto]
+        rows = list(self._rows_in("SELECT key, vector FROM docs WHERE key IN ({marks})", rest))
+        for (key, _), score in zip(rows, scores_of([row[-1] for row in rows], xq), strict=True):
+            consider(key, score, None)
         rows = list(self._rows_in("SELECT doc, box, vector FROM regions WHERE key IN ({marks})", regions))
         for (doc, box, _), score in zip(rows, scores_of([row[-1] for row in rows], xq), strict=True):
             consider(doc, score, tuple(json.loads(box)))
-        ranked = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))
-        top = [(key, score, box) for key, (score, box) in ranked if min_similarity is None or score >= min_similarity][
-            :k
-        ]
-        missing = [key for key, _, _ in top if key not in columns]  # images that won by a region alone
-        for row in self._rows_in(f"SELECT key, {META_COLUMNS} FROM docs WHERE key IN ({{marks}})", missing):
-            columns[row[0]] = row[1:]
-        meta = {key: _metadata(columns[key]) for key, _, _ in top if key in columns}
-        return [Hit(meta[key]["id"], min(1.0, score), meta[key], box) for key, score, box in top if key in meta]
+        order = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))
+        ranked = [(key, score, box) for key, (score, box) in order if min_similarity is None or score >= min_similarity]
+        query = f"SELECT key, {META_COLUMNS} FROM docs WHERE key IN ({{marks}})"
+        hits: list[Hit] = []
+        while ranked and len(hits) < k:  # a key deleted since the graph caught up has no row: the next one steps up
+            wanted, ranked = ranked[: k - len(hits)], ranked[k - len(hits) :]
+            meta = {row[0]: _metadata(row[1:]) for row in self._rows_in(query, [key for key, _, _ in wanted])}
+            hits += [Hit(meta[key]["id"], min(1.0, score), meta[key], box) for key, score, box in wanted if key in meta]
+        return hits
 
 
 def scores_of(blobs: list[bytes], xq: np.ndarray) -> list[float]:

@@ -11,8 +11,9 @@ on unit vectors ranks as cosine does.) A trained kind (sq8, rabitq) stays float3
 holds TRAIN_SIZE vectors, then is rebuilt once from what it learnt of vectors spread over the table.
 Once it holds PROJECT_SIZE vectors, a graph configured with a projection (`projection` > 0)
 walks in the catalogue's own principal directions instead (lookalike.index.projection): it is
-rebuilt once over each vector's coordinates along the top `projection` directions of a sample of
-FIT_SAMPLE stored vectors, and again whenever the vectors added since the fit have drifted out of
+rebuilt once over each vector's coordinates along the top principal directions of a sample of
+FIT_SAMPLE stored vectors (`projection` of them, or more where those keep less than KEEP of the
+variance: lookalike.index.projection), and again whenever the vectors added since the fit have drifted out of
 them. Whatever the graph holds, the index re-ranks its candidates on the full float32 vectors.
 It is saved with the last row key of each table and the deletion seq it holds; on open, and
 whenever another process wrote, it catches up from SQLite instead of rebuilding. Deleted rows
@@ -33,7 +34,10 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from lookalike.index.projection import Projection
+from lookalike.index import hugepages
+from lookalike.index.projection import KEEP, Projection
+from lookalike.index.vectors import NAME as VECTORS
+from lookalike.index.vectors import VectorFile
 
 SEARCH_THREADS = 1  # OpenMP threads per FAISS search (one_thread)
 
@@ -58,11 +62,12 @@ class Source:
 class Graph:
     def __init__(self, path: Path, db: sqlite3.Connection, sources: list[Source], dimension: int, m: int,
                  ef_construction: int, quantization: str, projection: int = 0) -> None:  # fmt: skip
-        """`projection`: the dimension of the reduced walk once the graph holds PROJECT_SIZE vectors
-        (0, or not below `dimension`: always the full vectors)."""
+        """`projection`: the fewest directions of the reduced walk once the graph holds PROJECT_SIZE
+        vectors (0, or not below `dimension`: always the full vectors)."""
         self.path, self.db, self.sources = path, db, sources
         self.dimension, self.m, self.ef_construction, self.quantization = dimension, m, ef_construction, quantization
         self.reduce_to = projection if 0 < projection < dimension else 0
+        self._backed: tuple[faiss.Index, int] | None = None  # the graph, and its size, last given huge pages
         self._load()
 
     # -- state ------------------------------------------------------------------------------------
@@ -105,16 +110,18 @@ class Graph:
     def _load(self) -> None:
         graph_file, state_file = self.path / "graph.faiss", self.path / "graph.json"
         self._reset("none" if self.quantization in TRAINED else self.quantization)
+        copied = 0  # the last key the vector file holds every row up to, as last saved
         if graph_file.exists() and state_file.exists():
             try:
                 state = json.loads(state_file.read_text())
+                copied = int(state.get("vectors_upto", 0))
                 kind = state.get("quantization", "none")
                 projection = None
                 if "projection" in state:
                     projection = Projection.load(self.path / "projection.npz", state["projection"])
-                if projection is not None and projection.dimension != self.reduce_to:
-                    logger.warning("rebuilding the graph of %s: it walks %d-d projections, not %s", self.path,
-                                   projection.dimension, self.reduce_to or "full vectors")  # fmt: skip
+                if projection is not None and projection.asked != self.reduce_to:
+                    logger.warning("rebuilding the graph of %s: it was fitted for %d directions, not %s", self.path,
+                                   projection.asked, self.reduce_to or "full vectors")  # fmt: skip
                 elif kind == self.quantization or (self.quantization in TRAINED and kind == "none"):
                     self.index, self.codes, self.kind = faiss.read_index(str(graph_file)), None, kind
                     self.projection = projection
@@ -133,6 +140,7 @@ class Graph:
             except (OSError, ValueError, KeyError, RuntimeError) as exc:
                 logger.warning("rebuilding the graph of %s: %s", self.path, exc)
                 self._reset("none" if self.quantization in TRAINED else self.quantization)
+        self.vectors = VectorFile(self.path / VECTORS, self.dimension, copied)
         self.sync()
 
     def save(self) -> None:
@@ -147,8 +155,9 @@ class Graph:
         tmp = self.path / "graph.faiss.tmp"
         faiss.write_index(self.index, str(tmp))
         tmp.replace(self.path / "graph.faiss")
+        self.vectors.sync()  # durable before graph.json says how far it holds
         state = {"max_keys": self.max_keys, "deleted_seq": self.deleted_seq, "quantization": self.kind,
-                 "tombstones": sorted(self.tombstones)}  # fmt: skip
+                 "tombstones": sorted(self.tombstones), "vectors_upto": self.vectors.upto}  # fmt: skip
         if self.projection is not None:
             state["projection"] = self.projection.state()
         (self.path / "graph.json.tmp").write_text(json.dumps(state))
@@ -167,6 +176,9 @@ class Graph:
                 self._reset("none")
         for source in self.sources:
             self._catch_up(source)
+        if self._backed != (self.index, self.index.ntotal):  # loaded, rebuilt or grown: its arrays may have moved
+            hugepages.back(self.index)
+            self._backed = (self.index, self.index.ntotal)
         watermarks = [(source.offset, self.max_keys[source.table]) for source in self.sources]
         for seq, graph_id in self.db.execute("SELECT seq, key FROM deleted WHERE seq > ?", (self.deleted_seq,)):
             # An id above its table's watermark was never added.
@@ -196,7 +208,8 @@ class Graph:
         if kind != self.kind:
             logger.info("quantising the graph of %s (%s)", self.path, self.quantization)
         if self.reduce_to and size >= PROJECT_SIZE:
-            logger.info("projecting the graph of %s onto %d principal directions", self.path, self.reduce_to)
+            logger.info("projecting the graph of %s onto its principal directions (%d or more)", self.path,
+                        self.reduce_to)  # fmt: skip
             return kind, self._fit()
         return kind, None
 
@@ -216,11 +229,11 @@ class Graph:
         started = time.monotonic()
         population = sum(self.db.execute(f"SELECT COUNT(*) FROM {source.table}").fetchone()[0]
                          for source in self.sources)  # fmt: skip
-        projection = Projection.fit(self._sample(FIT_SAMPLE), self.reduce_to, population)
+        projection = Projection.fit(self._sample(FIT_SAMPLE), self.reduce_to, population, keep=KEEP)
         projection.marks = {source.table: self.db.execute(f"SELECT COALESCE(MAX(key), 0) FROM {source.table}")
                             .fetchone()[0] for source in self.sources}  # fmt: skip
         logger.info("fitted %d principal directions of %s in %.1f s: they keep %.3f of its variance",
-                    self.reduce_to, self.path, time.monotonic() - started, projection.kept)  # fmt: skip
+                    projection.dimension, self.path, time.monotonic() - started, projection.kept)  # fmt: skip
         return projection
 
     def _train(self) -> None:
@@ -237,20 +250,24 @@ class Graph:
     def _catch_up(self, source: Source) -> None:
         """Add the rows committed since the graph's watermark, CATCH_UP_BYTES of vectors per add:
         FAISS inserts a batch level by level, and small batches made a worse graph (1-bit RaBitQ,
-        300k vectors, recall@10 at efSearch 256: 0.985 in batches of 4,096, 0.994 of 100,000)."""
+        300k vectors, recall@10 at efSearch 256: 0.985 in batches of 4,096, 0.994 of 100,000).
+        The first table's rows also go to the vector file, from its own watermark (which a rebuilt
+        graph does not reset)."""
         rows = max(4096, CATCH_UP_BYTES // (4 * self.dimension))
         block: np.ndarray | None = None  # made at the first row (most searches find none); pages touched as filled
         keys: list[int] = []
+        copying = source == self.sources[0]
+        start = min(self.max_keys[source.table], self.vectors.upto) if copying else self.max_keys[source.table]
         query = f"SELECT key, vector FROM {source.table} WHERE key > ? ORDER BY key"
         started = reported = time.monotonic()
         added = 0
-        for key, blob in self.db.execute(query, (self.max_keys[source.table],)):
+        for key, blob in self.db.execute(query, (start,)):
             if block is None:
                 block = np.empty((rows, self.dimension), dtype=np.float32)
             block[len(keys)] = np.frombuffer(blob, dtype="<f4")
             keys.append(key)
             if len(keys) == rows:
-                self._add(source, keys, block)
+                self._take(source, keys, block, copying)
                 added += len(keys)
                 keys = []
                 if time.monotonic() - reported > 30:  # a large catch-up (a rebuild) takes minutes
@@ -258,7 +275,20 @@ class Graph:
                     logger.info("graph of %s: %d vectors added (%.0f/s)", self.path, added, rate)
                     reported = time.monotonic()
         if keys and block is not None:
-            self._add(source, keys, block[: len(keys)])
+            self._take(source, keys, block[: len(keys)], copying)
+
+    def _take(self, source: Source, keys: list[int], block: np.ndarray, copying: bool) -> None:
+        """Rows read from `source`: those past the vector file's watermark to the file (as stored),
+        those past the graph's to the graph."""
+        ordered = np.asarray(keys, dtype=np.int64)
+        if copying:
+            fresh = ordered > self.vectors.upto
+            self.vectors.write(ordered[fresh], block[fresh] if not fresh.all() else block)
+        new = ordered > self.max_keys[source.table]
+        if new.all():
+            self._add(source, keys, block)
+        elif new.any():
+            self._add(source, ordered[new].tolist(), block[new])
 
     def _add(self, source: Source, keys: list[int], vectors: np.ndarray) -> None:
         """Add `vectors` [len(keys), D] (normalised in place) under the graph ids of `keys`."""
@@ -319,6 +349,9 @@ class Graph:
                                        self.projection is not None)
                                  for start in range(0, len(candidates), RECONSTRUCT)])  # fmt: skip
         return candidates[np.argsort(-scores)[:n]].tolist()
+
+    def close(self) -> None:
+        self.vectors.close()
 
     def describe(self) -> dict:
         """How the graph walks: its kind, and the projection if it has one."""

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+KEEP = 0.84  # a graph walks the fewest directions, in steps of STEP, that keep this share of the variance
+STEP = 32
 DRIFT = 0.05  # refit when vectors added since the fit keep 5 points less of their variance than its sample
 DRIFT_SEEN = 0.2  # ... judged once they number a fifth of the vectors the graph held at the fit
 DRIFT_MIN = 2_000  # ... and at least this many
@@ -39,17 +41,25 @@ class Projection:
     seen: int = 0  # vectors added since the fit, and their centred variance (total, kept)
     seen_energy: float = 0.0
     seen_kept: float = 0.0
+    asked: int = 0  # the fewest directions the fit was asked for (0: as many as it has)
 
     @classmethod
-    def fit(cls, sample: np.ndarray, dimension: int, population: int) -> Projection:
-        """The top `dimension` principal directions of `sample` [n, D] (float64 covariance)."""
+    def fit(cls, sample: np.ndarray, dimension: int, population: int, keep: float = 0.0) -> Projection:
+        """The top principal directions of `sample` [n, D] (float64 covariance): `dimension` of them,
+        or with `keep` > 0 more in steps of STEP until they keep that share of its centred variance
+        (at most twice `dimension`, and at most half of D)."""
         mean = sample.mean(axis=0, dtype=np.float64)
         centred = sample - mean
         covariance = centred.T.astype(np.float64) @ centred / max(1, len(sample) - 1)
         eigenvalues, vectors = np.linalg.eigh(covariance)  # ascending
-        top = np.argsort(eigenvalues)[::-1][:dimension]
-        kept = float(eigenvalues[top].sum() / max(eigenvalues.sum(), 1e-30))
-        return cls(mean.astype(np.float32), np.ascontiguousarray(vectors[:, top], dtype=np.float32), kept, population)
+        order = np.argsort(eigenvalues)[::-1]
+        shares = np.cumsum(eigenvalues[order]) / max(float(eigenvalues.sum()), 1e-30)
+        chosen, most = dimension, max(dimension, min(2 * dimension, len(mean) // 2))
+        while keep and chosen + STEP <= most and shares[chosen - 1] < keep:
+            chosen += STEP
+        top = order[:chosen]
+        basis = np.ascontiguousarray(vectors[:, top], dtype=np.float32)
+        return cls(mean.astype(np.float32), basis, float(shares[chosen - 1]), population, asked=dimension)
 
     @property
     def dimension(self) -> int:
@@ -77,7 +87,8 @@ class Projection:
         return enough and share is not None and share < self.kept - DRIFT
 
     def describe(self) -> dict:
-        return {"dimension": self.dimension, "kept": round(self.kept, 4), "fitted_at": self.population,
+        return {"dimension": self.dimension, "asked": self.asked or self.dimension, "kept": round(self.kept, 4),
+                "fitted_at": self.population,
                 "added_since": self.seen, "added_kept": None if self.seen_share is None else round(self.seen_share, 4),
                 "refit_below": round(self.kept - DRIFT, 4)}  # fmt: skip
 
@@ -94,7 +105,8 @@ class Projection:
 
     def state(self) -> dict:
         return {"fit_id": self.fit_id, "kept": self.kept, "population": self.population, "marks": self.marks,
-                "seen": self.seen, "seen_energy": self.seen_energy, "seen_kept": self.seen_kept}  # fmt: skip
+                "seen": self.seen, "seen_energy": self.seen_energy, "seen_kept": self.seen_kept,
+                "asked": self.asked}  # fmt: skip
 
     @classmethod
     def load(cls, path: Path, state: dict) -> Projection:
@@ -106,4 +118,5 @@ class Projection:
             mean, basis = saved["mean"], saved["basis"]
         fields = {key: state[key] for key in ("kept", "population", "fit_id", "marks", "seen", "seen_energy",
                                               "seen_kept")}  # fmt: skip
-        return cls(mean, basis, **fields)
+        # a fit saved before `asked` was recorded was asked for exactly the directions it has
+        return cls(mean, basis, **fields, asked=int(state.get("asked", basis.shape[1])))

@@ -53,6 +53,23 @@ def test_a_fit_keeps_the_variance_of_the_sample_and_euclidean_distance_in_its_sp
     assert too_few.kept < fitted.kept - 0.2
 
 
+def test_a_fit_takes_more_directions_in_steps_until_they_keep_enough_of_the_variance(monkeypatch):
+    monkeypatch.setattr(projection, "STEP", 4)
+    sample = low_rank(0, 2000)  # 12 strong directions, then noise
+    kept = {d: Projection.fit(sample, d, population=2000).kept for d in (4, 8, 12, 16)}
+    assert kept[4] < kept[8] < kept[12] < kept[16]
+    exactly = Projection.fit(sample, 4, population=2000)
+    assert exactly.dimension == 4 and exactly.asked == 4 and exactly.kept == pytest.approx(kept[4])
+    target = (kept[8] + kept[12]) / 2  # 8 keep too little, 12 enough
+    grown = Projection.fit(sample, 8, population=2000, keep=target)
+    assert grown.dimension == 12 and grown.asked == 8 and grown.kept == pytest.approx(kept[12])
+    assert grown.describe()["dimension"] == 12 and grown.describe()["asked"] == 8
+    capped = Projection.fit(sample, 4, population=2000, keep=0.9999)  # at most twice the directions asked
+    assert capped.dimension == 8 and capped.kept < 0.9999
+    enough = Projection.fit(sample, 16, population=2000, keep=target)  # the fewest asked keep enough already
+    assert enough.dimension == 16
+
+
 def test_vectors_from_elsewhere_are_seen_as_drift_only_when_there_are_enough(monkeypatch):
     monkeypatch.setattr(projection, "DRIFT_MIN", 100)
     fitted = Projection.fit(low_rank(0, 2000), 16, population=1000)
@@ -113,6 +130,12 @@ def test_the_projection_is_saved_with_the_graph_and_a_torn_save_rebuilds(tmp_pat
     assert any("rebuilding" in record.getMessage() for record in caplog.records)
     assert rebuilt.search(xb[40], k=1)[0].id == "d40" and rebuilt.graph.index.ntotal == 1199
     rebuilt.close()
+    with caplog.at_level(logging.WARNING, logger="lookalike.index.graph"):
+        wider = EmbeddedIndex(tmp_path, "a", "m", D, projection=20)  # more directions asked for: a new fit
+    assert any("fitted for 16 directions, not 20" in record.getMessage() for record in caplog.records)
+    assert wider.graph.projection is not None and wider.graph.projection.asked == 20
+    assert wider.search(xb[40], k=1)[0].id == "d40"
+    wider.close()
     full = EmbeddedIndex(tmp_path, "a", "m", D, projection=0)  # projection turned off: the full graph again
     assert full.search(xb[40], k=1)[0].id == "d40"
     assert full.graph.projection is None and full.graph.index.d == D
