@@ -2,8 +2,9 @@
 
 No server needed. The graph holds its vectors as float32 (`none`), float16 (`fp16`) or 8-bit
 scalar codes (`sq8`, 4x smaller: 1M 2048-d vectors fit in ~2.3 GB of memory); whatever the
-graph holds, its candidates are re-ranked by exact cosine on the float32 vectors read back from
-SQLite (page cache, not process memory), so scores and thresholds never depend on the choice.
+graph holds, its candidates are re-ranked by exact cosine on the float32 vectors as stored (read
+from the graph's memory-mapped copy of them, lookalike.index.vectors: page cache, not heap), so
+scores and thresholds never depend on the choice.
 
 Cosine on L2-normalised vectors is inner product. SQLite commits each write batch durably
 (WAL), so a killed ingest loses nothing it reported written. The graph is a cache of SQLite
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 SPACE = "cosinesimil"
 M, EF_CONSTRUCTION = 32, 160  # the graph's build, chosen by lookalike bench index (docs/constants.md)
-PROJECTION = 128  # principal directions a graph of PROJECT_SIZE vectors or more walks in (docs/constants.md)
+PROJECTION = 128  # the fewest principal directions a graph of PROJECT_SIZE vectors or more walks in (docs/constants.md)
 EXACT_LIMIT = 20_000  # filtered searches over at most this many docs are exact
 
 SCHEMA = """

@@ -13,11 +13,7 @@ import numpy as np
 from lookalike.index import hugepages
 from lookalike.index.documents import Doc
 from lookalike.index.embedded import EmbeddedIndex
-
-
-def unit(rng, n: int, d: int) -> np.ndarray:
-    x = rng.standard_normal((n, d)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+from tests.index.test_embedded import unit
 
 
 def thp_mode() -> str:

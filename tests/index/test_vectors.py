@@ -8,21 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from lookalike.index.documents import Doc
 from lookalike.index.embedded import EmbeddedIndex
 from lookalike.index.vectors import NAME, VectorFile
+from tests.index.test_embedded import fill, unit
 
 D = 24
-
-
-def unit(rng, n: int, d: int = D) -> np.ndarray:
-    x = rng.standard_normal((n, d)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def fill(index: EmbeddedIndex, xb: np.ndarray, start: int = 0) -> None:
-    docs = [Doc(id=f"d{start + i}", vector=v, model="m") for i, v in enumerate(xb)]
-    assert index.upsert(docs) == (len(docs), [])
 
 
 def test_rows_are_written_by_key_with_holes_and_read_back_exactly(tmp_path):
@@ -45,10 +35,10 @@ def test_rows_are_written_by_key_with_holes_and_read_back_exactly(tmp_path):
 
 def test_the_re_rank_reads_the_file_and_scores_as_sqlite_stores(tmp_path):
     rng = np.random.default_rng(1)
-    xb = unit(rng, 300) * 3.0  # stored as given: scores are the dot product with the unit query
+    xb = unit(rng, 300, D) * 3.0  # stored as given: scores are the dot product with the unit query
     index = EmbeddedIndex(tmp_path, "a", "m", D)
     fill(index, xb)
-    query = unit(rng, 1)[0]
+    query = unit(rng, 1, D)[0]
     hits = index.search(query, k=5)
     assert index.graph.vectors.upto == 300
     for hit in hits:
@@ -61,7 +51,7 @@ def test_the_re_rank_reads_the_file_and_scores_as_sqlite_stores(tmp_path):
 
 def test_a_short_or_missing_file_is_filled_again_from_sqlite(tmp_path):
     rng = np.random.default_rng(2)
-    xb = unit(rng, 200)
+    xb = unit(rng, 200, D)
     index = EmbeddedIndex(tmp_path, "a", "m", D)
     fill(index, xb)
     index.close()
@@ -84,7 +74,7 @@ def test_a_short_or_missing_file_is_filled_again_from_sqlite(tmp_path):
 
 def test_a_document_deleted_after_the_graph_caught_up_gives_its_place_to_the_next(tmp_path):
     rng = np.random.default_rng(3)
-    xb = unit(rng, 100)
+    xb = unit(rng, 100, D)
     index = EmbeddedIndex(tmp_path, "a", "m", D)
     fill(index, xb)
     query = xb[5]
