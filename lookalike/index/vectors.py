@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lookalike.errors import IndexUnavailable
+
 NAME = "vectors.f32"
 
 
@@ -43,7 +45,10 @@ class VectorFile:
         for start, end in zip(np.r_[0, breaks], np.r_[breaks, len(keys)], strict=True):
             chunk, offset = data[start:end].data.cast("B"), int(keys[start]) * self.row_bytes
             while chunk:  # pwrite may write less than asked
-                written = os.pwrite(self._fd, chunk, offset)
+                try:
+                    written = os.pwrite(self._fd, chunk, offset)
+                except OSError as exc:  # a full disk, typically: say which file, and nothing is counted
+                    raise IndexUnavailable(f"cannot write the re-rank's vector file {self.path}: {exc}") from exc
                 chunk, offset = chunk[written:], offset + written
         self.upto = max(self.upto, int(keys[-1]))
 
@@ -56,7 +61,10 @@ class VectorFile:
 
     def sync(self) -> None:
         """Make the rows written so far durable (before a saved graph records `upto`)."""
-        os.fsync(self._fd)
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise IndexUnavailable(f"cannot make the re-rank's vector file {self.path} durable: {exc}") from exc
 
     def close(self) -> None:
         self._map = None

@@ -4,10 +4,12 @@ catches up, durable before graph.json counts it, filled again from SQLite when f
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
 
+from lookalike.errors import IndexUnavailable
 from lookalike.index.embedded import EmbeddedIndex
 from lookalike.index.vectors import NAME, VectorFile
 from tests.index.test_embedded import fill, unit
@@ -31,6 +33,20 @@ def test_rows_are_written_by_key_with_holes_and_read_back_exactly(tmp_path):
     again = VectorFile(tmp_path / NAME, D, upto=40)  # graph.json said more than the file holds: trust the file
     assert again.upto == 22 and np.array_equal(again.read([8]), rows[[4]])
     again.close()
+
+
+def test_a_failed_write_names_the_file_and_counts_nothing(tmp_path, monkeypatch):
+    file = VectorFile(tmp_path / NAME, D)
+    file.write(np.array([1]), np.ones((1, D), dtype=np.float32))
+
+    def full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "pwrite", full)
+    with pytest.raises(IndexUnavailable, match=f"vector file {tmp_path / NAME}: .*No space left"):
+        file.write(np.array([2, 3]), np.ones((2, D), dtype=np.float32))
+    assert file.upto == 1
+    file.close()
 
 
 def test_the_re_rank_reads_the_file_and_scores_as_sqlite_stores(tmp_path):
