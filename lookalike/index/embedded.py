@@ -3,7 +3,7 @@
 No server needed. The graph holds its vectors as float32 (`none`), float16 (`fp16`) or 8-bit
 scalar codes (`sq8`, 4x smaller: 1M 2048-d vectors fit in ~2.3 GB of memory); whatever the
 graph holds, its candidates are re-ranked by exact cosine on the float32 vectors as stored (read
-from the graph's memory-mapped copy of them, lookalike.index.vectors: page cache, not heap), so
+from the graph's copy of them, lookalike.index.vectors: page cache, not process memory), so
 scores and thresholds never depend on the choice.
 
 Cosine on L2-normalised vectors is inner product. SQLite commits each write batch durably

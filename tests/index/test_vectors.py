@@ -26,8 +26,10 @@ def test_rows_are_written_by_key_with_holes_and_read_back_exactly(tmp_path):
     assert file.upto == 20 and (tmp_path / NAME).stat().st_size == 21 * 4 * D
     assert np.array_equal(file.read([20, 1, 7]), rows[[5, 0, 3]])
     more = rng.standard_normal((2, D)).astype(np.float32)
-    file.write(np.array([21, 22]), more)  # the file grew after it was mapped
+    file.write(np.array([21, 22]), more)  # the file grew after the first read
     assert np.array_equal(file.read([22, 2]), np.stack([more[1], rows[1]]))
+    with pytest.raises(IndexUnavailable, match="ends before row 23"):
+        file.read([2, 23])
     file.sync()
     file.close()
     again = VectorFile(tmp_path / NAME, D, upto=40)  # graph.json said more than the file holds: trust the file
