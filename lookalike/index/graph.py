@@ -122,6 +122,9 @@ class Graph:
                 if projection is not None and projection.asked != self.reduce_to:
                     logger.warning("rebuilding the graph of %s: it was fitted for %d directions, not %s", self.path,
                                    projection.asked, self.reduce_to or "full vectors")  # fmt: skip
+                elif projection is not None and projection.short_of(KEEP):
+                    logger.warning("rebuilding the graph of %s: its %d directions keep %.3f of the variance, less "
+                                   "than %.2f", self.path, projection.dimension, projection.kept, KEEP)  # fmt: skip
                 elif kind == self.quantization or (self.quantization in TRAINED and kind == "none"):
                     self.index, self.codes, self.kind = faiss.read_index(str(graph_file)), None, kind
                     self.projection = projection

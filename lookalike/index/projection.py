@@ -54,7 +54,7 @@ class Projection:
         eigenvalues, vectors = np.linalg.eigh(covariance)  # ascending
         order = np.argsort(eigenvalues)[::-1]
         shares = np.cumsum(eigenvalues[order]) / max(float(eigenvalues.sum()), 1e-30)
-        chosen, most = dimension, max(dimension, min(2 * dimension, len(mean) // 2))
+        chosen, most = dimension, most_directions(dimension, len(mean))
         while keep and chosen + STEP <= most and shares[chosen - 1] < keep:
             chosen += STEP
         top = order[:chosen]
@@ -79,6 +79,12 @@ class Projection:
     def seen_share(self) -> float | None:
         """The share of their variance that vectors added since the fit keep (None: none yet)."""
         return self.seen_kept / self.seen_energy if self.seen_energy else None
+
+    def short_of(self, keep: float) -> bool:
+        """Whether a fit asked for now would take more directions: these keep less than `keep` and
+        there is room for another STEP (a fit made before the rule, or under a lower `keep`)."""
+        asked = self.asked or self.dimension
+        return self.kept < keep and self.dimension + STEP <= most_directions(asked, len(self.mean))
 
     def drifted(self) -> bool:
         """Whether enough vectors came since the fit, and they keep DRIFT less of their variance."""
@@ -120,3 +126,8 @@ class Projection:
                                               "seen_kept")}  # fmt: skip
         # a fit saved before `asked` was recorded was asked for exactly the directions it has
         return cls(mean, basis, **fields, asked=int(state.get("asked", basis.shape[1])))
+
+
+def most_directions(asked: int, full: int) -> int:
+    """The most directions a fit asked for `asked` takes: twice that, at most half the full dimension."""
+    return max(asked, min(2 * asked, full // 2))

@@ -142,6 +142,29 @@ def test_the_projection_is_saved_with_the_graph_and_a_torn_save_rebuilds(tmp_pat
     full.close()
 
 
+def test_a_saved_fit_that_keeps_too_little_is_refitted_with_more_directions(tmp_path, small_sizes, monkeypatch,
+                                                                              caplog):  # fmt: skip
+    xb = low_rank(6, 1200)  # 12 strong directions: 4 keep well under 0.95, 8 more
+    monkeypatch.setattr(graph, "KEEP", 0.0)  # a fit made before directions were chosen by the variance kept
+    index = EmbeddedIndex(tmp_path, "a", "m", D, projection=4)
+    fill(index, xb)
+    index.close()
+    assert index.graph.projection is not None and index.graph.projection.dimension == 4
+    monkeypatch.setattr(graph, "KEEP", 0.95)
+    monkeypatch.setattr(projection, "STEP", 4)
+    with caplog.at_level(logging.WARNING, logger="lookalike.index.graph"):
+        again = EmbeddedIndex(tmp_path, "a", "m", D, projection=4)
+    assert any("its 4 directions keep" in record.getMessage() for record in caplog.records)
+    assert again.graph.projection is not None and again.graph.projection.dimension == 8  # twice 4: the most
+    assert again.search(xb[40], k=1)[0].id == "d40"
+    again.close()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="lookalike.index.graph"):
+        kept = EmbeddedIndex(tmp_path, "a", "m", D, projection=4)  # at the most already: no rebuild loop
+    assert not caplog.records and kept.graph.projection.dimension == 8
+    kept.close()
+
+
 def test_a_catalogue_that_drifts_out_of_the_fit_is_refitted_and_found(tmp_path, small_sizes):
     first, later = low_rank(4, 1200), low_rank(5, 700)  # later photos lie in other directions
     index = EmbeddedIndex(tmp_path, "a", "m", D, projection=16)
