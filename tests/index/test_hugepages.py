@@ -24,7 +24,7 @@ def thp_mode() -> str:
 
 def test_the_graph_arrays_are_found_and_the_advice_changes_no_answer(monkeypatch):
     rng = np.random.default_rng(0)
-    xb, xq = unit(rng, 16_384, 128), unit(rng, 20, 128)
+    xb, xq = unit(rng, 8192, 128), unit(rng, 20, 128)
     index = faiss.IndexIDMap2(faiss.IndexHNSWFlat(128, 4, faiss.METRIC_INNER_PRODUCT))
     index.add_with_ids(xb, np.arange(len(xb), dtype=np.int64) + 1000)
     inner = faiss.downcast_index(index.index)
@@ -35,7 +35,7 @@ def test_the_graph_arrays_are_found_and_the_advice_changes_no_answer(monkeypatch
     advised = hugepages.back(index)
     assert advised % hugepages.HUGE_PAGE == 0 and advised <= sum(found)
     if sys.platform.startswith("linux") and thp_mode() != "never":
-        assert advised >= hugepages.HUGE_PAGE  # 8 MB of vectors hold at least one whole 2 MB page
+        assert advised >= hugepages.HUGE_PAGE  # 4 MB of vectors hold at least one whole 2 MB page
     after = index.search(xq, 10)
     assert np.array_equal(before[1], after[1]) and np.array_equal(before[0], after[0])
 
