@@ -95,7 +95,7 @@ class Settings:
     quantization: str | None = None  # None: each backend's default (embedded sq8, OpenSearch none)
     regions: str = "none"  # region vectors per image besides the whole (lookalike_handler.regions.SCHEMES)
     m: int | None = None  # HNSW links per vector; None: each backend's default (embedded 32, OpenSearch 16)
-    ef_construction: int | None = None  # None: each backend's default (embedded 160, OpenSearch 100)
+    ef_construction: int | None = None  # None: each backend's default (embedded 320, OpenSearch 100)
     ef_search: int = 128  # recall@10 0.96 at 1M 2048-d vectors, sq8 (docs/operations.md)
     rerank: int = 4  # embedded, quantised graph: it proposes rerank x k candidates, re-ranked exactly
     projection: int = 128  # embedded, from PROJECT_SIZE vectors: the graph walks this many principal directions

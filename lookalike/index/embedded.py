@@ -34,7 +34,7 @@ from lookalike.settings import QUANTIZATIONS
 logger = logging.getLogger(__name__)
 
 SPACE = "cosinesimil"
-M, EF_CONSTRUCTION = 32, 160  # the graph's build, chosen by lookalike bench index (docs/constants.md)
+M, EF_CONSTRUCTION = 32, 320  # the graph's build, chosen by lookalike bench index (docs/constants.md)
 PROJECTION = 128  # the fewest principal directions a graph of PROJECT_SIZE vectors or more walks in (docs/constants.md)
 EXACT_LIMIT = 20_000  # filtered searches over at most this many docs are exact
 
