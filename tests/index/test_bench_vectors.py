@@ -10,7 +10,7 @@ import pytest
 
 from lookalike.bench import index as bench_index
 from lookalike.bench import spectrum
-from lookalike.index import graph
+from lookalike.index import embedded, graph
 
 
 @pytest.mark.slow  # 3-14 s of draws: the fast tier keeps its minute
@@ -63,13 +63,14 @@ def test_bench_index_measures_both_sets_and_the_reduced_graph_beside_the_full(tm
     assert bench_index.main(argv) == 0
     report = json.loads(out.read_text())
     measured = {(r["vectors"], r["graph_spec"]): r for r in report["results"]}
-    specs = ("sq8:p128:m32:efc160", "sq8:p0:m16:efc100", "rabitq:p0:m32:efc160")
+    efc = embedded.EF_CONSTRUCTION  # the project's default build
+    specs = (f"sq8:p128:m32:efc{efc}", "sq8:p0:m16:efc100", f"rabitq:p0:m32:efc{efc}")
     assert set(measured) == {(v, spec) for v in ("mixture", "gaussian") for spec in specs}
     assert all(0.5 <= r["rows"][0]["recall_at_10"] <= 1 for r in measured.values())
-    reduced = measured[("gaussian", "sq8:p128:m32:efc160")]["projection"]
+    reduced = measured[("gaussian", specs[0])]["projection"]
     assert reduced["dimension"] == 128 and 0.5 < reduced["kept"] < 1
     assert measured[("gaussian", "sq8:p0:m16:efc100")]["projection"] is None
     table = capsys.readouterr().out
-    assert "gaussian rabitq:p0:m32:efc160" in table and "mixture  sq8:p128:m32:efc160" in table
+    assert f"gaussian rabitq:p0:m32:efc{efc}" in table and f"mixture  sq8:p128:m32:efc{efc}" in table
     with pytest.raises(SystemExit, match="cannot read 'q5'"):
         bench_index.graph_specs("sq8:q5")
