@@ -24,7 +24,7 @@ from lookalike.review.store import ReviewStore, open_review
 from lookalike.serving.client import AsyncModelClient, ModelInfo
 from lookalike.settings import Settings
 from lookalike.timing import Stages
-from lookalike.verify import features
+from lookalike.verify import blas, features
 from lookalike.verify.features import Features
 from lookalike.verify.store import FeatureStore
 
@@ -101,6 +101,7 @@ class Service:
         self.thumbnails = Thumbnails(settings.thumb_dir, settings.thumb_size)
         self.features = FeatureStore.of(settings)
         self.judges = TimedPool(settings.verify_threads, "verify", metrics.signal.timed)  # search.verified
+        blas.one_thread_each()  # the judges' matrix products, one thread each (lookalike.verify.blas)
         # No retries: a search answers at once; ingest is where overload is waited out.
         self.model = AsyncModelClient.from_settings(settings, retries=0)
         self.info: ModelInfo | None = None

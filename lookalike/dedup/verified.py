@@ -16,6 +16,7 @@ from lookalike.dedup.output import stack_out
 from lookalike.index import VectorIndex
 from lookalike.progress import Progress
 from lookalike.review.decisions import Apart, Decision, apply_all
+from lookalike.verify import blas
 from lookalike.verify.store import FeatureStore
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ def find_verified(
     keeper_order = KEEPERS[keep]
     index.refresh()
     judge, copies, scenes, apart = Judge(store), Linked(), Linked(), Apart(list(decisions))
+    blas.one_thread_each()  # the judges' matrix products, one thread each (lookalike.verify.blas)
     with ThreadPoolExecutor(workers or os.cpu_count() or 1, thread_name_prefix="dedup") as pool:
         sharing = shared_words(index, judge, pool, progress) if by_words else {}
         with Progress("dedup", index.count(), unit="img", enabled=progress) as shown:

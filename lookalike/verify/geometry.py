@@ -29,7 +29,6 @@ SCREEN_MATCHES = 3  # ... and a pair whose screen finds fewer matches is not mat
 SCREEN_RIVAL = 0.5  # a mirror whose screen finds under half the matches of the other way round is not fitted
 MAX_KEYSTONE = 2.0  # angled(): a's outline scaled at most this much more in one corner than in another
 MAX_SKEW = 2.0  # ... and stretched at most this much more one way than the other
-_matcher = cv2.BFMatcher(cv2.NORM_L2)
 
 
 @dataclass
@@ -78,11 +77,22 @@ def ratio_tested(a: Features, b: Features) -> list[cv2.DMatch]:
 
 
 def nearest(desc: np.ndarray, b: Features) -> list[cv2.DMatch]:
-    """The ratio test for descriptors `desc` (uint8 [n, 128]) against b's; queryIdx counts in `desc`."""
-    if len(desc) == 0:
+    """The ratio test for descriptors `desc` (uint8 [n, 128]) against b's; queryIdx counts in `desc`.
+    Distances come from one matrix product, |x - y|^2 = |x|^2 + |y|^2 - 2 x.y (BLAS: ~3x OpenCV's
+    brute-force matcher on these sizes; docs/constants.md)."""
+    if len(desc) == 0 or b.count < 2:
         return []
-    pairs = _matcher.knnMatch(desc.astype(np.float32), b.desc.astype(np.float32), k=2)
-    return [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
+    floats = desc.astype(np.float32)
+    squared = b.squares[None, :] - 2 * (floats @ b.desc.T.astype(np.float32))  # [n, m], less each row's |x|^2
+    rows = np.arange(len(desc))
+    first = squared.argmin(axis=1)
+    closest = squared[rows, first]
+    squared[rows, first] = np.inf
+    second = squared.min(axis=1)
+    own = np.einsum("ij,ij->i", floats, floats)
+    lengths = np.sqrt(np.maximum(closest + own, 0.0)), np.sqrt(np.maximum(second + own, 0.0))
+    good = np.flatnonzero(lengths[0] < RATIO * lengths[1])
+    return [cv2.DMatch(int(at), int(first[at]), float(lengths[0][at])) for at in good]
 
 
 def screen(a: Features, b: Features) -> list[cv2.DMatch]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
@@ -192,3 +193,19 @@ def test_a_fit_that_shrinks_a_crop_to_a_point_is_fitted_again_one_to_one(interio
     assert verdict.verdict == "part", verdict.reason
     assert verdict.transform is not None and abs(verdict.transform["scale"] - 1.0) < 0.05
     assert verdict.box == pytest.approx((638 / 1920, 166 / 2880, 1512 / 1920, 1477 / 2880), abs=0.02)
+
+
+def test_the_matrix_product_matcher_finds_what_opencvs_brute_force_finds(photos, feats):
+    """geometry.nearest (one BLAS product) against cv2.BFMatcher's 2-NN ratio test, on a crop of a
+    photo (many true matches) and on an unrelated pair (mostly none): the same pairs, same distances."""
+    crop = extract(jpeg(opened(photos["coffee"]).crop((100, 60, 400, 300))))
+    brute = cv2.BFMatcher(cv2.NORM_L2)
+    for a, b in ((crop, feats["coffee"]), (crop, feats["rocket"]), (feats["chelsea"].mirrored(), feats["chelsea"])):
+        pairs = brute.knnMatch(a.desc.astype(np.float32), b.desc.astype(np.float32), k=2)
+        expected = [(p[0].queryIdx, p[0].trainIdx, p[0].distance) for p in pairs
+                    if len(p) == 2 and p[0].distance < geometry.RATIO * p[1].distance]  # fmt: skip
+        found = [(m.queryIdx, m.trainIdx, m.distance) for m in geometry.nearest(a.desc, b)]
+        assert [m[:2] for m in found] == [m[:2] for m in expected]
+        assert np.allclose([m[2] for m in found], [m[2] for m in expected], rtol=1e-4)
+    assert len(geometry.nearest(crop.desc, feats["coffee"])) > 50  # the crop's case has matches to find
+    assert geometry.nearest(crop.desc[:0], feats["coffee"]) == []
