@@ -16,6 +16,7 @@ Prints a table per protocol, writes JSON (reports/eval.json).
     lookalike eval --serve --models efficientnet_lite0,lite0-full --near-duplicates
     lookalike eval --serve --regions none,win2 --kinds partial --seeds 0,1
     lookalike eval --serve --dedup --regions none,win2 --kinds all --seeds 0,1
+    lookalike eval --verifier --seeds 0,1                     # thresholds: tune half -> held half
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from lookalike.copies import ALL_KINDS, PARTIAL_KINDS, copies
 from lookalike.errors import BadQuery, LookalikeError
 from lookalike.ingest.sources import from_folder
 from lookalike.photos import SAME_SCENE, halves, interior_photos, subject_photos
-from lookalike.relevance import dedup_eval
+from lookalike.relevance import dedup_eval, verifier
 from lookalike.relevance.metrics import Scores, ranked_by, rankings, score
 from lookalike.serving.client import ModelClient
 from lookalike.settings import MODEL_STORE, REPORTS_DIR, RUN_DIR, Settings
@@ -221,8 +222,15 @@ def evaluate(argv: list[str] | None = None) -> int:
     parser.add_argument("--half", choices=["tune", "held"],
                         help="only one half of the bundled photos (lookalike.photos.halves, by shoot): tune a "
                              "threshold on one, report it on the other (default: all of them)")  # fmt: skip
+    parser.add_argument("--verifier", action="store_true",
+                        help="the verifier's thresholds: chosen on the tune half, reported on the held half, over "
+                             "copies of every kind (--seeds); --half held: the other way round; no server "
+                             "(lookalike.relevance.verifier)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPORTS_DIR / "eval.json")
     args = parser.parse_args(argv)
+    if args.verifier:
+        seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
+        return verifier.main(seeds, args.out, swapped=args.half == "held")
     if args.photos is not None and args.photos < 2:
         raise BadQuery("--photos needs at least 2 photos")
     models = [name.strip() for name in args.models.split(",") if name.strip()]
