@@ -142,19 +142,28 @@ def allowed(row: dict) -> bool:
     return row["scene_joined"] == 0 and row["precision"] >= MIN_PRECISION
 
 
-def choose(tune: list[Pair], pool: ThreadPoolExecutor) -> dict[str, dict]:
+def choose(tune: list[Pair], pool: ThreadPoolExecutor, progress: bool = False) -> dict[str, dict]:
     """For each threshold: the tune half's scores at every value tried, and the value chosen: the
-    most recall among the values `allowed` (a tie keeps the default, else the nearer value)."""
+    most recall among the values `allowed` (a tie keeps the default, else the nearer value; where
+    no value is allowed, the default)."""
     out = {}
-    for name, values in GRID.items():
-        default = getattr(verdict, name)
-        tried = {value: scores(tune, judged(tune, {name: value}, pool)) for value in values}
-        fine = [value for value in values if allowed(tried[value])] or [default]
-        best = max(tried[value]["recall"] for value in fine)
-        tied = [value for value in fine if tried[value]["recall"] == best]
-        chosen = default if default in tied else min(tied, key=lambda value: abs(value - default))
-        out[name] = {"default": default, "chosen": chosen, "tried": tried}
+    with Progress("thresholds", sum(map(len, GRID.values())), unit="value", enabled=progress) as shown:
+        for name, values in GRID.items():
+            tried = {}
+            for value in values:
+                tried[value] = scores(tune, judged(tune, {name: value}, pool))
+                shown.update(1)
+            out[name] = picked(getattr(verdict, name), tried)
     return out
+
+
+def picked(default: float, tried: dict[float, dict]) -> dict:
+    """The value chosen of those `tried` (value -> scores on the tune half), and the figures."""
+    fine = [value for value in tried if allowed(tried[value])] or [default]
+    best = max(tried[value]["recall"] for value in fine)
+    tied = [value for value in fine if tried[value]["recall"] == best]
+    chosen = default if default in tied else min(tied, key=lambda value: abs(value - default))
+    return {"default": default, "chosen": chosen, "tried": tried}
 
 
 def table(chosen: dict[str, dict], rows: dict[str, dict]) -> str:
@@ -187,7 +196,7 @@ def main(seeds: list[int], out: Path, swapped: bool = False) -> int:
     tune_all, held_all = pairs(tune_photos, seeds, progress=True), pairs(held_photos, seeds, progress=True)
     with ThreadPoolExecutor(2) as pool:
         tune, held = in_reach(tune_all, pool), in_reach(held_all, pool)
-        chosen = choose(tune, pool)
+        chosen = choose(tune, pool, progress=True)
         picked = {name: row["chosen"] for name, row in chosen.items()}
         rows = {"tune_default": scores(tune, judged(tune, {}, pool)),
                 "held_default": scores(held, judged(held, {}, pool)),

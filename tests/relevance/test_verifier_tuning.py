@@ -1,7 +1,8 @@
 """`lookalike eval --verifier`: the pairs it judges and how a threshold is chosen, on four real
 photos (the stereo motorcycle pair: another shot of one scene) and one seed; real SIFT, no server.
 The full run (both halves, every threshold) takes ~4 minutes: its figures are in docs/relevance.md.
-Slow tier: ~7 s of SIFT and sweeps that the fast tier's minute has no room for."""
+The tests on real pairs are in the slow tier (~7 s of SIFT and sweeps the fast tier's minute has
+no room for); the choice itself is tested fast, on made-up scores."""
 
 from __future__ import annotations
 
@@ -13,8 +14,19 @@ from lookalike.copies import ALL_KINDS
 from lookalike.relevance import verifier
 from lookalike.verify import verdict
 
-pytestmark = pytest.mark.slow
 NAMES = ("motorcycle_left", "motorcycle_right", "chelsea", "coffee")
+
+
+def row(recall: float, precision: float = 1.0, scene: int = 0) -> dict:
+    return {"recall": recall, "precision": precision, "scene_joined": scene}
+
+
+def test_the_most_recall_is_chosen_among_values_that_join_no_other_shot_and_keep_precision():
+    tried = {10: row(0.97, scene=1), 12: row(0.95, precision=0.98), 15: row(0.93), 18: row(0.94), 22: row(0.90)}
+    assert verifier.picked(15, tried)["chosen"] == 18
+    assert verifier.picked(15, {**tried, 18: row(0.93)})["chosen"] == 15  # a tie keeps the default
+    assert verifier.picked(15, {12: row(0.9), 15: row(0.8), 22: row(0.9)})["chosen"] == 12  # else the nearer
+    assert verifier.picked(15, {10: row(0.99, scene=2), 15: row(0.9, scene=1)})["chosen"] == 15  # none allowed
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +34,7 @@ def judged_pairs(photos) -> list[verifier.Pair]:
     return verifier.pairs({name: photos[name] for name in NAMES}, [0])
 
 
+@pytest.mark.slow
 def test_each_copy_should_join_its_photo_and_other_shots_of_a_scene_must_not(judged_pairs):
     joins = [pair for pair in judged_pairs if pair.joins]
     assert {pair.kind for pair in joins} == set(ALL_KINDS)
@@ -33,6 +46,7 @@ def test_each_copy_should_join_its_photo_and_other_shots_of_a_scene_must_not(jud
     assert all(not pair.joins for pair in judged_pairs if pair.kind in ("scene", "other"))
 
 
+@pytest.mark.slow
 def test_a_threshold_is_chosen_for_recall_only_where_it_joins_no_other_shot_and_a_tie_keeps_the_default(
     judged_pairs, monkeypatch
 ):
