@@ -45,6 +45,7 @@ GRID: dict[str, tuple[float, ...]] = {
     "COPY_CORRELATION": (0.5, 0.55, 0.6, 0.65, 0.7),
     "MATCHED_CORRELATION": (0.8, 0.85, 0.9, 0.95),
     "LEAST_CORRELATION": (0.1, 0.2, 0.3, 0.4),
+    "MAX_OFFSET": (1.0, 1.2, 1.4, 1.7, 2.0, 3.0),
     "MIN_ANGLED_INLIERS": (20, 25, 30, 40),
     "ANGLED_CORRELATION": (0.6, 0.65, 0.7, 0.75, 0.8),
 }

@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw, ImageOps
 
 from lookalike.errors import UnsupportedMedia
 from lookalike.verify import Features, extract, features, geometry, verify
+from lookalike.verify import verdict as verdict_module
 from lookalike.verify.verdict import MIN_KEYPOINTS
 
 
@@ -209,3 +210,24 @@ def test_the_matrix_product_matcher_finds_what_opencvs_brute_force_finds(photos,
         assert np.allclose([m[2] for m in found], [m[2] for m in expected], rtol=1e-4)
     assert len(geometry.nearest(crop.desc, feats["coffee"])) > 50  # the crop's case has matches to find
     assert geometry.nearest(crop.desc[:0], feats["coffee"]) == []
+
+
+def test_a_window_of_one_shot_is_part_of_its_photo_but_only_the_same_scene_in_another_shot(interiors):
+    """Two shots of one kitchen wall from a step apart (the bundled pair the dedup eval joined): a
+    window cut from one aligns with the other (27-41 keypoints, pixels alike), but its keypoints sit
+    ~1.6-3 px off the transform (parallax), where a copy's land within ~1 px."""
+    shot = opened(interiors["pexels-7303773"])
+    for box in ((480, 320, 1440, 960), (480, 320, 1248, 832)):
+        window = extract(jpeg(shot.crop(box), 90))
+        other = verify(window, extract(interiors["pexels-cup-of-couple-7303788"]))
+        assert other.verdict == "same_scene" and "parallax" in other.reason, other.reason
+        own = verify(window, extract(interiors["pexels-7303773"]))
+        assert own.verdict == "part", own.reason
+
+
+def test_a_copys_keypoints_land_where_the_transform_puts_them(photos, feats):
+    copy = extract(jpeg(opened(photos["coffee"]).resize((300, 200)), 80))
+    found = geometry.fit(copy, feats["coffee"])
+    assert found is not None and geometry.offset(found) < 0.7
+    stereo = geometry.fit(feats["motorcycle_left"], feats["motorcycle_right"])
+    assert stereo is not None and geometry.offset(stereo) > verdict_module.MAX_OFFSET
