@@ -12,8 +12,9 @@
    overall), they are another shot of the same scene (another angle, another moment, a burst):
    same_scene. The second test passes a photo compared across two different surrounds (a
    screenshot's UI against a caption band). So are pictures whose agreeing keypoints sit more
-   than MAX_OFFSET pixels (median) off the transform: a copy's land where it puts them, another
-   shot from a step aside moves near and far things apart (parallax).
+   than MAX_OFFSET pixels (median, over PARALLAX_INLIERS or more) off the transform: a copy's
+   land where it puts them, another shot from a step aside moves near and far things apart
+   (parallax).
 5. Otherwise one picture holds the other. Each covering at least COPY_COVER of the other (a
    resized, recoloured, mildly cropped, rotated or mirrored copy) - copy; else, when what surrounds
    the smaller one is plain (at least PLAIN_SURROUND in three gray levels: a frame, a caption band,
@@ -57,6 +58,7 @@ COPY_CORRELATION = 0.6
 MATCHED_CORRELATION = 0.9  # or this within the agreeing keypoints' hull, while at least LEAST_CORRELATION overall
 LEAST_CORRELATION = 0.2
 MAX_OFFSET = 1.4  # px: agreeing keypoints further off the transform than this (median) are parallax, not a copy
+PARALLAX_INLIERS = 25  # ... measured only over at least this many (a median of fewer is too loose to tell)
 COPY_COVER = 0.5  # each covers at least this much of the other: a copy (a mild crop at most)
 FRAME_SLACK = 0.03  # a lies whole in b when b's outline covers all but this share of it
 PLAIN_SURROUND = 0.6  # what surrounds the smaller one is this plain (geometry.plain_surround): a frame
@@ -171,7 +173,7 @@ def fitted(a: Features, b: Features, mirrored: bool, found: Fit, seen: Features)
     if correlation < COPY_CORRELATION and not photo_matches:
         return said("same_scene", f"{found.count} keypoints agree, but the aligned pixels differ (correlation "
                                   f"{correlation:.2f} < {COPY_CORRELATION}): another shot of the scene")  # fmt: skip
-    off = offset(found)
+    off = offset(found) if found.count >= PARALLAX_INLIERS else 0.0
     if off > MAX_OFFSET:
         return said("same_scene", f"{found.count} keypoints agree, but {off:.2f} px off the transform (median; a "
                                   f"copy's: <= {MAX_OFFSET}): parallax, another shot of the scene")  # fmt: skip

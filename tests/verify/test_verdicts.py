@@ -212,7 +212,7 @@ def test_the_matrix_product_matcher_finds_what_opencvs_brute_force_finds(photos,
     assert geometry.nearest(crop.desc[:0], feats["coffee"]) == []
 
 
-def test_a_window_of_one_shot_is_part_of_its_photo_but_only_the_same_scene_in_another_shot(interiors):
+def test_a_window_of_one_shot_is_part_of_its_photo_but_only_the_same_scene_in_another_shot(interiors, monkeypatch):
     """Two shots of one kitchen wall from a step apart (the bundled pair the dedup eval joined): a
     window cut from one aligns with the other (27-41 keypoints, pixels alike), but its keypoints sit
     ~1.6-3 px off the transform (parallax), where a copy's land within ~1 px."""
@@ -223,6 +223,10 @@ def test_a_window_of_one_shot_is_part_of_its_photo_but_only_the_same_scene_in_an
         assert other.verdict == "same_scene" and "parallax" in other.reason, other.reason
         own = verify(window, extract(interiors["pexels-7303773"]))
         assert own.verdict == "part", own.reason
+    # with too few agreeing keypoints to measure parallax (PARALLAX_INLIERS), the window was a part
+    monkeypatch.setattr(verdict_module, "PARALLAX_INLIERS", 10**6)
+    window = extract(jpeg(shot.crop((480, 320, 1440, 960)), 90))
+    assert verify(window, extract(interiors["pexels-cup-of-couple-7303788"])).verdict == "part"
 
 
 def test_a_copys_keypoints_land_where_the_transform_puts_them(photos, feats):
