@@ -3,7 +3,7 @@
 Candidates are judged on a pool with a thread per core (verify.rerank, dedup), and each match is a
 matrix product by numpy (geometry.nearest). numpy's OpenBLAS would split every product over all
 cores again, and the pool's threads then wait on each other's BLAS threads: on 2 cores, 2 judges
-took 0.78 ms a pair with OpenBLAS's threads and 0.46 ms with one each (docs/constants.md). A process
+took 0.78 ms a pair with OpenBLAS's threads and 0.46 ms with one each (docs/relevance.md). A process
 that judges on a pool calls `one_thread_each` once. Only numpy's own BLAS is limited: FAISS's
 (its OpenMP threads build the graph) keeps its threads.
 """

@@ -79,7 +79,7 @@ def ratio_tested(a: Features, b: Features) -> list[cv2.DMatch]:
 def nearest(desc: np.ndarray, b: Features) -> list[cv2.DMatch]:
     """The ratio test for descriptors `desc` (uint8 [n, 128]) against b's; queryIdx counts in `desc`.
     Distances come from one matrix product, |x - y|^2 = |x|^2 + |y|^2 - 2 x.y (BLAS: ~3x OpenCV's
-    brute-force matcher on these sizes; docs/constants.md)."""
+    brute-force matcher on these sizes; docs/relevance.md)."""
     if len(desc) == 0 or b.count < 2:
         return []
     floats = desc.astype(np.float32)
