@@ -55,7 +55,8 @@ IMAGES = {
         "efficientnet-lite-pytorch")),
     "api": Image("api", "api.Containerfile", (
         "fastapi", "uvicorn", "python-multipart", "httpx", "numpy", "pillow", "pyyaml", "requests", "tqdm",
-        "faiss-cpu", "opencv-python-headless", "scipy", "opensearch-py", "orjson", "botocore", "prometheus-client")),
+        "faiss-cpu", "opencv-python-headless", "scipy", "threadpoolctl", "opensearch-py", "orjson", "botocore",
+        "prometheus-client")),
 }  # fmt: skip
 
 
