@@ -28,11 +28,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from lookalike.copies import ALL_KINDS, KINDS, collages
+from lookalike.copies import ALL_KINDS
 from lookalike.photos import all_photos, halves, shoot
 from lookalike.progress import Progress
+from lookalike.relevance import dedup_eval
 from lookalike.verify import blas, verdict
 from lookalike.verify.features import Features, extract
 
@@ -65,14 +64,11 @@ def pairs(photos: dict[str, bytes], seeds: list[int], progress: bool = False) ->
     """The half's pairs (module docstring), features extracted on two threads."""
     names = list(photos)
     images = list(photos.values())
-    made: list[tuple[str, int, bytes, set[int]]] = []  # (kind, photo, copy bytes, photos it joins)
+    made = []  # (kind, photo, copy bytes, photos it joins): the dedup eval's collection, copies only
     for seed in seeds:
-        rng = np.random.default_rng(seed)
-        for kind in ALL_KINDS:  # drawn in this order, so each kind's copies are the eval's for the seed
-            if kind == "pasted":
-                made += [(kind, i, data, {i, host}) for i, (data, host) in enumerate(collages(images, rng))]
-            else:
-                made += [(kind, i, KINDS[kind](data, rng), {i}) for i, data in enumerate(images)]
+        for item, data, joins in dedup_eval.collection(images, list(ALL_KINDS), seed)[len(images) :]:
+            kind, _, at = item.rpartition("-")
+            made.append((kind, int(at), data, joins))
     with ThreadPoolExecutor(2) as pool, Progress("features", len(images) + len(made), enabled=progress) as shown:
 
         def extracted(data: bytes) -> Features:
