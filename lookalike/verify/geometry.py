@@ -69,21 +69,44 @@ def jacobian(H: np.ndarray, at: tuple[float, float]) -> np.ndarray:
     return np.array(rows) / w
 
 
-def ratio_tested(a: Features, b: Features) -> list[cv2.DMatch]:
-    """Each keypoint of a with its nearest of b, where that is clearly nearer than the second."""
-    if a.count < 2 or b.count < 2:
-        return []
-    return nearest(a.desc, b)
+@dataclass(frozen=True)
+class Matches:
+    """Ratio-tested matches, in a's keypoint order (RANSAC samples by position): a's keypoint, b's
+    keypoint, and their descriptors' distance, as arrays (no Python object per match: matching
+    holds the GIL only between numpy calls, and the judging threads run side by side)."""
+
+    a: np.ndarray  # int64 [n]
+    b: np.ndarray  # int64 [n]
+    distance: np.ndarray  # float32 [n]
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    @classmethod
+    def none(cls) -> Matches:
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
+
+    def at(self, positions: np.ndarray) -> Matches:
+        return Matches(self.a[positions], self.b[positions], self.distance[positions])
 
 
-def nearest(desc: np.ndarray, b: Features) -> list[cv2.DMatch]:
-    """The ratio test for descriptors `desc` (uint8 [n, 128]) against b's; queryIdx counts in `desc`.
-    Distances come from one matrix product, |x - y|^2 = |x|^2 + |y|^2 - 2 x.y (BLAS: ~3x OpenCV's
-    brute-force matcher on these sizes; docs/relevance.md)."""
-    if len(desc) == 0 or b.count < 2:
-        return []
+def columns(b: Features) -> np.ndarray:
+    """float32 [129, m]: b's descriptors as the right side of `nearest`'s product, -2 y over |y|^2,
+    so that [x, 1] times it is |x - y|^2 less |x|^2. Made once per pair (four times b's bytes: not
+    kept with b's features, which a collection holds by the thousand)."""
+    floats = b.desc.astype(np.float32)
+    return np.vstack([-2 * floats.T, np.einsum("ij,ij->i", floats, floats)[None, :]])
+
+
+def nearest(desc: np.ndarray, right: np.ndarray) -> Matches:
+    """The ratio test for descriptors `desc` (uint8 [n, 128]) against b's (`columns(b)`); `a` counts
+    in `desc`. Distances come from one matrix product (BLAS: ~3x OpenCV's brute-force matcher on
+    these sizes; docs/relevance.md). Exact: SIFT's bytes make every partial sum an integer below
+    2^24, which float32 holds, so ties and the ratio test come out as OpenCV's."""
+    if len(desc) == 0 or right.shape[1] < 2:
+        return Matches.none()
     floats = desc.astype(np.float32)
-    squared = b.squares[None, :] - 2 * (floats @ b.desc.T.astype(np.float32))  # [n, m], less each row's |x|^2
+    squared = np.hstack([floats, np.ones((len(desc), 1), np.float32)]) @ right  # [n, m]
     rows = np.arange(len(desc))
     first = squared.argmin(axis=1)
     closest = squared[rows, first]
@@ -92,47 +115,66 @@ def nearest(desc: np.ndarray, b: Features) -> list[cv2.DMatch]:
     own = np.einsum("ij,ij->i", floats, floats)
     lengths = np.sqrt(np.maximum(closest + own, 0.0)), np.sqrt(np.maximum(second + own, 0.0))
     good = np.flatnonzero(lengths[0] < RATIO * lengths[1])
-    return [cv2.DMatch(int(at), int(first[at]), float(lengths[0][at])) for at in good]
+    return Matches(good, first[good], lengths[0][good])
 
 
-def screen(a: Features, b: Features) -> list[cv2.DMatch]:
-    """The ratio-tested matches of every SCREEN_EVERY-th keypoint of a (queryIdx counts in a). A
-    pair whose screen finds fewer than SCREEN_MATCHES has too little in common to be judged further
-    (that keeps every copy and part: docs/constants.md), and costs a quarter of a match; most of a
-    search's candidates are such pairs."""
+def ratio_tested(a: Features, b: Features) -> Matches:
+    """Each keypoint of a with its nearest of b, where that is clearly nearer than the second."""
     if a.count < 2 or b.count < 2:
-        return []
-    picked = np.arange(0, a.count, SCREEN_EVERY)
-    return [cv2.DMatch(int(picked[m.queryIdx]), m.trainIdx, m.distance) for m in nearest(a.desc[picked], b)]
+        return Matches.none()
+    return nearest(a.desc, columns(b))
 
 
-def completed(a: Features, b: Features, first: list[cv2.DMatch]) -> list[cv2.DMatch]:
-    """`ratio_tested(a, b)` given its screen `first`: the ratio test of one keypoint depends only on
-    b, so the screen's matches are part of the full set, not work lost."""
+def screens(ways: list[Features], b: Features, right: np.ndarray) -> list[Matches]:
+    """For each of `ways` (a, and a mirrored), the ratio-tested matches of every SCREEN_EVERY-th
+    keypoint (`a` counts in it), all ways in one product. A pair whose screen finds fewer than
+    SCREEN_MATCHES has too little in common to be judged further (that keeps every copy and part:
+    docs/constants.md), and costs a quarter of a match; most of a search's candidates are such
+    pairs. `right`: columns(b)."""
+    if b.count < 2 or min(seen.count for seen in ways) < 2:
+        return [Matches.none() for _ in ways]
+    picked = np.arange(0, ways[0].count, SCREEN_EVERY)
+    both = nearest(np.vstack([seen.desc[picked] for seen in ways]), right)
+    way = both.a // len(picked)
+    return [Matches(picked[both.a[way == i] - i * len(picked)], both.b[way == i], both.distance[way == i])
+            for i in range(len(ways))]  # fmt: skip
+
+
+def screen(a: Features, b: Features) -> Matches:
+    """`screens` of a alone."""
+    return screens([a], b, columns(b))[0]
+
+
+def completed(a: Features, right: np.ndarray, first: Matches) -> Matches:
+    """`ratio_tested(a, b)` given its screen `first` (`right`: columns(b)): the ratio test of one
+    keypoint depends only on b, so the screen's matches are part of the full set, not work lost."""
     rest = np.ones(a.count, bool)
     rest[::SCREEN_EVERY] = False
     at_rest = np.flatnonzero(rest)
-    merged = first + [cv2.DMatch(int(at_rest[m.queryIdx]), m.trainIdx, m.distance) for m in nearest(a.desc[at_rest], b)]
-    return sorted(merged, key=lambda m: m.queryIdx)  # ratio_tested's order: RANSAC samples by position
+    more = nearest(a.desc[at_rest], right)
+    merged = Matches(np.concatenate([first.a, at_rest[more.a]]), np.concatenate([first.b, more.b]),
+                     np.concatenate([first.distance, more.distance]))  # fmt: skip
+    return merged.at(np.argsort(merged.a, kind="stable"))
 
 
-def one_to_one(good: list[cv2.DMatch]) -> list[cv2.DMatch]:
-    """`good` with each keypoint of b in one match at most, its closest."""
-    closest: dict[int, cv2.DMatch] = {}
-    for m in good:
-        if m.trainIdx not in closest or m.distance < closest[m.trainIdx].distance:
-            closest[m.trainIdx] = m
-    return list(closest.values())
+def one_to_one(good: Matches) -> Matches:
+    """`good` with each keypoint of b in one match at most, its closest (the first of equals), in the
+    order each keypoint of b is first matched."""
+    if len(good) == 0:
+        return good
+    position = np.arange(len(good))
+    by_b = np.lexsort((position, good.b))  # grouped by b's keypoint, each group in match order
+    starts = np.flatnonzero(np.r_[True, good.b[by_b][1:] != good.b[by_b][:-1]])
+    closest = np.lexsort((position, good.distance, good.b))[starts]  # the same groups, closest first
+    return good.at(closest[np.argsort(by_b[starts], kind="stable")])  # in the order of each group's first match
 
 
-def located(a: Features, b: Features, good: list[cv2.DMatch]) -> tuple[np.ndarray, np.ndarray]:
+def located(a: Features, b: Features, good: Matches) -> tuple[np.ndarray, np.ndarray]:
     """The matches' positions: (xa [n, 2], xb [n, 2])."""
-    if not good:
-        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
-    return a.xy[[m.queryIdx for m in good]], b.xy[[m.trainIdx for m in good]]
+    return a.xy[good.a].reshape(-1, 2), b.xy[good.b].reshape(-1, 2)
 
 
-def fit(a: Features, b: Features, good: list[cv2.DMatch] | None = None) -> Fit | None:
+def fit(a: Features, b: Features, good: Matches | None = None) -> Fit | None:
     """The similarity transform from a's frame to b's most matches agree on, or None; `good`: the
     ratio-tested matches when already found. A fit that shrinks a to a point (many of a's keypoints
     matched to a few of b's: seen on a 45 % crop of an interior, 61 matches onto 20 keypoints, scale
@@ -153,7 +195,7 @@ def fit(a: Features, b: Features, good: list[cv2.DMatch] | None = None) -> Fit |
     return found
 
 
-def angled(a: Features, b: Features, good: list[cv2.DMatch], least: int = 8) -> Fit | None:
+def angled(a: Features, b: Features, good: Matches, least: int = 8) -> Fit | None:
     """The homography from a's frame to b's most matches (each keypoint of b once) agree on, or None
     unless it is a view of a flat picture from an angle: a's outline stays a convex quadrilateral,
     no part of it is scaled more than MAX_KEYSTONE times another, and a square stays a

@@ -35,17 +35,19 @@ from lookalike.verify.geometry import (
     SCREEN_MATCHES,
     SCREEN_RIVAL,
     Fit,
+    Matches,
     agreeing_share,
     aligned_correlation,
     angled,
     box,
+    columns,
     completed,
     covered,
     fit,
     offset,
     outlines,
     plain_surround,
-    screen,
+    screens,
 )
 
 MIN_KEYPOINTS = 25
@@ -114,17 +116,19 @@ def verify(a: Features, b: Features, cosine: float | None = None) -> Verdict:
     less (docs/constants.md)."""
     if min(a.count, b.count) < MIN_KEYPOINTS:
         return flat(a, b, cosine)
-    ways = [(mirrored, seen, screen(seen, b)) for mirrored, seen in ((False, a), (True, a.mirrored()))]
+    right = columns(b)  # b's side of every product below, made once
+    seen_ways = [a, a.mirrored()]
+    ways = list(zip((False, True), seen_ways, screens(seen_ways, b, right), strict=True))
     most = max(len(first) for *_, first in ways)
     if most < SCREEN_MATCHES:
         return Verdict("different", f"nothing in common: fewer than {SCREEN_MATCHES} of every {SCREEN_EVERY}th "
                        "keypoint match, either way round")  # fmt: skip
-    tried: list[tuple[bool, Features, list]] = []  # (mirrored, seen, ratio-tested matches)
+    tried: list[tuple[bool, Features, Matches]] = []  # (mirrored, seen, ratio-tested matches)
     best: tuple[bool, Fit, Features] | None = None
     for mirrored, seen, first in ways:
         if len(first) < max(SCREEN_MATCHES, SCREEN_RIVAL * most):
             continue
-        good = completed(seen, b, first)
+        good = completed(seen, right, first)
         tried.append((mirrored, seen, good))
         found = fit(seen, b, good)
         if found is not None and (best is None or found.count > best[1].count):

@@ -205,11 +205,11 @@ def test_the_matrix_product_matcher_finds_what_opencvs_brute_force_finds(photos,
         pairs = brute.knnMatch(a.desc.astype(np.float32), b.desc.astype(np.float32), k=2)
         expected = [(p[0].queryIdx, p[0].trainIdx, p[0].distance) for p in pairs
                     if len(p) == 2 and p[0].distance < geometry.RATIO * p[1].distance]  # fmt: skip
-        found = [(m.queryIdx, m.trainIdx, m.distance) for m in geometry.nearest(a.desc, b)]
-        assert [m[:2] for m in found] == [m[:2] for m in expected]
-        assert np.allclose([m[2] for m in found], [m[2] for m in expected], rtol=1e-4)
-    assert len(geometry.nearest(crop.desc, feats["coffee"])) > 50  # the crop's case has matches to find
-    assert geometry.nearest(crop.desc[:0], feats["coffee"]) == []
+        found = geometry.nearest(a.desc, geometry.columns(b))
+        assert list(zip(found.a.tolist(), found.b.tolist(), strict=True)) == [m[:2] for m in expected]
+        assert np.allclose(found.distance, [m[2] for m in expected], rtol=1e-4)
+    assert len(geometry.nearest(crop.desc, geometry.columns(feats["coffee"]))) > 50  # the crop's case has matches
+    assert len(geometry.nearest(crop.desc[:0], geometry.columns(feats["coffee"]))) == 0
 
 
 def test_a_window_of_one_shot_is_part_of_its_photo_but_only_the_same_scene_in_another_shot(interiors, monkeypatch):
@@ -235,3 +235,28 @@ def test_a_copys_keypoints_land_where_the_transform_puts_them(photos, feats):
     assert found is not None and geometry.offset(found) < 0.7
     stereo = geometry.fit(feats["motorcycle_left"], feats["motorcycle_right"])
     assert stereo is not None and geometry.offset(stereo) > verdict_module.MAX_OFFSET
+
+
+def test_the_screen_is_part_of_the_full_match_and_completing_it_gives_the_full_match(photos, feats):
+    """The ratio test of a keypoint depends only on b, so the screen (every SCREEN_EVERY-th
+    keypoint, both ways round in one product) finds exactly the full match's rows it screens, and
+    `completed` adds the rest in the full match's order."""
+    crop = extract(jpeg(opened(photos["coffee"]).crop((100, 60, 400, 300))))
+    b = feats["coffee"]
+    right = geometry.columns(b)
+    for seen, first in zip((crop, crop.mirrored()), geometry.screens([crop, crop.mirrored()], b, right), strict=True):
+        full = geometry.ratio_tested(seen, b)
+        screened = full.at(np.flatnonzero(full.a % geometry.SCREEN_EVERY == 0))
+        assert first.a.tolist() == screened.a.tolist() and first.b.tolist() == screened.b.tolist()
+        whole = geometry.completed(seen, right, first)
+        assert whole.a.tolist() == full.a.tolist() and whole.b.tolist() == full.b.tolist()
+        assert np.array_equal(whole.distance, full.distance)
+    assert len(geometry.screens([crop], b, right)[0]) > 10  # the plain way has matches to screen
+
+
+def test_one_to_one_keeps_each_keypoint_of_b_once_its_closest_in_the_order_first_matched():
+    good = geometry.Matches(np.array([0, 1, 2, 3, 4]), np.array([7, 3, 7, 3, 5]),
+                            np.array([5.0, 2.0, 4.0, 2.0, 1.0], np.float32))  # fmt: skip
+    kept = geometry.one_to_one(good)
+    assert kept.a.tolist() == [2, 1, 4]  # b's 7: the closer; b's 3: the first of equals; in first-matched order
+    assert kept.b.tolist() == [7, 3, 5]
