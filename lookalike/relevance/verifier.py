@@ -36,8 +36,8 @@ from lookalike.verify import blas, verdict
 from lookalike.verify.features import Features, extract
 
 # The thresholds that decide whether a pair joins, and the values tried (the default among them).
-# COPY_COVER and PLAIN_SURROUND only tell a copy from a part (both join); FLAT_COPY_COSINE needs
-# the model's cosine: neither is swept here.
+# COPY_COVER, PLAIN_SURROUND and CONTINUED only tell a copy from a part (both join);
+# FLAT_COPY_COSINE needs the model's cosine: none of these is swept here.
 GRID: dict[str, tuple[float, ...]] = {
     "MIN_INLIERS": (10, 12, 15, 18, 22),
     "OVERLAY_SHARE": (0.07, 0.1, 0.13, 0.16, 0.2),

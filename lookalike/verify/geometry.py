@@ -27,6 +27,8 @@ MAX_BLUR = 16.0  # sigma bound: a wild transform must not ask for a blur kernel 
 SCREEN_EVERY = 4  # screen(): every 4th keypoint is matched first
 SCREEN_MATCHES = 3  # ... and a pair whose screen finds fewer matches is not matched further
 SCREEN_RIVAL = 0.5  # a mirror whose screen finds under half the matches of the other way round is not fitted
+EDGE_BAND = 6  # continued(): thumbnail pixels inside the smaller picture's edge compared with its surround
+MIN_BAND = 20  # ... pixels each side needs to be compared at all
 MAX_KEYSTONE = 2.0  # angled(): a's outline scaled at most this much more in one corner than in another
 MAX_SKEW = 2.0  # ... and stretched at most this much more one way than the other
 
@@ -294,19 +296,43 @@ def covered(polygon: np.ndarray, frame: tuple[int, int]) -> float:
     return float(max(area, 0.0) / (w * h))
 
 
+def surround(f: Features, polygon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(inside, outside): bool masks of f's gray picture, inside `polygon` (its frame) and outside
+    it, each short of the blurred seam between them."""
+    scale = f.thumb.shape[1] / f.frame[0]
+    region = np.zeros(f.thumb.shape, np.uint8)
+    cv2.fillConvexPoly(region, np.round(polygon * scale).astype(np.int32), 1)
+    outside = cv2.dilate(region, np.ones((7, 7), np.uint8)) == 0
+    return cv2.erode(region, np.ones((3, 3), np.uint8)) > 0, outside
+
+
+def levels(pixels: np.ndarray) -> np.ndarray:
+    """float [64]: the share of `pixels` (uint8 gray) at each of 64 gray levels."""
+    return np.bincount(pixels.astype(np.int64) * 64 // 256, minlength=64) / max(pixels.size, 1)
+
+
 def plain_surround(f: Features, polygon: np.ndarray) -> float:
     """How plain `f`'s picture is outside `polygon` (its frame): the share of those pixels that fall
     in its three most common of 64 gray levels. A border, caption band or app UI is a few flat
     colours; another photo around it is not (docs/constants.md, PLAIN_SURROUND). 1.0 when nothing
     lies outside."""
-    scale = f.thumb.shape[1] / f.frame[0]
-    region = np.zeros(f.thumb.shape, np.uint8)
-    cv2.fillConvexPoly(region, np.round(polygon * scale).astype(np.int32), 1)
-    outside = f.thumb[cv2.dilate(region, np.ones((7, 7), np.uint8)) == 0]  # not the blurred seam
-    if outside.size < 0.05 * f.thumb.size:
+    _, outside = surround(f, polygon)
+    if outside.sum() < 0.05 * f.thumb.size:
         return 1.0
-    counts = np.bincount(outside.astype(np.int64) * 64 // 256, minlength=64)
-    return float(np.sort(counts)[::-1][:3].sum() / outside.size)
+    return float(np.sort(levels(f.thumb[outside]))[::-1][:3].sum())
+
+
+def continued(f: Features, polygon: np.ndarray) -> float:
+    """How much of what lies outside `polygon` in f's picture has the gray levels of the picture just
+    inside its edge (a band EDGE_BAND thumbnail pixels wide): the two histograms' intersection. A
+    plain surround that is more of the same photo (the pale wall around a crop of it) continues it;
+    a border, caption band or app UI meets the picture in other levels (docs/constants.md,
+    CONTINUED). 0.0 when too little lies on either side to tell."""
+    inside, outside = surround(f, polygon)
+    band = inside & ~(cv2.erode(inside.astype(np.uint8), np.ones((2 * EDGE_BAND + 1,) * 2, np.uint8)) > 0)
+    if band.sum() < MIN_BAND or outside.sum() < MIN_BAND:
+        return 0.0
+    return float(np.minimum(levels(f.thumb[band]), levels(f.thumb[outside])).sum())
 
 
 def normalised(g: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:

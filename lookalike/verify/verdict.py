@@ -18,8 +18,9 @@
 5. Otherwise one picture holds the other. Each covering at least COPY_COVER of the other (a
    resized, recoloured, mildly cropped, rotated or mirrored copy) - copy; else, when what surrounds
    the smaller one is plain (at least PLAIN_SURROUND in three gray levels: a frame, a caption band,
-   an app UI) - copy; else the smaller is only a part of the larger (a heavy crop, a photo pasted
-   into another) - part.
+   an app UI) and meets it in other gray levels (less than CONTINUED in those along its edge: the
+   plain rest of a pale photo continues a crop of it) - copy; else the smaller is only a part of
+   the larger (a heavy crop, a photo pasted into another) - part.
 
 Why each threshold has its value: docs/constants.md.
 """
@@ -28,6 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal, get_args
+
+import numpy as np
 
 from lookalike.verify.features import Features
 from lookalike.verify.geometry import (
@@ -42,6 +45,7 @@ from lookalike.verify.geometry import (
     box,
     columns,
     completed,
+    continued,
     covered,
     fit,
     offset,
@@ -64,6 +68,7 @@ PARALLAX_INLIERS = 25  # ... measured only over at least this many (a median of 
 COPY_COVER = 0.5  # each covers at least this much of the other: a copy (a mild crop at most)
 FRAME_SLACK = 0.03  # a lies whole in b when b's outline covers all but this share of it
 PLAIN_SURROUND = 0.6  # what surrounds the smaller one is this plain (geometry.plain_surround): a frame
+CONTINUED = 0.5  # ... unless this much of it is in the gray levels along the picture's edge: more of one photo
 FLAT_COPY_COSINE = 0.95
 Kind = Literal["copy", "part", "same_scene", "different"]
 VERDICTS: tuple[Kind, ...] = get_args(Kind)
@@ -182,18 +187,34 @@ def fitted(a: Features, b: Features, mirrored: bool, found: Fit, seen: Features)
         return said("same_scene", f"{found.count} keypoints agree, but {off:.2f} px off the transform (median; a "
                                   f"copy's: <= {MAX_OFFSET}): parallax, another shot of the scene")  # fmt: skip
     if min(of_a, of_b) >= COPY_COVER:  # framed: what b has around a is plain, a border, band or UI (dedup.keepers)
-        framed = of_b if lies_whole and plain_surround(b, a_in_b) >= PLAIN_SURROUND else None
+        framed = of_b if lies_whole and framing(b, a_in_b)[0] else None
         return said("copy", f"the same picture, {seen_as}({found.count} keypoints, aligned pixels correlate "
                             f"{correlation:.2f}, each covers {min(of_a, of_b):.0%}+ of the other)", framed)  # fmt: skip
     outer, inner_outline, inner = (b, a_in_b, "the first") if of_b < of_a else (seen, b_in_a, "the second")
-    plain = plain_surround(outer, inner_outline)
-    if plain >= PLAIN_SURROUND:
+    is_frame, plain, same = framing(outer, inner_outline)
+    if is_frame:
         return said("copy", f"the same picture in a frame, {seen_as}({found.count} keypoints, correlation "
                             f"{correlation:.2f}; three gray levels make {plain:.0%} of its surround: a border, band "
                             "or UI)", of_b if lies_whole else None)  # fmt: skip  # lying whole in b, b is the outer
+    rest = (
+        "the rest is a picture, not a frame"
+        if plain < PLAIN_SURROUND
+        else f"the plain rest continues it ({same:.0%} in the gray levels along its edge): the same photo, not a frame"
+    )
     return said("part", f"{inner} is part of the other, {seen_as}({found.count} keypoints, correlation "
-                        f"{correlation:.2f}; it covers {min(of_a, of_b):.0%} of it, and the rest is a picture, not a "
-                        "frame)")  # fmt: skip
+                        f"{correlation:.2f}; it covers {min(of_a, of_b):.0%} of it, and {rest})")  # fmt: skip
+
+
+def framing(outer: Features, outline: np.ndarray) -> tuple[bool, float, float]:
+    """(is what surrounds `outline` in `outer` a frame, how plain it is, how much it continues the
+    picture): a frame - a border, caption band or app UI - is plain (PLAIN_SURROUND) and meets the
+    picture in other gray levels; the plain rest of a pale photo around a crop of it continues the
+    crop's own levels (CONTINUED)."""
+    plain = plain_surround(outer, outline)
+    if plain < PLAIN_SURROUND:
+        return False, plain, 0.0
+    same = continued(outer, outline)
+    return same < CONTINUED, plain, same
 
 
 def flat(a: Features, b: Features, cosine: float | None) -> Verdict:

@@ -260,3 +260,26 @@ def test_one_to_one_keeps_each_keypoint_of_b_once_its_closest_in_the_order_first
     kept = geometry.one_to_one(good)
     assert kept.a.tolist() == [2, 1, 4]  # b's 7: the closer; b's 3: the first of equals; in first-matched order
     assert kept.b.tolist() == [7, 3, 5]
+
+
+def test_a_crop_of_a_pale_photo_is_part_of_it_and_the_photo_on_a_plain_canvas_a_framed_copy(interiors, monkeypatch):
+    """The rest of a pale photo around a crop of it is as plain as a frame (three gray levels make
+    80 %+ of it), but it continues the crop's own gray levels along its edge; a canvas or an app's
+    UI meets the picture in other levels. Without CONTINUED the crop was `the same picture in a
+    frame`, and dedup kept such a crop as the best copy of its photo (seed 6 of the dedup eval: a
+    crop kept over its photo then joined the other shot of the room as parts of it)."""
+    pale = opened(interiors["pexels-karola-g-7602925"])  # a white chair against a pale wall
+    whole = extract(pale)
+    w, h = pale.size
+    for box in ((0.3, 0.1, 0.7, 0.5), (0.1, 0.1, 0.5, 0.5)):
+        crop = extract(jpeg(pale.crop((int(box[0] * w), int(box[1] * h), int(box[2] * w), int(box[3] * h)))))
+        found = verify(crop, whole)
+        assert found.verdict == "part" and "continues it" in found.reason, found.reason
+        monkeypatch.setattr(verdict_module, "CONTINUED", 1.01)  # plainness alone: a frame
+        assert "in a frame" in verify(crop, whole).reason
+        monkeypatch.undo()
+    for shade in ((255, 255, 255), (40, 40, 40), (200, 60, 60)):
+        canvas = Image.new("RGB", (w * 2, h * 2), shade)
+        canvas.paste(pale.convert("RGB"), (w // 2, h // 3))
+        found = verify(whole, extract(jpeg(canvas)))
+        assert found.verdict == "copy" and "in a frame" in found.reason, (shade, found.reason)
