@@ -296,13 +296,16 @@ def covered(polygon: np.ndarray, frame: tuple[int, int]) -> float:
     return float(max(area, 0.0) / (w * h))
 
 
-def surround(f: Features, polygon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def surround(f: Features, polygon: np.ndarray, within: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(inside, outside): bool masks of f's gray picture, inside `polygon` (its frame) and outside
-    it, each short of the blurred seam between them."""
+    it (only within `within` thumbnail pixels of it, when given), each short of the blurred seam
+    between them."""
     scale = f.thumb.shape[1] / f.frame[0]
     region = np.zeros(f.thumb.shape, np.uint8)
     cv2.fillConvexPoly(region, np.round(polygon * scale).astype(np.int32), 1)
     outside = cv2.dilate(region, np.ones((7, 7), np.uint8)) == 0
+    if within is not None:
+        outside &= cv2.dilate(region, np.ones((2 * within + 1,) * 2, np.uint8)) > 0
     return cv2.erode(region, np.ones((3, 3), np.uint8)) > 0, outside
 
 
@@ -311,12 +314,12 @@ def levels(pixels: np.ndarray) -> np.ndarray:
     return np.bincount(pixels.astype(np.int64) * 64 // 256, minlength=64) / max(pixels.size, 1)
 
 
-def plain_surround(f: Features, polygon: np.ndarray) -> float:
-    """How plain `f`'s picture is outside `polygon` (its frame): the share of those pixels that fall
-    in its three most common of 64 gray levels. A border, caption band or app UI is a few flat
-    colours; another photo around it is not (docs/constants.md, PLAIN_SURROUND). 1.0 when nothing
-    lies outside."""
-    _, outside = surround(f, polygon)
+def plain_surround(f: Features, polygon: np.ndarray, within: int | None = None) -> float:
+    """How plain `f`'s picture is outside `polygon` (its frame; only within `within` thumbnail
+    pixels of it, when given): the share of those pixels that fall in its three most common of 64
+    gray levels. A border, caption band or app UI is a few flat colours; another photo around it is
+    not (docs/constants.md, PLAIN_SURROUND). 1.0 when nothing lies outside."""
+    _, outside = surround(f, polygon, within)
     if outside.sum() < 0.05 * f.thumb.size:
         return 1.0
     return float(np.sort(levels(f.thumb[outside]))[::-1][:3].sum())

@@ -68,6 +68,7 @@ PARALLAX_INLIERS = 25  # ... measured only over at least this many (a median of 
 COPY_COVER = 0.5  # each covers at least this much of the other: a copy (a mild crop at most)
 FRAME_SLACK = 0.03  # a lies whole in b when b's outline covers all but this share of it
 PLAIN_SURROUND = 0.6  # what surrounds the smaller one is this plain (geometry.plain_surround): a frame
+NEAR = 16  # ... and so is what lies within this many thumbnail pixels of it (256 a side): a frame meets the picture
 CONTINUED = 0.5  # ... unless this much of it is in the gray levels along the picture's edge: more of one photo
 FLAT_COPY_COSINE = 0.95
 Kind = Literal["copy", "part", "same_scene", "different"]
@@ -187,34 +188,37 @@ def fitted(a: Features, b: Features, mirrored: bool, found: Fit, seen: Features)
         return said("same_scene", f"{found.count} keypoints agree, but {off:.2f} px off the transform (median; a "
                                   f"copy's: <= {MAX_OFFSET}): parallax, another shot of the scene")  # fmt: skip
     if min(of_a, of_b) >= COPY_COVER:  # framed: what b has around a is plain, a border, band or UI (dedup.keepers)
-        framed = of_b if lies_whole and framing(b, a_in_b)[0] else None
+        framed = of_b if lies_whole and framing(b, a_in_b)[1] is None else None
         return said("copy", f"the same picture, {seen_as}({found.count} keypoints, aligned pixels correlate "
                             f"{correlation:.2f}, each covers {min(of_a, of_b):.0%}+ of the other)", framed)  # fmt: skip
     outer, inner_outline, inner = (b, a_in_b, "the first") if of_b < of_a else (seen, b_in_a, "the second")
-    is_frame, plain, same = framing(outer, inner_outline)
-    if is_frame:
+    plain, rest = framing(outer, inner_outline)
+    if rest is None:
         return said("copy", f"the same picture in a frame, {seen_as}({found.count} keypoints, correlation "
                             f"{correlation:.2f}; three gray levels make {plain:.0%} of its surround: a border, band "
                             "or UI)", of_b if lies_whole else None)  # fmt: skip  # lying whole in b, b is the outer
-    rest = (
-        "the rest is a picture, not a frame"
-        if plain < PLAIN_SURROUND
-        else f"the plain rest continues it ({same:.0%} in the gray levels along its edge): the same photo, not a frame"
-    )
     return said("part", f"{inner} is part of the other, {seen_as}({found.count} keypoints, correlation "
                         f"{correlation:.2f}; it covers {min(of_a, of_b):.0%} of it, and {rest})")  # fmt: skip
 
 
-def framing(outer: Features, outline: np.ndarray) -> tuple[bool, float, float]:
-    """(is what surrounds `outline` in `outer` a frame, how plain it is, how much it continues the
-    picture): a frame - a border, caption band or app UI - is plain (PLAIN_SURROUND) and meets the
-    picture in other gray levels; the plain rest of a pale photo around a crop of it continues the
-    crop's own levels (CONTINUED)."""
+def framing(outer: Features, outline: np.ndarray) -> tuple[float, str | None]:
+    """(how plain what surrounds `outline` in `outer` is, None when it is a frame - else why not). A
+    frame - a border, caption band or app UI - is plain (PLAIN_SURROUND), plain where it meets the
+    picture too (within NEAR thumbnail pixels: a crop of a photo letterboxed on a plain canvas has
+    the photo's rest around it, and the canvas beyond), and meets it in other gray levels (the
+    plain rest of a pale photo around a crop of it continues the crop's own: CONTINUED)."""
     plain = plain_surround(outer, outline)
     if plain < PLAIN_SURROUND:
-        return False, plain, 0.0
+        return plain, "the rest is a picture, not a frame"
+    near = plain_surround(outer, outline, within=NEAR)
+    if near < PLAIN_SURROUND:
+        return plain, (f"what lies along its edge is a picture (three gray levels make {near:.0%} of it): the rest "
+                       "of a photo, not a frame")  # fmt: skip
     same = continued(outer, outline)
-    return same < CONTINUED, plain, same
+    if same >= CONTINUED:
+        return plain, (f"the plain rest continues it ({same:.0%} in the gray levels along its edge): the same "
+                       "photo, not a frame")  # fmt: skip
+    return plain, None
 
 
 def flat(a: Features, b: Features, cosine: float | None) -> Verdict:

@@ -283,3 +283,21 @@ def test_a_crop_of_a_pale_photo_is_part_of_it_and_the_photo_on_a_plain_canvas_a_
         canvas.paste(pale.convert("RGB"), (w // 2, h // 3))
         found = verify(whole, extract(jpeg(canvas)))
         assert found.verdict == "copy" and "in a frame" in found.reason, (shade, found.reason)
+
+
+def test_a_crop_of_a_photo_on_a_plain_canvas_is_part_of_it_not_a_framed_copy(photos, monkeypatch):
+    """A photo letterboxed on a large plain canvas: the canvas makes most of what surrounds a crop
+    of the photo, but along the crop's edge lies the rest of the photo. Without NEAR such a crop was
+    `the same picture in a frame`, and the angled view then made a window of one shot of a stereo
+    pair a copy of the other shot's letterboxed copy (dedup eval, seed 8)."""
+    photo = opened(photos["coffee"]).convert("RGB")
+    w, h = photo.size
+    canvas = Image.new("RGB", (w, h * 4), (128, 128, 128))
+    canvas.paste(photo, (0, h * 3 // 2))
+    boxed = extract(jpeg(canvas))
+    crop = extract(jpeg(photo.crop((w // 4, h // 4, w * 3 // 4, h * 3 // 4))))
+    found = verify(crop, boxed)
+    assert found.verdict == "part" and "along its edge is a picture" in found.reason, found.reason
+    monkeypatch.setattr(verdict_module, "NEAR", 10_000)  # the whole surround alone: the canvas makes it plain
+    assert "in a frame" in verify(crop, boxed).reason
+    assert verify(extract(jpeg(photo)), boxed).verdict == "copy"  # the photo itself is still a copy on it
