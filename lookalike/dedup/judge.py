@@ -41,6 +41,11 @@ class Judge:
         found = self.kept.get((a, b) if a < b else (b, a))
         return found is not None and found[1].joins
 
+    def same_scene(self, a: str, b: str) -> bool:
+        """Whether a and b were judged two shots of one scene (either way round)."""
+        found = self.kept.get((a, b) if a < b else (b, a))
+        return found is not None and found[1].is_same_scene
+
     def copies(self, a: str, b: str) -> bool:
         """Whether a and b were judged copies of each other (either way round)."""
         found = self.kept.get((a, b) if a < b else (b, a))

@@ -24,15 +24,23 @@ def through_copy(doc: Doc, keep: Doc, found: list[Member], judge: Judge, apart) 
     differ where they overlap; both align with the photo). One hop, copy to copy only: a collage is
     a copy of the photo it was pasted into, and the other photo's copies are parts of it, not of
     that photo. Both verdicts must be copies whose pixels correlate BRIDGE_CORRELATION or more
-    (docs/relevance.md says what the bound keeps out). None if no copy vouches."""
-    for member in found:
-        if not vouches(member.verdict) or apart(doc.id, member.doc.id) or not judge.linked(doc.id, member.doc.id):
+    (docs/relevance.md says what the bound keeps out). None if no copy vouches, or if more of the
+    keeper's sure copies judged `doc` another shot of the scene than vouch for it: a mild crop of
+    one shot of a room can be a copy of the other shot, where the two differ only outside it (copy
+    seed 9 of the dedup eval)."""
+    sure = [member for member in found if vouches(member.verdict) and not apart(doc.id, member.doc.id)]
+    vouching = []
+    for member in sure:
+        if not judge.linked(doc.id, member.doc.id):
             continue
         verdict = judge.judge(doc.id, doc.source, member.doc.id, member.doc.source,
                               float(np.dot(doc.vector, member.doc.vector)), directed=True)  # fmt: skip
         if vouches(verdict):
-            return Member(doc, float(np.dot(keep.vector, doc.vector)), carried(verdict, member, keep))
-    return None
+            vouching.append((member, verdict))
+    if not vouching or sum(judge.same_scene(doc.id, member.doc.id) for member in sure) > len(vouching):
+        return None
+    member, verdict = vouching[0]
+    return Member(doc, float(np.dot(keep.vector, doc.vector)), carried(verdict, member, keep))
 
 
 def seen_in_copies(found: list[Member], judge: Judge, apart) -> tuple[list[Member], list[Member]]:

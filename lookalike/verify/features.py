@@ -48,12 +48,6 @@ class Features:
     def count(self) -> int:
         return len(self.xy)
 
-    @cached_property
-    def squares(self) -> np.ndarray:
-        """float32 [N]: each descriptor's squared length (geometry.nearest's distances; made once)."""
-        floats = self.desc.astype(np.float32)
-        return np.einsum("ij,ij->i", floats, floats)
-
     def mirrored(self) -> Features:
         """The features of the image flipped left to right, without extracting again (made once)."""
         return self._mirror

@@ -24,7 +24,7 @@ FLAT = 4.0  # gray levels: a pixel whose neighbourhood varies less has no textur
 MIN_COMMON = 400  # pixels (20 x 20) the pictures must share to be compared
 DEGENERATE = 1e-3  # a fitted scale below this maps a to a point (fit)
 MAX_BLUR = 16.0  # sigma bound: a wild transform must not ask for a blur kernel of gigabytes
-SCREEN_EVERY = 4  # screen(): every 4th keypoint is matched first
+SCREEN_EVERY = 4  # screens(): every 4th keypoint is matched first
 SCREEN_MATCHES = 3  # ... and a pair whose screen finds fewer matches is not matched further
 SCREEN_RIVAL = 0.5  # a mirror whose screen finds under half the matches of the other way round is not fitted
 EDGE_BAND = 6  # continued(): thumbnail pixels inside the smaller picture's edge compared with its surround
@@ -140,11 +140,6 @@ def screens(ways: list[Features], b: Features, right: np.ndarray) -> list[Matche
     way = both.a // len(picked)
     return [Matches(picked[both.a[way == i] - i * len(picked)], both.b[way == i], both.distance[way == i])
             for i in range(len(ways))]  # fmt: skip
-
-
-def screen(a: Features, b: Features) -> Matches:
-    """`screens` of a alone."""
-    return screens([a], b, columns(b))[0]
 
 
 def completed(a: Features, right: np.ndarray, first: Matches) -> Matches:

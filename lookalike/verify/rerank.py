@@ -4,7 +4,7 @@ rest in cosine order. Each hit carries its verdict and, for a copy or a part, th
 query lies in it.
 
 Candidates are judged on a small pool of threads (OpenCV and numpy release the GIL), and most cost
-a quarter of a match: a pair with nothing in common is screened out early (geometry.screen)."""
+a quarter of a match: a pair with nothing in common is screened out early (geometry.screens)."""
 
 from __future__ import annotations
 

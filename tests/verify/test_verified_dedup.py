@@ -197,6 +197,9 @@ def test_a_copy_vouches_for_an_image_the_keeper_could_not_align(photos, tmp_path
         def judge(self, *pair, directed: bool = False) -> Verdict:
             return self.kept[("d", "m")][1]
 
+        def same_scene(self, a: str, b: str) -> bool:
+            return self.kept.get((min(a, b), max(a, b)), ("", sure))[1].is_same_scene
+
     never = lambda a, b: False  # noqa: E731
     entry = dedup.through_copy(doc, keep, [Member(member, 1.0, sure)], Recorded(sure), never)
     assert entry is not None and entry.verdict.verdict == "copy" and entry.verdict.box == sure.box
@@ -206,6 +209,15 @@ def test_a_copy_vouches_for_an_image_the_keeper_could_not_align(photos, tmp_path
     part = Verdict("part", "a crop", 40, 0.95, None, (0.1, 0.1, 0.3, 0.3))
     assert dedup.through_copy(doc, keep, [Member(member, 1.0, part)], Recorded(sure), never) is None
     assert dedup.through_copy(doc, keep, [Member(member, 1.0, sure)], Recorded(sure), lambda a, b: True) is None
+    # two more of the keeper's sure copies judged it another shot of the scene: one copy does not carry it
+    others = [Doc(id=name, vector=np.ones(4, np.float32) / 2, model="m") for name in ("o1", "o2")]
+    scene = Verdict("same_scene", "another shot", 50, 0.45)
+    seen = Recorded(sure)
+    seen.kept |= {("d", "o1"): ("d", scene), ("d", "o2"): ("d", scene)}
+    members = [Member(member, 1.0, sure), *(Member(other, 1.0, sure) for other in others)]
+    seen.linked = lambda a, b: (min(a, b), max(a, b)) == ("d", "m")  # type: ignore[method-assign]
+    assert dedup.through_copy(doc, keep, members, seen, never) is None
+    assert dedup.through_copy(doc, keep, members[:2], seen, never) is not None  # one against one: carried
 
 
 def test_a_collage_holds_a_letterboxed_keepers_photo_not_its_border():
