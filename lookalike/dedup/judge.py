@@ -36,20 +36,25 @@ class Judge:
         self.prefetch(wanted, pool)
         return list(zip(pairs, pool.map(lambda pair: self.judge(*pair), pairs), strict=True))
 
+    def kept_verdict(self, a: str, b: str) -> Verdict | None:
+        """The verdict kept on a and b, judged either way round (None: not judged, or different)."""
+        found = self.kept.get((a, b) if a < b else (b, a))
+        return None if found is None else found[1]
+
     def linked(self, a: str, b: str) -> bool:
         """Whether a and b were judged a copy or a part, one of the other, either way round."""
-        found = self.kept.get((a, b) if a < b else (b, a))
-        return found is not None and found[1].joins
+        found = self.kept_verdict(a, b)
+        return found is not None and found.joins
 
     def same_scene(self, a: str, b: str) -> bool:
         """Whether a and b were judged two shots of one scene (either way round)."""
-        found = self.kept.get((a, b) if a < b else (b, a))
-        return found is not None and found[1].is_same_scene
+        found = self.kept_verdict(a, b)
+        return found is not None and found.is_same_scene
 
     def copies(self, a: str, b: str) -> bool:
         """Whether a and b were judged copies of each other (either way round)."""
-        found = self.kept.get((a, b) if a < b else (b, a))
-        return found is not None and found[1].is_copy
+        found = self.kept_verdict(a, b)
+        return found is not None and found.is_copy
 
     def prefetch(self, wanted: dict[str, str | None], pool: ThreadPoolExecutor) -> None:
         """Have the features of `wanted` (id -> source) made or read, on the pool's threads."""
