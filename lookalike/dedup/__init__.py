@@ -35,7 +35,7 @@ from lookalike.dedup.boxes import content, holds
 from lookalike.dedup.cosine import DEFAULT_THRESHOLD, find_groups
 from lookalike.dedup.keepers import KEEPERS
 from lookalike.dedup.output import write
-from lookalike.dedup.rules import holds_another, holds_copy, through_copy
+from lookalike.dedup.rules import holds_another, holds_copy, other_shot, through_copy
 from lookalike.dedup.verified import CANDIDATE_THRESHOLD, find_verified
 from lookalike.index import VectorIndex
 from lookalike.review.store import open_review
@@ -53,6 +53,7 @@ __all__ = [
     "holds",
     "holds_another",
     "holds_copy",
+    "other_shot",
     "run",
     "save",
     "through_copy",

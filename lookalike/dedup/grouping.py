@@ -9,7 +9,7 @@ from lookalike.dedup.judge import Judge
 from lookalike.dedup.keepers import best_copy, largest_first
 from lookalike.dedup.output import groups_out
 from lookalike.dedup.records import Group, Member
-from lookalike.dedup.rules import consistent, holds_another, holds_copy, seen_in_copies, through_copy
+from lookalike.dedup.rules import consistent, holds_another, holds_copy, other_shot, seen_in_copies, through_copy
 from lookalike.index import VectorIndex
 from lookalike.index.documents import Doc
 from lookalike.verify.verdict import Verdict
@@ -32,7 +32,8 @@ def verified_groups(
     also listed in every other group of the set whose keeper it is verified against and holds
     whole, or whose sure copy it holds (`holds_copy`); `also_in` names the others: a collage
     shows two photos and is a duplicate of both. It is never a keeper there, so no group grows
-    through it."""
+    through it. A part that another shot of the keeper's scene holds with better aligned pixels
+    goes with that shot, and is not listed with this one (`other_shot`)."""
     docs = [doc for doc in (index.get(doc_id) for doc_id in ids) if doc is not None]
     made = formed(docs, judge, keeper_order, apart)
     if 1 < len(made) <= CROSS_CHECKED:
@@ -73,15 +74,18 @@ def formed(docs: list[Doc], judge: Judge, keeper_order, apart) -> list[Group]:
             else:
                 (aligned if verdict is not None and verdict.is_same_scene else left).append(doc)
         direct = list(found)
+        shots: list[Doc] = []  # judged another shot of the keeper's scene, and no copy carries them
         for doc in aligned:
             bridged = through_copy(doc, keep, direct, judge, apart)
             if bridged is not None:
                 found.append(bridged)
             else:
-                left.append(doc)
+                shots.append(doc)
+        left += shots
+        found, elsewhere = other_shot(found, shots, judge, apart)
         found, unseen = seen_in_copies(found, judge, apart)
         members, strays = consistent(found)
-        strays += unseen
+        strays += unseen + elsewhere
         if keep.id not in demoted and holds_another(members, judge):
             demoted.add(keep.id)
             rest = sorted(rest, key=order)
@@ -112,6 +116,10 @@ def cross_list(made: list[Group], judge: Judge, apart) -> None:
                 joined = holds_copy(doc, group.keep, group.members, judge, apart)
                 if joined is None:
                     continue
+            shots = [rival.keep for rival in made
+                     if rival is not group and judge.same_scene(rival.keep.id, group.keep.id)]  # fmt: skip
+            if not other_shot([joined], shots, judge, apart)[0]:
+                continue  # a window of another shot of the scene, listed there
             kept, _ = consistent([*group.members, joined])
             if any(member.doc.id == doc_id for member in kept):
                 group.members.append(joined)

@@ -43,6 +43,37 @@ def through_copy(doc: Doc, keep: Doc, found: list[Member], judge: Judge, apart) 
     return Member(doc, float(np.dot(keep.vector, doc.vector)), carried(verdict, member, keep))
 
 
+def other_shot(found: list[Member], shots: list[Doc], judge: Judge, apart) -> tuple[list[Member], list[Member]]:
+    """(kept, strays) of a keeper's verified images: a part stays unless it is also a part of one of
+    `shots` (images judged another shot of the keeper's scene), with better aligned pixels. A window
+    where two shots of a room barely differ verifies as a part of both, and only the shot it was
+    cut from aligns pixel for pixel (dedup eval, copy seeds 11, 12 and 14: a heavy crop of the left
+    motorcycle shot, and a collage holding one shot of a room, were grouped with the other shot).
+    A collage of one shot pasted into the other is a copy of its host, not a part: it stays. A
+    stray is judged again with the keepers after this one."""
+    if not shots:
+        return found, []
+
+    def better_elsewhere(member: Member) -> bool:
+        if not member.verdict.is_part:
+            return False
+        doc, mine = member.doc, member.verdict.correlation or 0.0
+        for shot in shots:
+            if apart(doc.id, shot.id):
+                continue
+            verdict = judge.judge(doc.id, doc.source, shot.id, shot.source,
+                                  float(np.dot(doc.vector, shot.vector)), directed=True)  # fmt: skip
+            if verdict.is_part and (verdict.correlation or 0.0) > mine:
+                return True
+        return False
+
+    kept: list[Member] = []
+    strays: list[Member] = []
+    for member in found:
+        (strays if better_elsewhere(member) else kept).append(member)
+    return kept, strays
+
+
 def seen_in_copies(found: list[Member], judge: Judge, apart) -> tuple[list[Member], list[Member]]:
     """(kept, unseen) of a keeper's verified images: where the keeper has sure copies, a part stays
     only if one of the SEEN_IN surest also holds it. A keeper's crops are in its copies too; a

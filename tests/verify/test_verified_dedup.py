@@ -10,7 +10,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from lookalike import dedup, stack
-from lookalike.dedup.records import Member
+from lookalike.dedup.grouping import cross_list
+from lookalike.dedup.records import Group, Member
 from lookalike.index import open_index
 from lookalike.index.documents import Doc
 from lookalike.index.embedded import EmbeddedIndex
@@ -301,6 +302,82 @@ def test_a_collage_joins_a_group_by_holding_one_of_its_sure_copies():
     assert dedup.holds_copy(doc, keep, members, Recorded(holds_it, "crop"), never) is None
     assert dedup.holds_copy(doc, keep, members, Recorded(members[0].verdict, "plain"), never) is None
     assert dedup.holds_copy(doc, keep, members, Recorded(holds_it, "plain"), lambda a, b: True) is None
+
+
+def test_a_window_of_one_shot_joins_that_shot_not_the_other_it_also_fits(photos, tmp_path):
+    """Real photos: a window of the left motorcycle shot, where the stereo pair barely differs,
+    verifies as a part of both shots (its aligned pixels correlate 0.89 with the left, 0.64 with
+    the right). The right shot, ingested first, forms its group first; the window still goes with
+    the left shot, and the two shots stay a stack."""
+    left = Image.open(io.BytesIO(photos["motorcycle_left"])).convert("RGB")
+    images = {"right": photos["motorcycle_right"], "left": photos["motorcycle_left"],
+              "window": jpeg(left.crop((276, 180, 616, 409))), "cat": photos["chelsea"]}  # fmt: skip
+    index, store = index_of(images, tmp_path)
+    groups, stacks = dedup.find_verified(index, store, threshold=-1.0, neighbours=10)
+    assert [(g["keep"]["id"], {d["id"]: d["verdict"] for d in g["duplicates"]}) for g in groups] == [
+        ("left", {"window": "part"})]  # fmt: skip
+    assert [sorted(image["id"] for image in stack["images"]) for stack in stacks] == [["left", "right"]]
+
+
+class Recorded:
+    """A stand-in for the judge's memory (the rules under test read verdicts only): what `a` is to `b`."""
+
+    def __init__(self, verdicts: dict[tuple[str, str], Verdict]) -> None:
+        self.verdicts = verdicts
+
+    def judge(self, a: str, _a_source, b: str, _b_source, _cosine, directed: bool = False) -> Verdict:
+        return self.verdicts.get((a, b), Verdict("different", "nothing in common"))
+
+    def either_way(self, a: str, b: str) -> list[Verdict]:
+        return [self.verdicts[pair] for pair in [(a, b), (b, a)] if pair in self.verdicts]
+
+    def same_scene(self, a: str, b: str) -> bool:
+        return any(verdict.is_same_scene for verdict in self.either_way(a, b))
+
+    def linked(self, a: str, b: str) -> bool:
+        return any(verdict.joins for verdict in self.either_way(a, b))
+
+
+def test_a_part_goes_to_the_shot_whose_pixels_it_matches_better():
+    """`other_shot` over recorded verdicts: a part of the keeper that is also a part of another shot of
+    the scene, with better aligned pixels, is a stray; one that matches the keeper better stays; a
+    copy of the keeper stays (a collage of one shot pasted into the other is a copy of its host);
+    an image marked apart from the shot is not compared with it; with no other shot, all stay."""
+    doc = {name: Doc(id=name, vector=np.ones(4, np.float32) / 2, model="m") for name in ("w", "c", "s", "s2")}
+    part = lambda corr: Verdict("part", "the first is part of the other", 60, corr, None, (0.2, 0.2, 0.6, 0.6))  # noqa: E731
+    copy = Verdict("copy", "the same picture", 200, 0.99, None, (0.0, 0.0, 1.0, 1.0))
+    judge = Recorded({("w", "s"): part(0.89), ("c", "s"): part(0.95), ("w", "s2"): part(0.5)})
+    window, collage = Member(doc["w"], 0.8, part(0.64)), Member(doc["c"], 0.8, copy)
+    never = lambda a, b: False  # noqa: E731
+    kept, strays = dedup.other_shot([window, collage], [doc["s"]], judge, never)
+    assert [m.doc.id for m in kept] == ["c"] and [m.doc.id for m in strays] == ["w"]
+    assert dedup.other_shot([window], [doc["s2"]], judge, never) == ([window], [])
+    assert dedup.other_shot([window], [doc["s"]], judge, lambda a, b: {a, b} == {"w", "s"}) == ([window], [])
+    assert dedup.other_shot([window], [], judge, never) == ([window], [])
+
+
+def test_an_image_is_not_listed_with_the_other_shot_of_a_scene_it_holds_less_well():
+    """`cross_list` over recorded verdicts: a collage holding one shot of a room (dedup eval, copy seeds
+    12 and 14) also holds, in the same window, the other shot, as a part with poorer pixels (0.61
+    against 0.96). It is listed with the shot it holds, not with the other one; with no shot judged
+    another of the scene, it is listed with both."""
+    doc = {name: Doc(id=name, vector=np.ones(4, np.float32) / 2, model="m") for name in ("a", "b", "a2", "b2", "c")}
+    whole = (0.0, 0.0, 1.0, 1.0)
+    holds = lambda corr: Verdict("part", "the second is part of the other", 50, corr, None, whole)  # noqa: E731
+    copy = Verdict("copy", "the same picture", 200, 0.99, None, whole)
+    verdicts = {("c", "a"): holds(0.61), ("c", "b"): holds(0.96), ("a", "b"): Verdict("same_scene", "parallax")}
+
+    def made() -> list[Group]:
+        return [Group(doc["a"], [Member(doc["a2"], 0.9, copy)]),
+                Group(doc["b"], [Member(doc["b2"], 0.9, copy), Member(doc["c"], 0.5, holds(0.96))])]  # fmt: skip
+
+    never = lambda a, b: False  # noqa: E731
+    groups = made()
+    cross_list(groups, Recorded(verdicts), never)
+    assert [[m.doc.id for m in g.members] for g in groups] == [["a2"], ["b2", "c"]]
+    groups = made()
+    cross_list(groups, Recorded({key: v for key, v in verdicts.items() if key != ("a", "b")}), never)
+    assert [[m.doc.id for m in g.members] for g in groups] == [["a2", "c"], ["b2", "c"]]
 
 
 def test_images_without_features_are_counted_and_named_not_passed_over(photos, tmp_path):
