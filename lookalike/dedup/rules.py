@@ -10,7 +10,7 @@ from lookalike.dedup.boxes import content, holds, within
 from lookalike.dedup.judge import Judge
 from lookalike.dedup.records import Member
 from lookalike.index.documents import Doc
-from lookalike.verify.verdict import Verdict
+from lookalike.verify.verdict import COPY_CORRELATION, Verdict
 
 BRIDGE_CORRELATION = 0.7  # a copy's aligned pixels must correlate this well to vouch for another (through_copy)
 SEEN_IN = 3  # a part must be held by one of its keeper's this many surest copies too (seen_in_copies)
@@ -45,12 +45,14 @@ def through_copy(doc: Doc, keep: Doc, found: list[Member], judge: Judge, apart) 
 
 def other_shot(found: list[Member], shots: list[Doc], judge: Judge, apart) -> tuple[list[Member], list[Member]]:
     """(kept, strays) of a keeper's verified images: a part stays unless it is also a part of one of
-    `shots` (images judged another shot of the keeper's scene), with better aligned pixels. A window
-    where two shots of a room barely differ verifies as a part of both, and only the shot it was
-    cut from aligns pixel for pixel (dedup eval, copy seeds 11, 12 and 14: a heavy crop of the left
-    motorcycle shot, and a collage holding one shot of a room, were grouped with the other shot).
-    A collage of one shot pasted into the other is a copy of its host, not a part: it stays. A
-    stray is judged again with the keepers after this one."""
+    `shots` (images judged another shot of the keeper's scene), with better aligned pixels, or a
+    copy of one while its own pixels matched the keeper's only within the agreeing keypoints
+    (correlation below COPY_CORRELATION). A window where two shots of a room barely differ
+    verifies as a part of both, and only the shot it was cut from aligns pixel for pixel (dedup
+    eval: a heavy crop of the left motorcycle shot, a collage holding one shot of a room, and a
+    screenshot of one, were grouped with the other shot on copy seeds 11, 12, 14 and 16). A collage
+    of one shot pasted into the other is a copy of its host and a part of the other that matches
+    well: it stays in both. A stray is judged again with the keepers after this one."""
     if not shots:
         return found, []
 
@@ -63,7 +65,8 @@ def other_shot(found: list[Member], shots: list[Doc], judge: Judge, apart) -> tu
                 continue
             verdict = judge.judge(doc.id, doc.source, shot.id, shot.source,
                                   float(np.dot(doc.vector, shot.vector)), directed=True)  # fmt: skip
-            if verdict.is_part and (verdict.correlation or 0.0) > mine:
+            rival = verdict.is_part or (verdict.is_copy and mine < COPY_CORRELATION)
+            if rival and (verdict.correlation or 0.0) > mine:
                 return True
         return False
 

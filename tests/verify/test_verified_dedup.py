@@ -341,7 +341,10 @@ class Recorded:
 def test_a_part_goes_to_the_shot_whose_pixels_it_matches_better():
     """`other_shot` over recorded verdicts: a part of the keeper that is also a part of another shot of
     the scene, with better aligned pixels, is a stray; one that matches the keeper better stays; a
-    copy of the keeper stays (a collage of one shot pasted into the other is a copy of its host);
+    copy of the keeper stays (a collage of one shot pasted into the other is a copy of its host); a
+    part is a stray beside a copy of the other shot only when its own pixels matched the keeper's
+    just within the agreeing keypoints (a screenshot of one shot, seed 16: 0.54), not when they
+    match well (that collage, a part of the other shot it holds);
     an image marked apart from the shot is not compared with it; with no other shot, all stay."""
     doc = {name: Doc(id=name, vector=np.ones(4, np.float32) / 2, model="m") for name in ("w", "c", "s", "s2")}
     part = lambda corr: Verdict("part", "the first is part of the other", 60, corr, None, (0.2, 0.2, 0.6, 0.6))  # noqa: E731
@@ -354,6 +357,10 @@ def test_a_part_goes_to_the_shot_whose_pixels_it_matches_better():
     assert dedup.other_shot([window], [doc["s2"]], judge, never) == ([window], [])
     assert dedup.other_shot([window], [doc["s"]], judge, lambda a, b: {a, b} == {"w", "s"}) == ([window], [])
     assert dedup.other_shot([window], [], judge, never) == ([window], [])
+    framed = Verdict("copy", "the same picture in a frame", 96, 0.9, None, (0.0, 0.0, 1.0, 1.0))
+    judge = Recorded({("w", "s"): framed, ("c", "s"): framed})
+    weak, held = Member(doc["w"], 0.8, part(0.54)), Member(doc["c"], 0.8, part(0.95))
+    assert dedup.other_shot([weak, held], [doc["s"]], judge, never) == ([held], [weak])
 
 
 def test_an_image_is_not_listed_with_the_other_shot_of_a_scene_it_holds_less_well():
