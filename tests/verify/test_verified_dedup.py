@@ -319,7 +319,7 @@ def test_a_window_of_one_shot_joins_that_shot_not_the_other_it_also_fits(photos,
     assert [sorted(image["id"] for image in stack["images"]) for stack in stacks] == [["left", "right"]]
 
 
-class Recorded:
+class RecordedVerdicts:
     """A stand-in for the judge's memory (the rules under test read verdicts only): what `a` is to `b`."""
 
     def __init__(self, verdicts: dict[tuple[str, str], Verdict]) -> None:
@@ -349,7 +349,7 @@ def test_a_part_goes_to_the_shot_whose_pixels_it_matches_better():
     doc = {name: Doc(id=name, vector=np.ones(4, np.float32) / 2, model="m") for name in ("w", "c", "s", "s2")}
     part = lambda corr: Verdict("part", "the first is part of the other", 60, corr, None, (0.2, 0.2, 0.6, 0.6))  # noqa: E731
     copy = Verdict("copy", "the same picture", 200, 0.99, None, (0.0, 0.0, 1.0, 1.0))
-    judge = Recorded({("w", "s"): part(0.89), ("c", "s"): part(0.95), ("w", "s2"): part(0.5)})
+    judge = RecordedVerdicts({("w", "s"): part(0.89), ("c", "s"): part(0.95), ("w", "s2"): part(0.5)})
     window, collage = Member(doc["w"], 0.8, part(0.64)), Member(doc["c"], 0.8, copy)
     never = lambda a, b: False  # noqa: E731
     kept, strays = dedup.other_shot([window, collage], [doc["s"]], judge, never)
@@ -358,7 +358,7 @@ def test_a_part_goes_to_the_shot_whose_pixels_it_matches_better():
     assert dedup.other_shot([window], [doc["s"]], judge, lambda a, b: {a, b} == {"w", "s"}) == ([window], [])
     assert dedup.other_shot([window], [], judge, never) == ([window], [])
     framed = Verdict("copy", "the same picture in a frame", 96, 0.9, None, (0.0, 0.0, 1.0, 1.0))
-    judge = Recorded({("w", "s"): framed, ("c", "s"): framed})
+    judge = RecordedVerdicts({("w", "s"): framed, ("c", "s"): framed})
     weak, held = Member(doc["w"], 0.8, part(0.54)), Member(doc["c"], 0.8, part(0.95))
     assert dedup.other_shot([weak, held], [doc["s"]], judge, never) == ([held], [weak])
 
@@ -380,10 +380,10 @@ def test_an_image_is_not_listed_with_the_other_shot_of_a_scene_it_holds_less_wel
 
     never = lambda a, b: False  # noqa: E731
     groups = made()
-    cross_list(groups, Recorded(verdicts), never)
+    cross_list(groups, RecordedVerdicts(verdicts), never)
     assert [[m.doc.id for m in g.members] for g in groups] == [["a2"], ["b2", "c"]]
     groups = made()
-    cross_list(groups, Recorded({key: v for key, v in verdicts.items() if key != ("a", "b")}), never)
+    cross_list(groups, RecordedVerdicts({key: v for key, v in verdicts.items() if key != ("a", "b")}), never)
     assert [[m.doc.id for m in g.members] for g in groups] == [["a2", "c"], ["b2", "c"]]
 
 
