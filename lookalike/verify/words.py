@@ -9,6 +9,11 @@ weighted by how rare each word is (idf); two images score the cosine of those we
 image's best NEIGHBOURS by that score, at MIN_SCORE or more, are candidates for the verifier, beside
 its cosine neighbours. Words never decide: lookalike.verify does.
 
+A collage shares most of its words with the photo it was pasted into and that photo's copies, which
+can fill its NEIGHBOURS before a copy of the pasted photo is reached. So each image also asks once
+more with its rest: the words its best neighbour lacks. The best image by those words (at REST_SCORE
+or more, not already a neighbour) is one more candidate.
+
     vocabulary = Vocabulary.drawn(descriptor_sample, seed=0)
     bags = [vocabulary.bag(features) for features in ...]
     vocabulary.neighbours(bags) -> [[(j, score), ...] per image]
@@ -30,6 +35,7 @@ PER_WORD = 11  # descriptors per word at least
 WORD_EF_SEARCH = 16  # HNSW candidate list of the nearest-word search
 NEIGHBOURS = 10  # candidates per image by shared words
 MIN_SCORE = 0.02  # weighted-word cosine below which two images are not candidates
+REST_SCORE = 0.05  # the rest's best score below which it proposes nothing (docs/constants.md)
 BLOCK = 1 << 26  # scores held at once (256 MB of float32): rows scored together x images
 
 
@@ -64,17 +70,52 @@ class Vocabulary:
         return np.unique(nearest[:, 0]).astype(np.int32)
 
     def neighbours(self, bags: Sequence[np.ndarray], k: int = NEIGHBOURS, min_score: float = MIN_SCORE,
-                   ) -> Iterator[list[tuple[int, float]]]:  # fmt: skip
-        """For each bag in order, its k best other bags [(position, score)], best first, score >= min_score."""
+                   rest_score: float | None = REST_SCORE) -> Iterator[list[tuple[int, float]]]:  # fmt: skip
+        """For each bag in order, its k best other bags [(position, score)], best first, score >= min_score;
+        then, unless rest_score is None, the best other bag by the words its best neighbour lacks."""
         weights = weighted(bags, self.size)
         rows = max(1, BLOCK // max(1, len(bags)))
         for start in range(0, len(bags), rows):
-            scores = (weights[start : start + rows] @ weights.T).toarray()
-            for row, line in enumerate(scores, start):
-                line[row] = -1.0
-                best = np.argpartition(-line, min(k, len(line) - 1))[:k] if len(line) > k else np.arange(len(line))
-                best = best[np.argsort(-line[best])]
-                yield [(int(j), float(line[j])) for j in best if line[j] >= min_score]
+            block = range(start, min(start + rows, len(bags)))
+            near = [
+                best(line, row, k, min_score)
+                for row, line in zip(block, scored(weights[start : block.stop], weights), strict=True)
+            ]
+            if rest_score is not None:
+                rests = rest(weights, bags, block, [found[0][0] if found else None for found in near])
+                for found, row, line in zip(near, block, scored(rests, weights), strict=True):
+                    line[[position for position, _ in found]] = -1.0
+                    found += best(line, row, 1, rest_score)
+            yield from near
+
+
+def scored(rows: sp.csr_matrix, weights: sp.csr_matrix) -> np.ndarray:
+    """Scores of each query row against every row of weights: [rows, images]."""
+    return (rows @ weights.T).toarray()
+
+
+def best(line: np.ndarray, row: int, k: int, min_score: float) -> list[tuple[int, float]]:
+    """The k best positions of one row's scores (itself left out), best first, at min_score or more."""
+    line[row] = -1.0
+    top = np.argpartition(-line, min(k, len(line) - 1))[:k] if len(line) > k else np.arange(len(line))
+    top = top[np.argsort(-line[top])]
+    return [(int(j), float(line[j])) for j in top if line[j] >= min_score]
+
+
+def rest(
+    weights: sp.csr_matrix, bags: Sequence[np.ndarray], block: range, nearest: Sequence[int | None]
+) -> sp.csr_matrix:
+    """The block's weighted rows, each kept only on the words its nearest bag lacks, of unit length
+    (zero without a nearest bag, or when it lacks none)."""
+    own = [np.setdiff1d(bags[row], bags[other]) if other is not None else np.empty(0, np.int32)
+           for row, other in zip(block, nearest, strict=True)]  # fmt: skip
+    at = np.repeat(np.arange(len(block)), [len(words) for words in own])
+    keep = sp.csr_matrix(
+        (np.ones(len(at), np.float32), (at, np.concatenate(own))), shape=(len(block), weights.shape[1])
+    )
+    rows = weights[block.start : block.stop].multiply(keep).tocsr()
+    norms = np.sqrt(np.asarray(rows.multiply(rows).sum(axis=1)).ravel())
+    return sp.diags(1.0 / np.maximum(norms, 1e-9).astype(np.float32)) @ rows
 
 
 def weighted(bags: Sequence[np.ndarray], size: int) -> sp.csr_matrix:
