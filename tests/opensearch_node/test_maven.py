@@ -32,6 +32,7 @@ def pins_for(folder: Path, digests: dict[Artifact, str]) -> Pins:
     return Pins.beside(folder / "pom.xml", "the test's artifacts")
 
 
+@pytest.mark.slow  # runs Maven (a JVM) against a loopback registry
 def test_a_first_install_from_a_registry_without_checksum_files(seed, tmp_path):
     """An empty cache (so an empty Maven repository): both artifacts arrive, are held to our pins,
     each missing checksum file is a warning, and Maven's copies are dropped once checked."""
@@ -55,6 +56,7 @@ def test_a_first_install_from_a_registry_without_checksum_files(seed, tmp_path):
     assert (install.maven_repository(cache) / "org/apache/maven/plugins/maven-dependency-plugin").is_dir()
 
 
+@pytest.mark.slow  # runs Maven (a JVM) against a loopback registry
 def test_a_tampered_artifact_is_deleted_and_refused_with_both_digests(seed, tmp_path):
     with LoopbackRegistry(tmp_path / "registry", seed) as registry:
         small_zip(tmp_path, "genuine.zip", "node")
@@ -71,6 +73,7 @@ def test_a_tampered_artifact_is_deleted_and_refused_with_both_digests(seed, tmp_
     assert not NODE.path_in(install.maven_repository(cache)).exists()  # the next try fetches it anew
 
 
+@pytest.mark.slow  # runs Maven (a JVM) against a loopback registry
 def test_an_artifact_the_registry_lacks_is_named(seed, tmp_path):
     with LoopbackRegistry(tmp_path / "registry", seed) as registry:
         pins = pins_for(tmp_path / "pins", {NODE: "0" * 64})  # never published
@@ -80,6 +83,7 @@ def test_an_artifact_the_registry_lacks_is_named(seed, tmp_path):
             )
 
 
+@pytest.mark.slow  # runs Maven (a JVM) against a loopback registry
 def test_an_unreachable_registry_is_told_apart(tmp_path):
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
