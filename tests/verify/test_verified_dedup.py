@@ -204,6 +204,25 @@ def test_the_words_a_collages_host_lacks_propose_the_photo_pasted_into_it(photos
     assert proposed >= 6
 
 
+class RecordedVerdicts:
+    """A stand-in for the judge's memory (the rules under test read verdicts only): what `a` is to `b`."""
+
+    def __init__(self, verdicts: dict[tuple[str, str], Verdict]) -> None:
+        self.verdicts = verdicts
+
+    def judge(self, a: str, _a_source, b: str, _b_source, _cosine, directed: bool = False) -> Verdict:
+        return self.verdicts.get((a, b), Verdict("different", "nothing in common"))
+
+    def either_way(self, a: str, b: str) -> list[Verdict]:
+        return [self.verdicts[pair] for pair in [(a, b), (b, a)] if pair in self.verdicts]
+
+    def same_scene(self, a: str, b: str) -> bool:
+        return any(verdict.is_same_scene for verdict in self.either_way(a, b))
+
+    def linked(self, a: str, b: str) -> bool:
+        return any(verdict.joins for verdict in self.either_way(a, b))
+
+
 def test_a_copy_vouches_for_an_image_the_keeper_could_not_align(photos, tmp_path):
     """`through_copy` over recorded verdicts (a stand-in for the judge's memory, the rule under
     test): an image whose keypoints agree with the keeper but whose pixels did not is grouped when
@@ -213,35 +232,23 @@ def test_a_copy_vouches_for_an_image_the_keeper_could_not_align(photos, tmp_path
     keep, member, doc = (Doc(id=name, vector=np.ones(4, np.float32) / 2, model="m") for name in ("k", "m", "d"))
     sure = Verdict("copy", "the same picture", 80, 0.9, None, (0.2, 0.0, 0.8, 1.0))
 
-    class Recorded:
-        def __init__(self, verdict: Verdict) -> None:
-            self.kept = {("d", "m"): ("d", verdict)}
-
-        def linked(self, a: str, b: str) -> bool:
-            return True
-
-        def judge(self, *pair, directed: bool = False) -> Verdict:
-            return self.kept[("d", "m")][1]
-
-        def same_scene(self, a: str, b: str) -> bool:
-            return self.kept.get((min(a, b), max(a, b)), ("", sure))[1].is_same_scene
+    def recorded(verdict: Verdict) -> RecordedVerdicts:
+        return RecordedVerdicts({("d", "m"): verdict})
 
     never = lambda a, b: False  # noqa: E731
-    entry = dedup.through_copy(doc, keep, [Member(member, 1.0, sure)], Recorded(sure), never)
+    entry = dedup.through_copy(doc, keep, [Member(member, 1.0, sure)], recorded(sure), never)
     assert entry is not None and entry.verdict.verdict == "copy" and entry.verdict.box == sure.box
     assert "judged against m, a copy of k" in entry.verdict.reason
     unsure = Verdict("copy", "the same picture", 40, 0.65)
-    assert dedup.through_copy(doc, keep, [Member(member, 1.0, sure)], Recorded(unsure), never) is None
+    assert dedup.through_copy(doc, keep, [Member(member, 1.0, sure)], recorded(unsure), never) is None
     part = Verdict("part", "a crop", 40, 0.95, None, (0.1, 0.1, 0.3, 0.3))
-    assert dedup.through_copy(doc, keep, [Member(member, 1.0, part)], Recorded(sure), never) is None
-    assert dedup.through_copy(doc, keep, [Member(member, 1.0, sure)], Recorded(sure), lambda a, b: True) is None
+    assert dedup.through_copy(doc, keep, [Member(member, 1.0, part)], recorded(sure), never) is None
+    assert dedup.through_copy(doc, keep, [Member(member, 1.0, sure)], recorded(sure), lambda a, b: True) is None
     # two more of the keeper's sure copies judged it another shot of the scene: one copy does not carry it
     others = [Doc(id=name, vector=np.ones(4, np.float32) / 2, model="m") for name in ("o1", "o2")]
     scene = Verdict("same_scene", "another shot", 50, 0.45)
-    seen = Recorded(sure)
-    seen.kept |= {("d", "o1"): ("d", scene), ("d", "o2"): ("d", scene)}
+    seen = RecordedVerdicts({("d", "m"): sure, ("d", "o1"): scene, ("d", "o2"): scene})
     members = [Member(member, 1.0, sure), *(Member(other, 1.0, sure) for other in others)]
-    seen.linked = lambda a, b: (min(a, b), max(a, b)) == ("d", "m")  # type: ignore[method-assign]
     assert dedup.through_copy(doc, keep, members, seen, never) is None
     assert dedup.through_copy(doc, keep, members[:2], seen, never) is not None  # one against one: carried
 
@@ -310,23 +317,16 @@ def test_a_collage_joins_a_group_by_holding_one_of_its_sure_copies():
                Member(crop, 1.0, Verdict("copy", "the same picture", 80, 0.9, None, (0.1, 0.1, 0.5, 0.5)))]  # fmt: skip
     holds_it = Verdict("part", "the second is part of the first", 60, 0.8, None, (0.0, 0.0, 1.0, 1.0))
 
-    class Recorded:
-        def __init__(self, verdict: Verdict, witness: str) -> None:
-            self.verdict, self.witness = verdict, witness
-
-        def linked(self, a: str, b: str) -> bool:
-            return self.witness in (a, b)  # judged while candidates were judged
-
-        def judge(self, *pair, directed: bool = False) -> Verdict:
-            return self.verdict
+    def recorded(verdict: Verdict, witness: str) -> RecordedVerdicts:
+        return RecordedVerdicts({("d", witness): verdict})  # judged while candidates were judged
 
     never = lambda a, b: False  # noqa: E731
-    found = dedup.holds_copy(doc, keep, members, Recorded(holds_it, "plain"), never)
+    found = dedup.holds_copy(doc, keep, members, recorded(holds_it, "plain"), never)
     assert found is not None and found.verdict.verdict == "part" and found.verdict.box == members[0].verdict.box
     assert "judged against plain, a copy of k" in found.verdict.reason
-    assert dedup.holds_copy(doc, keep, members, Recorded(holds_it, "crop"), never) is None
-    assert dedup.holds_copy(doc, keep, members, Recorded(members[0].verdict, "plain"), never) is None
-    assert dedup.holds_copy(doc, keep, members, Recorded(holds_it, "plain"), lambda a, b: True) is None
+    assert dedup.holds_copy(doc, keep, members, recorded(holds_it, "crop"), never) is None
+    assert dedup.holds_copy(doc, keep, members, recorded(members[0].verdict, "plain"), never) is None
+    assert dedup.holds_copy(doc, keep, members, recorded(holds_it, "plain"), lambda a, b: True) is None
 
 
 def test_a_window_of_one_shot_joins_that_shot_not_the_other_it_also_fits(photos, tmp_path):
@@ -342,25 +342,6 @@ def test_a_window_of_one_shot_joins_that_shot_not_the_other_it_also_fits(photos,
     assert [(g["keep"]["id"], {d["id"]: d["verdict"] for d in g["duplicates"]}) for g in groups] == [
         ("left", {"window": "part"})]  # fmt: skip
     assert [sorted(image["id"] for image in stack["images"]) for stack in stacks] == [["left", "right"]]
-
-
-class RecordedVerdicts:
-    """A stand-in for the judge's memory (the rules under test read verdicts only): what `a` is to `b`."""
-
-    def __init__(self, verdicts: dict[tuple[str, str], Verdict]) -> None:
-        self.verdicts = verdicts
-
-    def judge(self, a: str, _a_source, b: str, _b_source, _cosine, directed: bool = False) -> Verdict:
-        return self.verdicts.get((a, b), Verdict("different", "nothing in common"))
-
-    def either_way(self, a: str, b: str) -> list[Verdict]:
-        return [self.verdicts[pair] for pair in [(a, b), (b, a)] if pair in self.verdicts]
-
-    def same_scene(self, a: str, b: str) -> bool:
-        return any(verdict.is_same_scene for verdict in self.either_way(a, b))
-
-    def linked(self, a: str, b: str) -> bool:
-        return any(verdict.joins for verdict in self.either_way(a, b))
 
 
 def test_a_part_goes_to_the_shot_whose_pixels_it_matches_better():
