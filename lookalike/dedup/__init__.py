@@ -4,7 +4,8 @@
     lookalike dedup --no-verify --threshold 0.85     # cosine only
 
 Verified (`find_verified`, verified.py): each image's neighbours at cosine >= CANDIDATE_THRESHOLD,
-and the images it shares the most visual words with, are judged by lookalike.verify
+and the images it shares the most visual words with (one more by the words the best of them
+lacks: a collage's host fills its list), are judged by lookalike.verify
 (candidates.py, judge.py); a group forms around the largest picture (pixels, then earliest
 ingested) and keeps the best copy of it (keepers.best_copy: not a picture with a band, frame or
 UI around it when a copy inside shows the picture as well), with every image verified as a
