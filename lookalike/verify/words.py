@@ -77,12 +77,10 @@ class Vocabulary:
         rows = max(1, BLOCK // max(1, len(bags)))
         for start in range(0, len(bags), rows):
             block = range(start, min(start + rows, len(bags)))
-            near = [
-                best(line, row, k, min_score)
-                for row, line in zip(block, scored(weights[start : block.stop], weights), strict=True)
-            ]
+            own = weights[start : block.stop]
+            near = [best(line, row, k, min_score) for row, line in zip(block, scored(own, weights), strict=True)]
             if rest_score is not None:
-                rests = rest(weights, bags, block, [found[0][0] if found else None for found in near])
+                rests = rest(own, bags, block, [found[0][0] if found else None for found in near])
                 for found, row, line in zip(near, block, scored(rests, weights), strict=True):
                     line[[position for position, _ in found]] = -1.0
                     found += best(line, row, 1, rest_score)
@@ -102,20 +100,14 @@ def best(line: np.ndarray, row: int, k: int, min_score: float) -> list[tuple[int
     return [(int(j), float(line[j])) for j in top if line[j] >= min_score]
 
 
-def rest(
-    weights: sp.csr_matrix, bags: Sequence[np.ndarray], block: range, nearest: Sequence[int | None]
-) -> sp.csr_matrix:
-    """The block's weighted rows, each kept only on the words its nearest bag lacks, of unit length
-    (zero without a nearest bag, or when it lacks none)."""
-    own = [np.setdiff1d(bags[row], bags[other]) if other is not None else np.empty(0, np.int32)
-           for row, other in zip(block, nearest, strict=True)]  # fmt: skip
-    at = np.repeat(np.arange(len(block)), [len(words) for words in own])
-    keep = sp.csr_matrix(
-        (np.ones(len(at), np.float32), (at, np.concatenate(own))), shape=(len(block), weights.shape[1])
-    )
-    rows = weights[block.start : block.stop].multiply(keep).tocsr()
-    norms = np.sqrt(np.asarray(rows.multiply(rows).sum(axis=1)).ravel())
-    return sp.diags(1.0 / np.maximum(norms, 1e-9).astype(np.float32)) @ rows
+def rest(rows: sp.csr_matrix, bags: Sequence[np.ndarray], block: range, nearest: Sequence[int | None]) -> sp.csr_matrix:
+    """`rows`, the block's weighted rows, each kept only on the words its nearest bag lacks, of unit
+    length (zero without a nearest bag, or when it lacks none)."""
+    lacked = [np.setdiff1d(bags[row], bags[other]) if other is not None else np.empty(0, np.int32)
+              for row, other in zip(block, nearest, strict=True)]  # fmt: skip
+    at = np.repeat(np.arange(len(block)), [len(words) for words in lacked])
+    keep = sp.csr_matrix((np.ones(len(at), np.float32), (at, np.concatenate(lacked))), shape=rows.shape)
+    return unit_rows(rows.multiply(keep).tocsr())
 
 
 def weighted(bags: Sequence[np.ndarray], size: int) -> sp.csr_matrix:
@@ -125,6 +117,10 @@ def weighted(bags: Sequence[np.ndarray], size: int) -> sp.csr_matrix:
     matrix = sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(len(bags), size))
     seen = np.bincount(cols, minlength=size)
     idf = np.log(len(bags) / np.maximum(seen, 1)).astype(np.float32)
-    matrix = matrix @ sp.diags(idf)
+    return unit_rows(matrix @ sp.diags(idf))
+
+
+def unit_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """`matrix` with each row scaled to unit length (a zero row stays zero)."""
     norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
     return sp.diags(1.0 / np.maximum(norms, 1e-9).astype(np.float32)) @ matrix
