@@ -17,7 +17,6 @@ from lookalike.index import VectorIndex, live, open_index
 from lookalike.ingest.pipeline import Ingestor, Report
 from lookalike.ingest.sources import Item
 from lookalike.ports import free_ports
-from lookalike.serving import archive
 from lookalike.serving.client import ModelClient, ModelInfo
 from lookalike.serving.torchserve import PORT_KEYS, TorchServe
 from lookalike.settings import MODEL_STORE, RUN_DIR, TORCHSERVE_PORTS, Settings
@@ -28,6 +27,8 @@ logger = logging.getLogger(__name__)
 # --- model server ----------------------------------------------------------------------------------
 def ensure_archive(model: str, store: Path = MODEL_STORE, name: str | None = None, **build: Any) -> Path:
     """`<store>/<name>.mar`, built when missing or older than the handler code."""
+    from lookalike.serving import archive  # torch and the handler: only where an archive is built
+
     mar = Path(store) / f"{name or model}.mar"
     if archive.is_stale(mar):
         logger.info("building %s (missing or older than the handler code) ...", mar)

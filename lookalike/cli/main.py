@@ -6,7 +6,6 @@ import argparse
 import importlib
 import sys
 
-from lookalike import demo
 from lookalike.cli import index_commands, opensearch_commands, serving_commands
 from lookalike.cli.common import subparser
 
@@ -44,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     p = subparser(sub, "demo", "the whole stack on real photos: build, serve, ingest, start the API, search",
                   "lookalike demo", "LOOKALIKE_OPENSEARCH_URL=http://127.0.0.1:9200 lookalike demo")  # fmt: skip
-    p.set_defaults(run=lambda args: demo.main())
+    p.set_defaults(run=lambda args: importlib.import_module("lookalike.demo").main())
     serving_commands.add(sub)
     index_commands.add(sub)
     opensearch_commands.add(sub)

@@ -5,27 +5,40 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-from lookalike_handler.backbones import BACKBONES
 
 from lookalike import stack
 from lookalike.api import process
 from lookalike.api.serve import run as serve_api
 from lookalike.cli.common import add_settings_args, guarded, settings_from_args, subparser
 from lookalike.containers import images
-from lookalike.serving import archive, weights
-from lookalike.serving.int8 import BoundMissed
 from lookalike.serving.torchserve import PORT_KEYS, ServerError, TorchServe
 from lookalike.settings import DEFAULT_MODEL, MODEL_STORE, RUN_DIR, TORCHSERVE_PORTS
+
+
+class BackboneNames:
+    """The backbone ids as argparse choices, read from the registry only when a --model is checked or
+    its help shown: the registry imports torch, which every other command (search, stop ...) is spared."""
+
+    def __contains__(self, name: object) -> bool:
+        from lookalike_handler.backbones import BACKBONES
+
+        return name in BACKBONES
+
+    def __iter__(self) -> Iterator[str]:
+        from lookalike_handler.backbones import BACKBONES
+
+        return iter(sorted(BACKBONES))
 
 
 def add(sub: argparse._SubParsersAction) -> None:
     p = subparser(sub, "mar", "build model_store/NAME.mar for one backbone (torch-model-archiver)",
                   "lookalike mar", "lookalike mar --model resnet50 --weights ~/resnet50-11ad3fa6.pth",
                   "lookalike mar --model resnet50 --random-weights   # plumbing and speed only")  # fmt: skip
-    p.add_argument("--model", choices=sorted(BACKBONES), default=DEFAULT_MODEL, help=f"backbone ({DEFAULT_MODEL})")
+    p.add_argument("--model", choices=BackboneNames(), metavar="MODEL", default=DEFAULT_MODEL,
+                   help=f"backbone: %(choices)s ({DEFAULT_MODEL})")  # fmt: skip
     p.add_argument("--name", help="archive/model name (default: the backbone id)")
     p.add_argument("--store", type=Path, default=MODEL_STORE, help="where to write the .mar (model_store/)")
     p.add_argument("--weights", help="explicit weights file (resnet50; LOOKALIKE_RESNET50_WEIGHTS)")
@@ -92,6 +105,9 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def build_archive(args: argparse.Namespace) -> int:
+    from lookalike.serving import archive, weights  # torch and the handler: only for the commands that build
+    from lookalike.serving.int8 import BoundMissed
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     overrides: dict[str, Any] = {}
     if args.batch_size:
@@ -117,6 +133,11 @@ def build_archive(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from lookalike_handler.backbones import BACKBONES
+
+    from lookalike.serving import weights
+    from lookalike.serving.int8 import BoundMissed
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     names = [name for name in args.models.split(",") if name]
     try:
