@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler
 
 import httpx
@@ -92,7 +93,9 @@ def test_idempotent_requests_survive_a_replica_draining_then_dying(balanced):
     url, balancer, (a, _b), watcher = balanced
     assert set(searches(url, 10)) == {"a", "b"}  # spread over both
     a.draining = True  # SIGTERM: answers say "draining", /ready 503
-    threading.Event().wait(0.3)  # the watcher reads /ready
+    deadline = time.monotonic() + 5
+    while balancer.pool.held_until[a.url] <= time.monotonic() < deadline:  # the watcher reads /ready
+        time.sleep(0.02)
     before = a.requests
     assert set(searches(url, 10)) == {"b"} and a.requests == before  # nothing new to a
     a.refusing = True
