@@ -112,13 +112,14 @@ def cross_list(made: list[Group], judge: Judge, apart) -> None:
                 continue
             cosine, verdict = judged(judge, doc, group.keep, apart)
             joined: Member | None = Member(doc, cosine, verdict) if verdict is not None and verdict.joins else None
-            if joined is None or not holds(joined.verdict.box, content(group.members)):
+            witnessed = joined is None or not holds(joined.verdict.box, content(group.members))
+            if witnessed:
                 joined = holds_copy(doc, group.keep, group.members, judge, apart)
-                if joined is None:
-                    continue
+            if joined is None:
+                continue
             shots = [rival.keep for rival in made
                      if rival is not group and judge.same_scene(rival.keep.id, group.keep.id)]  # fmt: skip
-            if not other_shot([joined], shots, judge, apart)[0]:
+            if not other_shot([joined], shots, judge, apart, witnessed)[0]:
                 continue  # a window of another shot of the scene, listed there
             kept, _ = consistent([*group.members, joined])
             if any(member.doc.id == doc_id for member in kept):

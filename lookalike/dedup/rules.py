@@ -43,7 +43,8 @@ def through_copy(doc: Doc, keep: Doc, found: list[Member], judge: Judge, apart) 
     return Member(doc, float(np.dot(keep.vector, doc.vector)), carried(verdict, member, keep))
 
 
-def other_shot(found: list[Member], shots: list[Doc], judge: Judge, apart) -> tuple[list[Member], list[Member]]:
+def other_shot(found: list[Member], shots: list[Doc], judge: Judge, apart,
+               witnessed: bool = False) -> tuple[list[Member], list[Member]]:  # fmt: skip
     """(kept, strays) of a keeper's verified images: a part stays unless it is also a part of one of
     `shots` (images judged another shot of the keeper's scene), with better aligned pixels, or a
     copy of one while its own pixels matched the keeper's only within the agreeing keypoints
@@ -52,7 +53,11 @@ def other_shot(found: list[Member], shots: list[Doc], judge: Judge, apart) -> tu
     eval: a heavy crop of the left motorcycle shot, a collage holding one shot of a room, and a
     screenshot of one, were grouped with the other shot on copy seeds 11, 12, 14 and 16). A collage
     of one shot pasted into the other is a copy of its host and a part of the other that matches
-    well: it stays in both. A stray is judged again with the keepers after this one."""
+    well: it stays in both. An image `witnessed` (listed only because it holds one of the keeper's
+    sure copies, `holds_copy`, never verified against the keeper) gives way to a better copy too,
+    whatever its own pixels: a collage, a framed copy of one shot of a room at 0.81, held a copy of
+    the other shot at 0.61, in the same window (copy seed 17). A stray is judged again with the
+    keepers after this one."""
     if not shots:
         return found, []
 
@@ -65,7 +70,7 @@ def other_shot(found: list[Member], shots: list[Doc], judge: Judge, apart) -> tu
                 continue
             verdict = judge.judge(doc.id, doc.source, shot.id, shot.source,
                                   float(np.dot(doc.vector, shot.vector)), directed=True)  # fmt: skip
-            rival = verdict.is_part or (verdict.is_copy and mine < COPY_CORRELATION)
+            rival = verdict.is_part or (verdict.is_copy and (witnessed or mine < COPY_CORRELATION))
             if rival and (verdict.correlation or 0.0) > mine:
                 return True
         return False

@@ -393,6 +393,30 @@ def test_an_image_is_not_listed_with_the_other_shot_of_a_scene_it_holds_less_wel
     assert [[m.doc.id for m in g.members] for g in groups] == [["a2", "c"], ["b2", "c"]]
 
 
+def test_an_image_listed_only_through_a_witness_gives_way_to_the_shot_that_matches_it_better():
+    """`cross_list` over recorded verdicts (dedup eval, copy seed 17): a collage holding one shot of a
+    room is a framed copy of that shot (0.81) and, in the same window, holds a recoloured copy of the
+    other shot as a part (16 keypoints, 0.61): by that witness alone (`holds_copy`) it is not listed
+    with the other shot. Held with poorer pixels than its own shot's, it would be; and where its own
+    shot matches it worse than the witness does, it is listed with both."""
+    doc = {name: Doc(id=name, vector=np.ones(4, np.float32) / 2, model="m") for name in ("a", "a2", "b", "c")}
+    whole = (0.0, 0.0, 1.0, 1.0)
+    copy = lambda corr: Verdict("copy", "the same picture in a frame", 96, corr, None, whole)  # noqa: E731
+    held = Verdict("part", "the second is part of the first", 16, 0.61, None, whole)
+
+    def listed(own: float) -> list[list[str]]:
+        groups = [
+            Group(doc["a"], [Member(doc["a2"], 0.9, copy(0.95))]),
+            Group(doc["b"], [Member(doc["c"], 0.5, copy(own))]),
+        ]
+        verdicts = {("c", "a2"): held, ("c", "b"): copy(own), ("a", "b"): Verdict("same_scene", "parallax")}
+        cross_list(groups, RecordedVerdicts(verdicts), lambda a, b: False)
+        return [[m.doc.id for m in g.members] for g in groups]
+
+    assert listed(0.81) == [["a2"], ["c"]]
+    assert listed(0.55) == [["a2", "c"], ["c"]]
+
+
 def test_images_without_features_are_counted_and_named_not_passed_over(photos, tmp_path):
     """A verified run whose images have no stored features and no readable source says how many and
     which (they were never judged), rather than reporting no groups as if there were none."""
