@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -30,9 +31,15 @@ CONTRAST = 0.02  # SIFT's contrast threshold (OpenCV's default 0.04 finds almost
 # is searched again at PALE_CONTRAST (both values chosen by measurement: docs/constants.md).
 PALE = 150
 PALE_CONTRAST = 0.005
+LAYERS = 3  # SIFT's layers an octave (OpenCV's default): a keypoint's response times this is its contrast
+BLUR = 1.6  # SIFT's first blur (OpenCV's default sigma); the next layer's is BLUR * 2 ** (1 / LAYERS)
+# Each pass builds SIFT's whole scale space, most of its cost; a frame that looks pale (PALE_LOOKING
+# or less of its pixels change by more than half a gray level between SIFT's first two blurs) is
+# searched once, at PALE_CONTRAST, keeping what the first pass would have found (`keypoints`).
+PALE_LOOKING = 0.18
 _DECODING = threading.Lock()
-_sift = cv2.SIFT_create(nfeatures=MAX_KEYPOINTS, contrastThreshold=CONTRAST)  # type: ignore[attr-defined]
-_pale_sift = cv2.SIFT_create(nfeatures=MAX_KEYPOINTS, contrastThreshold=PALE_CONTRAST)  # type: ignore[attr-defined]
+_sift = cv2.SIFT_create(MAX_KEYPOINTS, LAYERS, CONTRAST, sigma=BLUR)  # type: ignore[attr-defined]
+_pale_sift = cv2.SIFT_create(MAX_KEYPOINTS, LAYERS, PALE_CONTRAST, sigma=BLUR)  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -102,9 +109,45 @@ def extract(image: bytes | Image.Image) -> Features:
         frame = gray(img, FRAME)
     except (OSError, ValueError, Image.DecompressionBombError) as exc:  # UnidentifiedImageError is an OSError
         raise UnsupportedMedia(f"cannot read the image to verify it: {exc}") from exc
-    keypoints, desc = _sift.detectAndCompute(frame, None)
-    if len(keypoints) < PALE:
-        keypoints, desc = _pale_sift.detectAndCompute(frame, None)
-    xy = np.array([k.pt for k in keypoints], dtype=np.float32).reshape(-1, 2)
+    points, desc = keypoints(frame)
+    xy = np.array([k.pt for k in points], dtype=np.float32).reshape(-1, 2)
     desc = np.zeros((0, 128), np.uint8) if desc is None else np.clip(desc, 0, 255).astype(np.uint8)
     return Features(img.width, img.height, (frame.shape[1], frame.shape[0]), xy, desc, gray(img, THUMB))
+
+
+def keypoints(frame: np.ndarray) -> tuple[Sequence[cv2.KeyPoint], np.ndarray | None]:
+    """SIFT's keypoints and descriptors on `frame` at CONTRAST; at PALE_CONTRAST where that finds
+    fewer than PALE. A frame that looks pale is searched at PALE_CONTRAST first, and only once: the
+    keypoints it finds with CONTRAST's response are the first pass's own (the threshold is the only
+    difference between the passes), kept where there are PALE of them, with the same descriptors
+    and in the first pass's order (sorted as OpenCV sorts them; past MAX_KEYPOINTS, OpenCV keeps
+    the strongest in an order of its own, so the same keypoints can come in another order). Which
+    way is taken changes the cost, never the keypoints (docs/constants.md, PALE_LOOKING)."""
+    if not looks_pale(frame):
+        points, desc = _sift.detectAndCompute(frame, None)
+        if len(points) >= PALE:
+            return points, desc
+        return _pale_sift.detectAndCompute(frame, None)
+    points, desc = _pale_sift.detectAndCompute(frame, None)
+    contrast = np.array([point.response for point in points], np.float32) * np.float32(LAYERS)
+    strong = np.flatnonzero(contrast.astype(np.float64) >= CONTRAST)  # OpenCV's own test, float by double
+    if len(strong) < PALE:
+        return points, desc
+    if len(strong) < len(points):
+        strong = np.array(sorted(strong, key=lambda at: sift_order(points[at])))
+    return [points[at] for at in strong], desc[strong]
+
+
+def sift_order(point: cv2.KeyPoint) -> tuple[float, ...]:
+    """The order OpenCV's SIFT returns keypoints in when it keeps all it finds (left to right, top to
+    bottom, then larger, then by angle, stronger, octave)."""
+    return (point.pt[0], point.pt[1], -point.size, point.angle, -point.response, -point.octave)
+
+
+def looks_pale(frame: np.ndarray) -> bool:
+    """Whether SIFT at CONTRAST is likely to find fewer than PALE keypoints on `frame` (uint8 gray):
+    at most PALE_LOOKING of its pixels differ by more than half a gray level between SIFT's first
+    two blurs. ~2 ms; a wrong guess costs time, not keypoints (`keypoints`)."""
+    pixels = frame.astype(np.float32)
+    step = cv2.GaussianBlur(pixels, (0, 0), BLUR * 2 ** (1 / LAYERS)) - cv2.GaussianBlur(pixels, (0, 0), BLUR)
+    return bool(np.count_nonzero(np.abs(step) > 0.5) <= PALE_LOOKING * step.size)

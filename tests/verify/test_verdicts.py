@@ -179,6 +179,34 @@ def test_a_pale_photo_is_searched_again_at_a_lower_contrast_and_its_crop_verifie
     assert extract(textured).count == len(first.detect(frame, None)) >= features.PALE
 
 
+def test_a_frame_that_looks_pale_is_searched_once_and_keeps_what_two_passes_find(photos, interiors, monkeypatch):
+    """Searched once at PALE_CONTRAST (the frame looks pale) or first at CONTRAST (it does not), a
+    frame gets the same keypoints and descriptors, in the same order, both ways: a pale room (25
+    keypoints at CONTRAST), rooms with 220 and 443 (the strong ones taken out of the pale pass), one
+    with 134 (too few: the pale pass's own). Past MAX_KEYPOINTS at CONTRAST (1,548) the same ones,
+    in OpenCV's order of the moment. The guess decides the cost only."""
+
+    def both_ways(data: bytes) -> list[tuple[np.ndarray, np.ndarray]]:
+        frame = features.gray(Image.open(io.BytesIO(data)), features.FRAME)
+        found = []
+        for guess in (True, False):
+            monkeypatch.setattr(features, "looks_pale", lambda _, guess=guess: guess)
+            points, desc = features.keypoints(frame)
+            found.append((np.array([point.pt for point in points]), desc))
+        return found
+
+    for name in ("pexels-3062948", "pexels-36444540", "pexels-36179987", "pexels-7303994"):
+        (xy, desc), (first_xy, first_desc) = both_ways(interiors[name])
+        assert np.array_equal(xy, first_xy) and np.array_equal(desc, first_desc), name
+    (xy, desc), (first_xy, first_desc) = both_ways(photos["astronaut"])
+    assert len(xy) == len(first_xy) == features.MAX_KEYPOINTS
+    rows, first_rows = np.hstack([xy, desc]), np.hstack([first_xy, first_desc])
+    assert np.array_equal(rows[np.lexsort(rows.T)], first_rows[np.lexsort(first_rows.T)])
+    monkeypatch.undo()
+    assert features.looks_pale(features.gray(Image.open(io.BytesIO(interiors["pexels-3062948"])), features.FRAME))
+    assert not features.looks_pale(features.gray(Image.open(io.BytesIO(photos["astronaut"])), features.FRAME))
+
+
 def test_a_fit_that_shrinks_a_crop_to_a_point_is_fitted_again_one_to_one(interiors):
     """A 45 % crop of an interior (the eval's heavy crop, seed 1): 61 ratio-tested matches land on 20
     keypoints of the photo, and RANSAC's best model maps the crop to a point (scale ~ 0). Fitted
