@@ -41,8 +41,9 @@ def verified(index: VectorIndex, store: FeatureStore, query: Features, vector: n
              pool: ThreadPoolExecutor | None = None, **filters) -> list[Hit]:  # fmt: skip
     """The best `k` after verification: the nearest max(k, `candidates`) by cosine are each judged
     against the query's features (lookalike.verify; on `pool`'s threads when given), verified
-    copies and parts first; when the nearest is a verified copy, those after the first k are not
-    judged (verify.rerank). `stages` times the k-NN query (knn) and the judging (verify) apart."""
+    copies and parts first; when the nearest is a verified copy or part, those after the first k
+    are not judged (verify.rerank). `stages` times the k-NN query (knn) and the judging (verify)
+    apart."""
     stages = stages or Stages()
     with stages.timed("knn"):
         hits = by_vector(index, vector, max(k, candidates), **filters)
