@@ -1,33 +1,26 @@
-"""Search's re-ranking (lookalike.verify.rerank) on real photos' features, with a dict for the store
-(fast: no index, no server)."""
+"""Search's re-ranking (lookalike.verify.rerank) on real photos' features in the embedded feature
+store (fast: no index, no server)."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 
 import pytest
 from PIL import Image
 
 from lookalike.index.documents import Hit
+from lookalike.settings import Settings
 from lookalike.verify import Features, extract
 from lookalike.verify.rerank import rerank
+from lookalike.verify.store import SqliteFeatures
 
 OTHERS = ("astronaut", "rocket", "motorcycle_left", "motorcycle_right", "hubble_deep_field", "immunohistochemistry",
           "retina", "china", "flower", "colorwheel", "chelsea")  # fmt: skip
 
 
-class Store:
-    """The feature store's one call search makes, over features made here."""
-
-    def __init__(self, features: dict[str, Features]) -> None:
-        self.features = features
-
-    def get(self, doc_id: str, source: str | None) -> tuple[Features | None, str | None]:
-        return self.features[doc_id], None
-
-
 @pytest.fixture(scope="module")
-def crop_and_store(photos) -> tuple[Features, Store]:
+def crop_and_store(photos, tmp_path_factory) -> Iterator[tuple[Features, SqliteFeatures]]:
     """A 60 % window of the coffee photo as the query; its photo, eleven unrelated photos, and a
     recompressed copy of the window itself in the store."""
     img = Image.open(io.BytesIO(photos["coffee"])).convert("RGB")
@@ -35,9 +28,12 @@ def crop_and_store(photos) -> tuple[Features, Store]:
     window = img.crop((w // 5, h // 5, w * 4 // 5, h * 4 // 5))
     buffer = io.BytesIO()
     window.save(buffer, format="JPEG", quality=70)
-    features = {name: extract(photos[name]) for name in ("coffee", *OTHERS)}
-    features["window-copy"] = extract(buffer.getvalue())
-    return extract(window), Store(features)
+    store = SqliteFeatures(tmp_path_factory.mktemp("features"), "rerank", Settings.max_image_bytes)
+    for name in ("coffee", *OTHERS):
+        store.put(name, extract(photos[name]))
+    store.put("window-copy", extract(buffer.getvalue()))
+    yield extract(window), store
+    store.close()
 
 
 def hits(order: list[str]) -> list[Hit]:
